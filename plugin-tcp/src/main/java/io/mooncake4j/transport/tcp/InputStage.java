@@ -1,0 +1,86 @@
+package io.mooncake4j.transport.tcp;
+
+import io.mooncake4j.nativeio.NativeMemory;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ReadableByteChannel;
+
+/**
+ * A per-connection direct buffer that reads the stream in chunks, so that many small frames (headers,
+ * status frames, small payloads) cost one system call. Bytes {@code [rpos, wpos)} are unread.
+ * Confined to one thread.
+ */
+final class InputStage {
+    final ByteBuffer buf;
+    final long address;
+    final int capacity;
+    int rpos;
+    int wpos;
+
+    InputStage(int capacity) {
+        this.buf = ByteBuffer.allocateDirect(capacity).order(ByteOrder.LITTLE_ENDIAN);
+        this.address = NativeMemory.address(buf);
+        this.capacity = capacity;
+    }
+
+    int available() {
+        return wpos - rpos;
+    }
+
+    /**
+     * Reads until at least {@code need} (at most the capacity) bytes are unread; marks progress on
+     * {@code watch} after each read.
+     *
+     * @throws EOFException when the peer closed the stream first
+     */
+    void fill(ReadableByteChannel ch, int need, Watched watch) throws IOException {
+        if (wpos - rpos >= need) {
+            return;
+        }
+        if (capacity - rpos < need) {
+            compact();
+        }
+        while (wpos - rpos < need) {
+            buf.limit(capacity).position(wpos);
+            int n = ch.read(buf);
+            if (n < 0) {
+                throw new EOFException("peer closed the connection");
+            }
+            wpos += n;
+            watch.progress();
+        }
+    }
+
+    /** Moves the unread bytes to the start. */
+    void compact() {
+        int n = wpos - rpos;
+        if (n > 0 && rpos > 0) {
+            NativeMemory.copy(address, address + rpos, n);
+        }
+        rpos = 0;
+        wpos = n;
+    }
+
+    /** Copies up to {@code length} unread bytes to {@code dst}; returns how many. */
+    int drainTo(long dst, long length) {
+        int n = (int) Math.min(wpos - rpos, length);
+        if (n > 0) {
+            NativeMemory.copy(dst, address + rpos, n);
+            rpos += n;
+        }
+        return n;
+    }
+
+    /** Drops up to {@code length} unread bytes; returns how many. */
+    int skip(long length) {
+        int n = (int) Math.min(wpos - rpos, length);
+        rpos += n;
+        if (rpos == wpos) {
+            rpos = 0;
+            wpos = 0;
+        }
+        return n;
+    }
+}

@@ -1,0 +1,48 @@
+package io.mooncake4j.transport.tcp;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.LongAdder;
+
+/** What the transport did, counted instead of logged. Thread safe. */
+final class TcpCounters {
+    // initiator side
+    final LongAdder partsSent = new LongAdder();
+    final LongAdder partsCompleted = new LongAdder();
+    final LongAdder partsFailed = new LongAdder();
+    final LongAdder bytesWritten = new LongAdder();
+    final LongAdder bytesRead = new LongAdder();
+    final LongAdder connectsOpened = new LongAdder();
+    final LongAdder connectsFailed = new LongAdder();
+    final LongAdder lanesKilled = new LongAdder();
+    final LongAdder aborts = new LongAdder();
+    // target side
+    final LongAdder served = new LongAdder();
+    final LongAdder servedBytes = new LongAdder();
+    final LongAdder rejected = new LongAdder();
+    final LongAdder servedConnections = new LongAdder();
+    final LongAdder refusedConnections = new LongAdder();
+    final LongAdder protocolErrors = new LongAdder();
+    final LongAdder stalls = new LongAdder();
+
+    Map<String, Long> snapshot() {
+        Map<String, Long> m = new LinkedHashMap<>();
+        m.put("parts_sent", partsSent.sum());
+        m.put("parts_completed", partsCompleted.sum());
+        m.put("parts_failed", partsFailed.sum());
+        m.put("bytes_written", bytesWritten.sum());
+        m.put("bytes_read", bytesRead.sum());
+        m.put("connects_opened", connectsOpened.sum());
+        m.put("connects_failed", connectsFailed.sum());
+        m.put("lanes_killed", lanesKilled.sum());
+        m.put("aborts", aborts.sum());
+        m.put("served_requests", served.sum());
+        m.put("served_bytes", servedBytes.sum());
+        m.put("rejected_requests", rejected.sum());
+        m.put("served_connections", servedConnections.sum());
+        m.put("refused_connections", refusedConnections.sum());
+        m.put("protocol_errors", protocolErrors.sum());
+        m.put("stalls", stalls.sum());
+        return m;
+    }
+}

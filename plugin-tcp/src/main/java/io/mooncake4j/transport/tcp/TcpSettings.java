@@ -1,0 +1,70 @@
+package io.mooncake4j.transport.tcp;
+
+import io.mooncake4j.EngineConfig;
+import java.time.Duration;
+
+/**
+ * Every setting of the TCP transport, read once when the transport starts. Keys follow {@link
+ * EngineConfig}'s rules (explicit setting, environment variable, system property in lower case with
+ * dots, default).
+ *
+ * <ul>
+ *   <li>{@value #DATA_PORT}: port of the data server; default 0 (the system picks one, which is
+ *       published as {@code tcp_data_port}).
+ *   <li>{@value EngineConfig#TCP_LANES_PER_PEER}: connections per peer; default 4.
+ *   <li>{@value EngineConfig#SLICE_SIZE}: requests larger than this are striped across lanes in
+ *       parts of at most this size; default 1 MiB.
+ *   <li>{@value #SOCKET_BUFFER}: SO_SNDBUF and SO_RCVBUF in bytes; default 4 MiB; 0 leaves them to
+ *       the kernel's autotuning.
+ *   <li>{@value #STALL_TIMEOUT}: seconds a connection may go without moving a byte while a request
+ *       is in progress on it before it is closed (its parts end FAILED, a served request releases
+ *       its pin); default 10.
+ *   <li>{@value #MAX_SERVED_CONNECTIONS}: connections the data server serves at once; default 1024.
+ * </ul>
+ */
+final class TcpSettings {
+    /** Data server port; 0 = any. */
+    static final String DATA_PORT = "MC_TCP_DATA_PORT";
+    /** Socket buffer size in bytes; 0 = kernel default. */
+    static final String SOCKET_BUFFER = "MC_TCP_SOCKET_BUFFER";
+    /** Seconds without progress before a busy connection is closed. */
+    static final String STALL_TIMEOUT = "MC_TCP_STALL_TIMEOUT";
+    /** Connections served at once. */
+    static final String MAX_SERVED_CONNECTIONS = "MC_TCP_MAX_SERVED_CONNECTIONS";
+
+    final int dataPort;
+    final int lanesPerPeer;
+    final long sliceSize;
+    final int socketBuffer;
+    final long stallTimeoutNanos;
+    final long connectTimeoutMillis;
+    final int maxServedConnections;
+
+    TcpSettings(EngineConfig config) {
+        this.dataPort = (int) config.getLong(DATA_PORT, 0, 0, 65535);
+        this.lanesPerPeer = config.tcpLanesPerPeer();
+        this.sliceSize = config.sliceSize();
+        this.socketBuffer = (int) config.getLong(SOCKET_BUFFER, 4 << 20, 0, 1 << 30);
+        this.stallTimeoutNanos = config.getSeconds(STALL_TIMEOUT, 10).toNanos();
+        Duration connect = config.handshakeTimeout();
+        this.connectTimeoutMillis = Math.max(1, Math.min(Integer.MAX_VALUE, connect.toMillis()));
+        this.maxServedConnections = (int) config.getLong(MAX_SERVED_CONNECTIONS, 1024, 1, 1 << 20);
+    }
+
+    @Override
+    public String toString() {
+        return "TcpSettings[dataPort="
+                + dataPort
+                + ", lanesPerPeer="
+                + lanesPerPeer
+                + ", sliceSize="
+                + sliceSize
+                + ", socketBuffer="
+                + socketBuffer
+                + ", stallTimeout="
+                + stallTimeoutNanos / 1_000_000
+                + "ms, connectTimeout="
+                + connectTimeoutMillis
+                + "ms]";
+    }
+}

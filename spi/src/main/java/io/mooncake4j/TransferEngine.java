@@ -1,0 +1,658 @@
+package io.mooncake4j;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import io.mooncake4j.internal.DeadlineWatchdog;
+import io.mooncake4j.internal.MemoryRegistry;
+import io.mooncake4j.internal.ProviderLoader;
+import io.mooncake4j.internal.RegisteredRegion;
+import io.mooncake4j.internal.TransportSelector;
+import io.mooncake4j.internal.handshake.HandshakeClient;
+import io.mooncake4j.internal.handshake.HandshakeServer;
+import io.mooncake4j.metadata.BufferDescriptor;
+import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.spi.LocalMemory;
+import io.mooncake4j.spi.MetadataContext;
+import io.mooncake4j.spi.MetadataStore;
+import io.mooncake4j.spi.MetadataStoreProvider;
+import io.mooncake4j.spi.PinnedRegion;
+import io.mooncake4j.spi.Transport;
+import io.mooncake4j.spi.TransportContext;
+import io.mooncake4j.spi.TransportProvider;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The transfer engine: registers local memory, finds peers' segments and moves bytes to and from
+ * them with batched one-sided READ and WRITE, over a transport plugin chosen at runtime.
+ *
+ * <pre>{@code
+ * try (TransferEngine engine = TransferEngine.create(EngineConfig.builder().protocol("tcp").build());
+ *      HostMemory mem = engine.allocate(1 << 20)) {
+ *     Segment peer = engine.openSegment("10.0.0.2:15123");
+ *     long remote = peer.buffers().get(0).address();
+ *     engine.write(peer, mem.address(), remote, 4096);
+ * }
+ * }</pre>
+ *
+ * <p>Thread safe. {@link #close()} stops every thread and closes every socket; requests still in
+ * flight end CANCELED.
+ */
+public final class TransferEngine implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(TransferEngine.class);
+    private static final int MAX_PENDING_NOTIFICATIONS = 65536;
+    /** Handshake message types (Mooncake's). */
+    static final int CONNECTION = 0;
+    static final int METADATA = 1;
+    static final int NOTIFY = 2;
+    static final int PROBE = 3;
+
+    private final EngineConfig config;
+    private final String hostname;
+    private final MemoryRegistry registry = new MemoryRegistry();
+    private final Map<String, Segment> segments = new ConcurrentHashMap<>();
+    private final BlockingQueue<Notification> notifications = new ArrayBlockingQueue<>(MAX_PENDING_NOTIFICATIONS);
+    private final Map<TransferBatch, List<SegmentSubmission>> inFlight = new ConcurrentHashMap<>();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final Duration timeout;
+    private final Duration handshakeTimeout;
+    private final int maxFrame;
+    private HandshakeServer handshake;
+    private MetadataStore store;
+    private Transport transport;
+    private DeadlineWatchdog<TransferBatch> watchdog;
+    private String localName;
+    private Segment localSegment;
+
+    private TransferEngine(EngineConfig config) {
+        this.config = config;
+        this.timeout = config.transferTimeout();
+        this.handshakeTimeout = config.handshakeTimeout();
+        this.maxFrame = config.handshakeMaxLength();
+        this.hostname = config.localHostname() != null ? config.localHostname() : detectHostname();
+        NativeMemory.ensureAvailable();
+    }
+
+    /** Creates an engine from explicit settings (unset ones come from the environment). */
+    public static TransferEngine create(EngineConfig config) {
+        TransferEngine engine = new TransferEngine(config);
+        try {
+            engine.start();
+            return engine;
+        } catch (RuntimeException | Error e) {
+            engine.close();
+            throw e;
+        }
+    }
+
+    /** Creates an engine from the environment ({@code MOONCAKE_PROTOCOL}, {@code MC_*}, ...). */
+    public static TransferEngine fromEnvironment() {
+        return create(EngineConfig.fromEnvironment());
+    }
+
+    private void start() {
+        TransportProvider provider = TransportSelector.select(config);
+        MetadataStoreProvider metaProvider = selectMetadata(config.metadataServer());
+        handshake = HandshakeServer.start(
+                null, config.minRpcPort(), config.maxRpcPort(), maxFrame, handshakeTimeout, this::onHandshake);
+        store = metaProvider.create(config.metadataServer(), new MetadataContext() {
+            @Override
+            public EngineConfig config() {
+                return config;
+            }
+
+            @Override
+            public JsonObject call(InetSocketAddress peer, int type, JsonObject request, Duration t) {
+                return HandshakeClient.call(peer, type, request, t, maxFrame);
+            }
+        });
+        localName = store.segmentName(hostname, handshake.port());
+        transport = provider.create(new Context());
+        long tick = Math.max(1_000_000L, Math.min(20_000_000L, timeout.toNanos() / 20));
+        watchdog = new DeadlineWatchdog<>("mooncake4j-deadline", tick, TransferBatch::deadlineNanos, this::expire);
+        localSegment = new Segment(localName, true, localDescriptor(), this);
+        store.publish(localSegment.descriptor(), new InetSocketAddress(hostname, handshake.port()));
+        LOG.info("Mooncake4j engine {} started: transport {} ({}), metadata {}",
+                localName, provider.protocol(), provider.getClass().getName(), metaProvider.name());
+    }
+
+    private static MetadataStoreProvider selectMetadata(String uri) {
+        List<MetadataStoreProvider> providers = ProviderLoader.load(MetadataStoreProvider.class);
+        for (MetadataStoreProvider p : providers) {
+            if (p.accepts(uri)) {
+                return p;
+            }
+        }
+        List<String> names = new ArrayList<>();
+        providers.forEach(p -> names.add(p.name()));
+        throw new MooncakeException(
+                ErrorCode.CONFIGURATION,
+                "no metadata store serves MC_METADATA_SERVER='" + uri + "'; known: " + names
+                        + ". Use P2PHANDSHAKE, or add the plugin for this store to the classpath");
+    }
+
+    private static String detectHostname() {
+        try {
+            return InetAddress.getLocalHost().getHostAddress();
+        } catch (UnknownHostException e) {
+            return "127.0.0.1";
+        }
+    }
+
+    // ---------------------------------------------------------------- identity
+
+    /** This engine's segment name, which peers pass to {@link #openSegment}. */
+    public String localSegmentName() {
+        return localName;
+    }
+
+    /** The chosen transport's protocol. */
+    public String protocol() {
+        return transport.protocol();
+    }
+
+    /** The settings this engine was built with. */
+    public EngineConfig config() {
+        return config;
+    }
+
+    /** The port of the handshake (RPC) server. */
+    public int rpcPort() {
+        return handshake.port();
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /** Registers {@code [address, address + length)} at {@code location} ({@code cpu:0}, {@code cuda:1}, ...). */
+    public MemoryRegion registerMemory(long address, long length, String location) {
+        return registerMemory(address, length, MemoryLocation.parse(location));
+    }
+
+    /** Registers {@code [address, address + length)} at {@code location}. */
+    public MemoryRegion registerMemory(long address, long length, MemoryLocation location) {
+        return registerMemory(List.of(new MemoryRegion(address, length, location))).get(0);
+    }
+
+    /** Registers a direct buffer's whole capacity as host memory; heap buffers are refused. */
+    public MemoryRegion registerMemory(ByteBuffer buffer) {
+        if (!buffer.isDirect()) {
+            throw new MooncakeException(
+                    ErrorCode.REGISTRATION,
+                    "a heap ByteBuffer cannot be registered (the GC moves it): use ByteBuffer.allocateDirect or allocate()");
+        }
+        return registerMemory(NativeMemory.address(buffer), buffer.capacity(), MemoryLocation.CPU);
+    }
+
+    /** Registers several regions, all or nothing. */
+    public List<MemoryRegion> registerMemory(List<MemoryRegion> regions) {
+        ensureOpen();
+        List<MemoryRegion> resolved = new ArrayList<>(regions.size());
+        for (MemoryRegion r : regions) {
+            resolved.add(r.location().kind().equals("*") ? new MemoryRegion(r.address(), r.length(), MemoryLocation.CPU) : r);
+        }
+        registry.register(resolved, transport::registerRegion);
+        descriptorChanged();
+        return List.copyOf(resolved);
+    }
+
+    /**
+     * Unregisters the region starting at {@code address}, waiting for transfers that use it to end
+     * (at most the transfer timeout).
+     */
+    public void unregisterMemory(long address) {
+        ensureOpen();
+        MemoryRegion removed = registry.unregister(address, timeout, this::descriptorChanged);
+        transport.unregisterRegion(removed);
+    }
+
+    /** Unregisters several regions. */
+    public void unregisterMemory(Collection<MemoryRegion> regions) {
+        for (MemoryRegion r : regions) {
+            unregisterMemory(r.address());
+        }
+    }
+
+    void unregisterIfRegistered(long address) {
+        if (!closed.get() && registry.isRegisteredAt(address)) {
+            unregisterMemory(address);
+        }
+    }
+
+    /** Allocates page-aligned, zeroed host memory of any size and registers it. */
+    public HostMemory allocate(long length) {
+        ensureOpen();
+        if (length <= 0) {
+            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "allocation length must be positive: " + length);
+        }
+        long page = NativeMemory.pageSize();
+        long rounded = (length + page - 1) / page * page;
+        long address = NativeMemory.map(rounded);
+        try {
+            MemoryRegion region = registerMemory(address, rounded, MemoryLocation.CPU);
+            return new HostMemory(this, region);
+        } catch (RuntimeException e) {
+            NativeMemory.unmap(address, rounded);
+            throw e;
+        }
+    }
+
+    private void descriptorChanged() {
+        Segment local = localSegment;
+        if (local != null) {
+            SegmentDescriptor d = localDescriptor();
+            local.descriptor(d);
+            store.publish(d, new InetSocketAddress(hostname, handshake.port()));
+        }
+    }
+
+    /** The local segment's current descriptor. */
+    public SegmentDescriptor localDescriptor() {
+        JsonObject extra = new JsonObject();
+        transport.describe(extra);
+        extra.addProperty("timestamp", Long.toString(System.currentTimeMillis()));
+        List<BufferDescriptor> buffers = new ArrayList<>();
+        for (RegisteredRegion r : registry.snapshot()) {
+            MemoryRegion m = r.region();
+            buffers.add(new BufferDescriptor(m.location().toString(), m.address(), m.length(), r.transportFields()));
+        }
+        return new SegmentDescriptor(localName, transport.protocol(), buffers, extra);
+    }
+
+    // ---------------------------------------------------------------- segments
+
+    /**
+     * Opens a segment by name: a peer's ({@code host:port} in P2P mode) or this engine's own.
+     *
+     * @throws MooncakeException SEGMENT_NOT_FOUND when the peer cannot be reached
+     */
+    public Segment openSegment(String name) {
+        ensureOpen();
+        if (name == null || name.isBlank()) {
+            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "segment name is empty: pass the peer's host:port");
+        }
+        if (name.equals(localName)) {
+            return localSegment;
+        }
+        Segment s = segments.get(name);
+        if (s != null) {
+            return s;
+        }
+        SegmentDescriptor d = fetch(name);
+        return segments.computeIfAbsent(name, n -> new Segment(n, false, d, this));
+    }
+
+    private SegmentDescriptor fetch(String name) {
+        SegmentDescriptor d = store.fetch(name, handshakeTimeout);
+        if (!d.protocol().equalsIgnoreCase(transport.protocol())) {
+            throw new MooncakeException(
+                    ErrorCode.SEGMENT_NOT_FOUND,
+                    "segment " + name + " uses protocol '" + d.protocol() + "' but this engine uses '"
+                            + transport.protocol() + "': set MOONCAKE_PROTOCOL the same on both sides");
+        }
+        return d;
+    }
+
+    /** Re-fetches a segment's descriptor now (the engine also does so when a request needs it). */
+    public Segment refreshSegment(Segment segment) {
+        ensureOpen();
+        if (!segment.isLocal()) {
+            segment.descriptor(fetch(segment.name()));
+        }
+        return segment;
+    }
+
+    /** Connects to a segment up front so the first transfer pays no connection cost. Idempotent. */
+    public void warmupSegment(String name) {
+        ensureOpen();
+        if (name == null || name.isEmpty() || name.equals(localName)) {
+            return;
+        }
+        transport.warmup(openSegment(name).descriptor());
+    }
+
+    // ---------------------------------------------------------------- transfers
+
+    /** A new empty batch that holds up to {@code capacity} requests. */
+    public TransferBatch newBatch(int capacity) {
+        ensureOpen();
+        return new TransferBatch(this, capacity);
+    }
+
+    /** Submits the requests as one batch. */
+    public TransferBatch submit(List<TransferRequest> requests) {
+        TransferBatch b = newBatch(Math.max(1, requests.size()));
+        for (TransferRequest r : requests) {
+            b.add(r);
+        }
+        return b.submit();
+    }
+
+    /** Reads synchronously; throws TRANSFER_FAILED with the status and reason unless it completed. */
+    public void read(Segment segment, long localAddress, long remoteAddress, long length) {
+        transferSync(Opcode.READ, segment, localAddress, remoteAddress, length);
+    }
+
+    /** Writes synchronously; throws TRANSFER_FAILED with the status and reason unless it completed. */
+    public void write(Segment segment, long localAddress, long remoteAddress, long length) {
+        transferSync(Opcode.WRITE, segment, localAddress, remoteAddress, length);
+    }
+
+    private void transferSync(Opcode op, Segment segment, long local, long remote, long length) {
+        TransferBatch b = newBatch(1).add(op, segment, local, remote, length).submit().join();
+        TransferStatus st = b.status(0);
+        if (st != TransferStatus.COMPLETED) {
+            throw new MooncakeException(
+                    ErrorCode.TRANSFER_FAILED,
+                    op + " of " + length + " bytes " + (op == Opcode.READ ? "from " : "to ") + segment.name()
+                            + " at 0x" + Long.toHexString(remote) + " ended " + st
+                            + (b.failureReason(0) == null ? "" : ": " + b.failureReason(0)));
+        }
+    }
+
+    void submit(TransferBatch b) {
+        ensureOpen();
+        if (!b.markSubmitted(System.nanoTime() + timeout.toNanos())) {
+            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "batch already submitted: create a new one");
+        }
+        int n = b.size();
+        Map<Segment, int[]> groups = null;
+        Segment single = null;
+        int[] singleIdx = null;
+        int singleCount = 0;
+        Map<Segment, Boolean> refreshed = null;
+        for (int i = 0; i < n; i++) {
+            Segment s = b.segment(i);
+            String problem = validate(b, i, s);
+            if (problem == null && !s.isLocal()
+                    && s.descriptor().bufferContaining(b.remote(i), b.length(i)) == null) {
+                if (refreshed == null) {
+                    refreshed = new IdentityHashMap<>();
+                }
+                if (refreshed.putIfAbsent(s, Boolean.TRUE) == null) {
+                    try {
+                        refreshSegment(s);
+                    } catch (MooncakeException e) {
+                        problem = "segment " + s.name() + " could not be re-fetched: " + e.getMessage();
+                    }
+                }
+                if (problem == null && s.descriptor().bufferContaining(b.remote(i), b.length(i)) == null) {
+                    problem = "remote range [0x" + Long.toHexString(b.remote(i)) + ", +" + b.length(i)
+                            + ") lies in no single buffer of segment " + s.name() + " " + s.descriptor().buffers();
+                }
+            }
+            if (problem != null) {
+                b.finish(i, TransferStatus.INVALID, problem);
+                continue;
+            }
+            if (s.isLocal()) {
+                copyLocally(b, i);
+                continue;
+            }
+            if (single == null || single == s) {
+                if (single == null) {
+                    single = s;
+                    singleIdx = new int[n];
+                }
+                singleIdx[singleCount++] = i;
+            } else {
+                if (groups == null) {
+                    groups = new IdentityHashMap<>();
+                }
+                int[] g = groups.computeIfAbsent(s, x -> new int[n + 1]);
+                g[1 + g[0]++] = i;
+            }
+        }
+        if (single == null) {
+            return;
+        }
+        List<SegmentSubmission> subs = new ArrayList<>(groups == null ? 1 : 1 + groups.size());
+        subs.add(new SegmentSubmission(b, singleIdx, singleCount));
+        List<Segment> targets = new ArrayList<>(subs.size());
+        targets.add(single);
+        if (groups != null) {
+            for (Map.Entry<Segment, int[]> e : groups.entrySet()) {
+                int[] g = e.getValue();
+                int[] idx = new int[g[0]];
+                System.arraycopy(g, 1, idx, 0, g[0]);
+                subs.add(new SegmentSubmission(b, idx, g[0]));
+                targets.add(e.getKey());
+            }
+        }
+        inFlight.put(b, subs);
+        watchdog.add(b);
+        if (b.isDone()) {
+            batchDone(b);
+        }
+        for (int k = 0; k < subs.size(); k++) {
+            SegmentSubmission sub = subs.get(k);
+            try {
+                transport.submit(targets.get(k).descriptor(), sub);
+            } catch (RuntimeException e) {
+                LOG.warn("transport {} threw from submit", transport.protocol(), e);
+                for (int j = 0; j < sub.size(); j++) {
+                    sub.fail(j, TransferStatus.FAILED, "transport error: " + e);
+                }
+            }
+        }
+    }
+
+    /** Returns why request i cannot be sent, or null; pins its local memory when it can. */
+    private String validate(TransferBatch b, int i, Segment s) {
+        long len = b.length(i);
+        if (s.owner() != this) {
+            return "segment " + s.name() + " was opened by another engine";
+        }
+        if (len <= 0) {
+            return "length must be positive, got " + len;
+        }
+        if (Long.compareUnsigned(b.local(i) + len, b.local(i)) <= 0
+                || Long.compareUnsigned(b.remote(i) + len, b.remote(i)) <= 0) {
+            return "address + length overflows";
+        }
+        PinnedRegion pin = registry.pin(b.local(i), len);
+        if (pin == null) {
+            return "local range [0x" + Long.toHexString(b.local(i)) + ", +" + len
+                    + ") is not inside one registered region: register it with registerMemory first";
+        }
+        b.pin(i, pin);
+        return null;
+    }
+
+    private void copyLocally(TransferBatch b, int i) {
+        long len = b.length(i);
+        PinnedRegion target = registry.pin(b.remote(i), len);
+        if (target == null) {
+            b.finish(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
+                    + ") is not inside one registered region of the local segment");
+            return;
+        }
+        try {
+            if (target.region().location().isCuda() || b.pinOf(i).region().location().isCuda()) {
+                b.finish(i, TransferStatus.INVALID,
+                        "same-process copies of GPU memory need a GPU-capable transport (efa)");
+                return;
+            }
+            if (b.opcode(i) == Opcode.WRITE) {
+                NativeMemory.copy(b.remote(i), b.local(i), len);
+            } else {
+                NativeMemory.copy(b.local(i), b.remote(i), len);
+            }
+        } finally {
+            target.unpin();
+        }
+        b.finish(i, TransferStatus.COMPLETED, null);
+    }
+
+    void batchDone(TransferBatch b) {
+        if (inFlight.remove(b) != null) {
+            watchdog.remove(b);
+        }
+    }
+
+    private void expire(TransferBatch b) {
+        cancel(b, TransferStatus.TIMEOUT, "deadline of " + timeout.toMillis() + " ms (MC_TRANSFER_TIMEOUT) passed");
+    }
+
+    void cancel(TransferBatch b, TransferStatus status, String reason) {
+        List<SegmentSubmission> subs = inFlight.remove(b);
+        if (subs == null) {
+            return;
+        }
+        watchdog.remove(b);
+        for (SegmentSubmission sub : subs) {
+            for (int j = 0; j < sub.size(); j++) {
+                sub.fail(j, status, reason);
+            }
+        }
+        for (SegmentSubmission sub : subs) {
+            try {
+                transport.abort(sub);
+            } catch (RuntimeException e) {
+                LOG.warn("transport abort failed", e);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- notifications
+
+    /** Sends a small message to a segment's engine; throws when it is not delivered. */
+    public void sendNotification(String segmentName, String message) {
+        ensureOpen();
+        JsonObject req = new JsonObject();
+        req.addProperty("name", localName);
+        req.addProperty("notify_msg", message);
+        JsonObject reply = HandshakeClient.call(store.rpcAddress(segmentName), NOTIFY, req, handshakeTimeout, maxFrame);
+        JsonElement msg = reply.get("notify_msg");
+        if (msg == null || !"success".equals(msg.getAsString())) {
+            throw new MooncakeException(ErrorCode.METADATA, "segment " + segmentName + " refused the notification: " + reply);
+        }
+    }
+
+    /** Takes every notification received since the last call, oldest first. */
+    public List<Notification> pollNotifications() {
+        List<Notification> out = new ArrayList<>();
+        notifications.drainTo(out);
+        return out;
+    }
+
+    private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote) {
+        switch (type) {
+            case METADATA:
+                return localDescriptor().toJson();
+            case NOTIFY: {
+                JsonObject reply = new JsonObject();
+                reply.addProperty("name", "");
+                JsonElement name = request.get("name");
+                JsonElement msg = request.get("notify_msg");
+                boolean ok = name != null && msg != null && name.isJsonPrimitive() && msg.isJsonPrimitive()
+                        && notifications.offer(new Notification(name.getAsString(), msg.getAsString()));
+                reply.addProperty("notify_msg", ok ? "success" : "failed: queue full or malformed");
+                return reply;
+            }
+            case PROBE: {
+                JsonObject reply = new JsonObject();
+                reply.addProperty("status", "success");
+                return reply;
+            }
+            case CONNECTION: {
+                Transport t = transport;
+                if (t == null) {
+                    JsonObject reply = new JsonObject();
+                    reply.addProperty("reply_msg", "engine is starting");
+                    return reply;
+                }
+                return t.onConnectionRequest(request);
+            }
+            default:
+                throw new IllegalArgumentException("unknown handshake type " + type);
+        }
+    }
+
+    // ---------------------------------------------------------------- lifecycle
+
+    private void ensureOpen() {
+        if (closed.get()) {
+            throw new MooncakeException(ErrorCode.CLOSED, "transfer engine " + localName + " is closed");
+        }
+    }
+
+    /** Whether {@link #close()} was called. */
+    public boolean isClosed() {
+        return closed.get();
+    }
+
+    /** Cancels transfers in flight, stops every thread and closes every socket. Idempotent. */
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        for (TransferBatch b : List.copyOf(inFlight.keySet())) {
+            cancel(b, TransferStatus.CANCELED, "engine closed");
+        }
+        closeQuietly(watchdog);
+        closeQuietly(transport);
+        closeQuietly(handshake);
+        closeQuietly(store);
+        segments.clear();
+        LOG.debug("engine {} closed", localName);
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (Exception e) {
+            LOG.warn("closing {} failed", c, e);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "TransferEngine[" + localName + ", " + (transport == null ? "?" : transport.protocol()) + "]";
+    }
+
+    private final class Context implements TransportContext {
+        @Override
+        public EngineConfig config() {
+            return config;
+        }
+
+        @Override
+        public String localHostname() {
+            return hostname;
+        }
+
+        @Override
+        public String localSegmentName() {
+            return localName;
+        }
+
+        @Override
+        public LocalMemory localMemory() {
+            return registry;
+        }
+
+        @Override
+        public JsonObject connect(String segmentName, JsonObject request, Duration t) {
+            return HandshakeClient.call(store.rpcAddress(segmentName), CONNECTION, request, t, maxFrame);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+package io.mooncake4j.metadata;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MooncakeException;
+import java.math.BigInteger;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A segment's descriptor in Mooncake's JSON form: {@code name}, {@code protocol}, {@code buffers}
+ * and transport fields ({@code tcp_data_port}, {@code tcp_proto_version}, {@code devices},
+ * {@code priority_matrix}, ...). Immutable; unknown fields are kept in {@link #extra()} and written
+ * back out, so a descriptor survives a round trip.
+ */
+public final class SegmentDescriptor {
+    private final String name;
+    private final String protocol;
+    private final List<BufferDescriptor> buffers;
+    private final JsonObject extra;
+
+    public SegmentDescriptor(
+            String name, String protocol, List<BufferDescriptor> buffers, JsonObject extra) {
+        this.name = Objects.requireNonNull(name, "name");
+        this.protocol = Objects.requireNonNull(protocol, "protocol");
+        this.buffers = List.copyOf(buffers);
+        this.extra = extra == null ? new JsonObject() : extra.deepCopy();
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public String protocol() {
+        return protocol;
+    }
+
+    /** The buffers in registration order. */
+    public List<BufferDescriptor> buffers() {
+        return buffers;
+    }
+
+    /** Every top-level field other than name, protocol and buffers; a copy. */
+    public JsonObject extra() {
+        return extra.deepCopy();
+    }
+
+    /** An integer transport field such as {@code tcp_data_port}, or {@code fallback} if absent. */
+    public long longField(String field, long fallback) {
+        JsonElement e = extra.get(field);
+        if (e == null || e.isJsonNull()) {
+            return fallback;
+        }
+        try {
+            return e.getAsLong();
+        } catch (RuntimeException ex) {
+            throw invalid("field '" + field + "' is not an integer: " + e);
+        }
+    }
+
+    /** A raw transport field, or null. */
+    public JsonElement field(String field) {
+        JsonElement e = extra.get(field);
+        return e == null ? null : e.deepCopy();
+    }
+
+    /** The buffer wholly containing {@code [addr, addr + len)}, or null. */
+    public BufferDescriptor bufferContaining(long addr, long len) {
+        for (BufferDescriptor b : buffers) {
+            if (b.contains(addr, len)) {
+                return b;
+            }
+        }
+        return null;
+    }
+
+    /** Mooncake's compact JSON. */
+    public JsonObject toJson() {
+        JsonObject o = new JsonObject();
+        o.addProperty("name", name);
+        o.addProperty("protocol", protocol);
+        for (var e : extra.entrySet()) {
+            o.add(e.getKey(), e.getValue().deepCopy());
+        }
+        JsonArray arr = new JsonArray();
+        for (BufferDescriptor b : buffers) {
+            JsonObject bo = new JsonObject();
+            bo.addProperty("name", b.name());
+            bo.add("addr", new JsonPrimitive(new BigInteger(Long.toUnsignedString(b.address()))));
+            bo.addProperty("length", b.length());
+            for (var e : b.extra().entrySet()) {
+                bo.add(e.getKey(), e.getValue().deepCopy());
+            }
+            arr.add(bo);
+        }
+        o.add("buffers", arr);
+        return o;
+    }
+
+    @Override
+    public String toString() {
+        return toJson().toString();
+    }
+
+    /** Parses a descriptor, rejecting a missing name, bad buffers or wrong types with a clear message. */
+    public static SegmentDescriptor parse(String json) {
+        JsonElement root;
+        try {
+            root = JsonParser.parseString(json);
+        } catch (JsonParseException e) {
+            throw new MooncakeException(ErrorCode.METADATA, "segment descriptor is not valid JSON: " + e.getMessage(), e);
+        }
+        if (!root.isJsonObject()) {
+            throw invalid("segment descriptor must be a JSON object, got " + abbreviate(json));
+        }
+        return fromJson(root.getAsJsonObject());
+    }
+
+    /** Builds a descriptor from its JSON object. */
+    public static SegmentDescriptor fromJson(JsonObject o) {
+        String name = string(o, "name");
+        String protocol = o.has("protocol") ? string(o, "protocol") : "tcp";
+        List<BufferDescriptor> buffers = new ArrayList<>();
+        JsonElement arr = o.get("buffers");
+        if (arr != null && !arr.isJsonNull()) {
+            if (!arr.isJsonArray()) {
+                throw invalid("'buffers' must be an array");
+            }
+            for (JsonElement e : arr.getAsJsonArray()) {
+                if (!e.isJsonObject()) {
+                    throw invalid("each buffer must be an object, got " + e);
+                }
+                JsonObject bo = e.getAsJsonObject();
+                String bname = string(bo, "name");
+                long addr = unsigned(bo, "addr");
+                long length = unsigned(bo, "length");
+                if (bname.isEmpty() || addr == 0 || length == 0) {
+                    throw invalid("buffer needs a non-empty name and non-zero addr and length: " + bo);
+                }
+                JsonObject extra = bo.deepCopy();
+                extra.remove("name");
+                extra.remove("addr");
+                extra.remove("length");
+                buffers.add(new BufferDescriptor(bname, addr, length, extra));
+            }
+        }
+        JsonObject extra = o.deepCopy();
+        extra.remove("name");
+        extra.remove("protocol");
+        extra.remove("buffers");
+        return new SegmentDescriptor(name, protocol, Collections.unmodifiableList(buffers), extra);
+    }
+
+    private static String string(JsonObject o, String field) {
+        JsonElement e = o.get(field);
+        if (e == null || !e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
+            throw invalid("field '" + field + "' must be a string in " + abbreviate(o.toString()));
+        }
+        return e.getAsString();
+    }
+
+    private static long unsigned(JsonObject o, String field) {
+        JsonElement e = o.get(field);
+        if (e == null || !e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+            throw invalid("field '" + field + "' must be a number in " + abbreviate(o.toString()));
+        }
+        try {
+            return Long.parseUnsignedLong(e.getAsJsonPrimitive().getAsBigInteger().toString());
+        } catch (NumberFormatException | ArithmeticException ex) {
+            throw invalid("field '" + field + "' is not a u64: " + e);
+        }
+    }
+
+    private static MooncakeException invalid(String message) {
+        return new MooncakeException(ErrorCode.METADATA, "invalid segment descriptor: " + message);
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 200 ? s : s.substring(0, 200) + "...";
+    }
+}

@@ -1,0 +1,88 @@
+package io.mooncake4j.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.MemoryRegion;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.spi.PinnedRegion;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+class MemoryRegistryTest {
+    private final MemoryRegistry registry = new MemoryRegistry();
+
+    private static MemoryRegion region(long address, long length) {
+        return new MemoryRegion(address, length, MemoryLocation.CPU);
+    }
+
+    private void register(MemoryRegion... regions) {
+        registry.register(List.of(regions), r -> new JsonObject());
+    }
+
+    @Test
+    void shouldPinOnlyRangesInsideOneRegion() {
+        register(region(0x1000, 0x1000), region(0x2000, 0x1000), region(0x10000, 0x100));
+        assertNotNull(registry.pin(0x1000, 0x1000));
+        assertNotNull(registry.pin(0x1fff, 1));
+        assertNull(registry.pin(0x1800, 0x1000), "spanning two adjacent regions");
+        assertNull(registry.pin(0x3000, 1), "unregistered");
+        assertNull(registry.pin(0x1000, 0), "length 0");
+        assertNull(registry.pin(0x10000, -1), "negative length");
+        assertNull(registry.pin(0xFFFF_FFFF_FFFF_FFF0L, 0x20), "overflow");
+        assertNull(registry.pin(0x100ff, 2), "past the end");
+        assertNull(registry.pin(0xfff, 2), "before the start");
+    }
+
+    @Test
+    void shouldRefuseOverlapsAndEmptyRegions() {
+        register(region(0x1000, 0x1000));
+        MooncakeException e = assertThrows(MooncakeException.class, () -> register(region(0x1800, 0x1000)));
+        assertEquals(ErrorCode.REGISTRATION, e.code());
+        assertTrue(e.getMessage().contains("overlaps"));
+        assertThrows(MooncakeException.class, () -> register(region(0x5000, 0x100), region(0x50ff, 0x10)));
+        assertNull(registry.pin(0x5000, 1), "a refused batch registers nothing");
+        assertThrows(MooncakeException.class, () -> region(0x1000, 0));
+    }
+
+    @Test
+    @Timeout(10)
+    void shouldWaitForPinsBeforeUnregistering() throws Exception {
+        register(region(0x1000, 0x1000));
+        PinnedRegion pin = registry.pin(0x1000, 16);
+        CompletableFuture<MemoryRegion> removal =
+                CompletableFuture.supplyAsync(() -> registry.unregister(0x1000, Duration.ofSeconds(5), () -> { }));
+        TimeUnit.MILLISECONDS.sleep(100);
+        assertFalse(removal.isDone(), "unregister waits while a transfer uses the region");
+        assertNull(registry.pin(0x1000, 16), "no new pins once removal started");
+        pin.unpin();
+        assertEquals(0x1000, removal.get(5, TimeUnit.SECONDS).address());
+    }
+
+    @Test
+    void shouldFailUnregisterOfUnknownAddress() {
+        MooncakeException e = assertThrows(MooncakeException.class,
+                () -> registry.unregister(0x1234, Duration.ofSeconds(1), () -> { }));
+        assertTrue(e.getMessage().contains("registerMemory"));
+    }
+
+    @Test
+    void shouldGiveUpWaitingWithAMessage() {
+        register(region(0x1000, 0x1000));
+        registry.pin(0x1000, 1);
+        MooncakeException e = assertThrows(MooncakeException.class,
+                () -> registry.unregister(0x1000, Duration.ofMillis(50), () -> { }));
+        assertTrue(e.getMessage().contains("still use it"));
+    }
+}

@@ -1,0 +1,160 @@
+package io.mooncake4j.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mooncake4j.EngineConfig;
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.spi.Transport;
+import io.mooncake4j.spi.TransportContext;
+import io.mooncake4j.spi.TransportProvider;
+import io.mooncake4j.testkit.InMemoryTransportProvider;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TransportSelectorTest {
+    /** A fake provider with a fixed protocol, availability and priority. */
+    static class Fake extends TransportProvider {
+        final String protocol;
+        final boolean available;
+        final int priority;
+
+        Fake(String protocol, boolean available, int priority) {
+            this.protocol = protocol;
+            this.available = available;
+            this.priority = priority;
+        }
+
+        @Override
+        public String protocol() {
+            return protocol;
+        }
+
+        @Override
+        public boolean isAvailable() {
+            return available;
+        }
+
+        @Override
+        public Throwable unavailabilityCause() {
+            return available ? null : new IllegalStateException("no " + protocol + " device found");
+        }
+
+        @Override
+        public int priority() {
+            return priority;
+        }
+
+        @Override
+        public Transport create(TransportContext context) {
+            throw new UnsupportedOperationException();
+        }
+    }
+
+    /** Same protocol as Fake, another class name, for tie breaking. */
+    static final class ZFake extends Fake {
+        ZFake(String protocol, boolean available, int priority) {
+            super(protocol, available, priority);
+        }
+    }
+
+    /** A provider only the services file in a test classloader names. */
+    public static final class ContextOnly extends Fake {
+        public ContextOnly() {
+            super("ctx-only", true, 1);
+        }
+    }
+
+    private static EngineConfig config(Map<String, String> env) {
+        return EngineConfig.builder().environment(env).build();
+    }
+
+    private final Fake tcp = new Fake("tcp", true, 5);
+    private final Fake efa = new Fake("efa", false, 8);
+    private final Fake rdma = new Fake("rdma", true, 7);
+
+    @Test
+    void shouldPreferExplicitThenEnvironmentThenSystemProperty() {
+        List<TransportProvider> all = List.of(tcp, efa, rdma);
+        EngineConfig env = config(Map.of("MOONCAKE_PROTOCOL", "rdma"));
+        assertSame(rdma, TransportSelector.select(env, all));
+        EngineConfig explicit = EngineConfig.builder().environment(Map.of("MOONCAKE_PROTOCOL", "rdma")).protocol("tcp").build();
+        assertSame(tcp, TransportSelector.select(explicit, all));
+        System.setProperty("mooncake.protocol", "tcp");
+        try {
+            assertSame(tcp, TransportSelector.select(config(Map.of()), all));
+            assertSame(rdma, TransportSelector.select(env, all), "environment beats system property");
+        } finally {
+            System.clearProperty("mooncake.protocol");
+        }
+    }
+
+    @Test
+    void shouldPickHighestPriorityAvailableWhenNothingNamed() {
+        assertSame(rdma, TransportSelector.select(config(Map.of()), List.of(tcp, efa, rdma)));
+    }
+
+    @Test
+    void shouldBreakTiesByClassName() {
+        Fake a = new Fake("x", true, 5);
+        ZFake z = new ZFake("y", true, 5);
+        assertSame(a, TransportSelector.select(config(Map.of()), List.of(z, a)));
+        assertSame(a, TransportSelector.select(config(Map.of()), List.of(a, z)));
+    }
+
+    @Test
+    void shouldFailForUnavailableNamedProtocolWithoutFallingBack() {
+        MooncakeException e = assertThrows(MooncakeException.class,
+                () -> TransportSelector.select(config(Map.of("MOONCAKE_PROTOCOL", "efa")), List.of(tcp, efa, rdma)));
+        assertEquals(ErrorCode.TRANSPORT_UNAVAILABLE, e.code());
+        assertTrue(e.getMessage().contains("no efa device found"), e.getMessage());
+        assertTrue(e.getMessage().contains("tcp (") && e.getMessage().contains("rdma ("), e.getMessage());
+        assertTrue(e.getMessage().contains("environment variable MOONCAKE_PROTOCOL"), e.getMessage());
+    }
+
+    @Test
+    void shouldFailForUnknownProtocolListingKnownOnes() {
+        MooncakeException e = assertThrows(MooncakeException.class,
+                () -> TransportSelector.select(EngineConfig.builder().environment(Map.of()).protocol("ib").build(), List.of(tcp, efa)));
+        assertTrue(e.getMessage().contains("unknown protocol 'ib'"), e.getMessage());
+        assertTrue(e.getMessage().contains("unavailable: java.lang.IllegalStateException: no efa device found"), e.getMessage());
+    }
+
+    @Test
+    void shouldNotAutoSelectTestOnlyProviders() {
+        MooncakeException e = assertThrows(MooncakeException.class,
+                () -> TransportSelector.select(config(Map.of()), List.of(new InMemoryTransportProvider(), efa)));
+        assertTrue(e.getMessage().contains("no transport available"), e.getMessage());
+    }
+
+    @Test
+    void shouldDiscoverThroughServiceLoaderAndContextClassLoader(@TempDir Path dir) throws Exception {
+        assertTrue(ProviderLoader.load(TransportProvider.class).stream()
+                .anyMatch(p -> p instanceof InMemoryTransportProvider), "found via the SPI classloader");
+        Path services = dir.resolve("META-INF/services");
+        Files.createDirectories(services);
+        Files.writeString(services.resolve(TransportProvider.class.getName()), ContextOnly.class.getName() + "\n");
+        assertTrue(ProviderLoader.load(TransportProvider.class).stream().noneMatch(p -> p instanceof ContextOnly));
+        Thread t = Thread.currentThread();
+        ClassLoader saved = t.getContextClassLoader();
+        try (URLClassLoader loader = new URLClassLoader(new URL[] {dir.toUri().toURL()}, saved)) {
+            t.setContextClassLoader(loader);
+            List<TransportProvider> found = ProviderLoader.load(TransportProvider.class);
+            assertTrue(found.stream().anyMatch(p -> p instanceof ContextOnly), "found via the context classloader");
+            assertEquals(1, found.stream().filter(p -> p instanceof InMemoryTransportProvider).count(), "no duplicates");
+            assertEquals("ctx-only", TransportSelector.select(
+                    EngineConfig.builder().environment(Map.of()).protocol("ctx-only").build()).protocol());
+        } finally {
+            t.setContextClassLoader(saved);
+        }
+    }
+}
