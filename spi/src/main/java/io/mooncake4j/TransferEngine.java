@@ -1,6 +1,5 @@
 package io.mooncake4j;
 
-import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.MemoryRegistry;
@@ -8,6 +7,8 @@ import io.mooncake4j.internal.ProviderLoader;
 import io.mooncake4j.internal.RegisteredRegion;
 import io.mooncake4j.internal.TransportSelector;
 import io.mooncake4j.internal.handshake.HandshakeClient;
+import io.mooncake4j.internal.handshake.HandshakeFrame;
+import io.mooncake4j.internal.handshake.HandshakeMessages;
 import io.mooncake4j.internal.handshake.HandshakeServer;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
@@ -56,11 +57,6 @@ import org.slf4j.LoggerFactory;
 public final class TransferEngine implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TransferEngine.class);
     private static final int MAX_PENDING_NOTIFICATIONS = 65536;
-    /** Handshake message types (Mooncake's). */
-    static final int CONNECTION = 0;
-    static final int METADATA = 1;
-    static final int NOTIFY = 2;
-    static final int PROBE = 3;
 
     private final EngineConfig config;
     private final String hostname;
@@ -533,12 +529,9 @@ public final class TransferEngine implements AutoCloseable {
     /** Sends a small message to a segment's engine; throws when it is not delivered. */
     public void sendNotification(String segmentName, String message) {
         ensureOpen();
-        JsonObject req = new JsonObject();
-        req.addProperty("name", localName);
-        req.addProperty("notify_msg", message);
-        JsonObject reply = HandshakeClient.call(store.rpcAddress(segmentName), NOTIFY, req, handshakeTimeout, maxFrame);
-        JsonElement msg = reply.get("notify_msg");
-        if (msg == null || !"success".equals(msg.getAsString())) {
+        JsonObject reply = HandshakeClient.call(store.rpcAddress(segmentName), HandshakeFrame.NOTIFY,
+                HandshakeMessages.notify(localName, message), handshakeTimeout, maxFrame);
+        if (!HandshakeMessages.isNotifyOk(reply)) {
             throw new MooncakeException(ErrorCode.METADATA, "segment " + segmentName + " refused the notification: " + reply);
         }
     }
@@ -552,31 +545,21 @@ public final class TransferEngine implements AutoCloseable {
 
     private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote) {
         switch (type) {
-            case METADATA:
+            case HandshakeFrame.METADATA:
                 return localDescriptor().toJson();
-            case NOTIFY: {
-                JsonObject reply = new JsonObject();
-                reply.addProperty("name", "");
-                JsonElement name = request.get("name");
-                JsonElement msg = request.get("notify_msg");
-                boolean ok = name != null && msg != null && name.isJsonPrimitive() && msg.isJsonPrimitive()
-                        && notifications.offer(new Notification(name.getAsString(), msg.getAsString()));
-                reply.addProperty("notify_msg", ok ? "success" : "failed: queue full or malformed");
-                return reply;
-            }
-            case PROBE: {
-                JsonObject reply = new JsonObject();
-                reply.addProperty("status", "success");
-                return reply;
-            }
-            case CONNECTION: {
-                Transport t = transport;
-                if (t == null) {
-                    JsonObject reply = new JsonObject();
-                    reply.addProperty("reply_msg", "engine is starting");
-                    return reply;
+            case HandshakeFrame.NOTIFY: {
+                HandshakeMessages.Notify n = HandshakeMessages.parseNotify(request);
+                if (!notifications.offer(new Notification(n.sender(), n.message()))) {
+                    throw new MooncakeException(ErrorCode.IO, MAX_PENDING_NOTIFICATIONS
+                            + " notifications are waiting: the application does not call pollNotifications");
                 }
-                return t.onConnectionRequest(request);
+                return HandshakeMessages.notifyOk();
+            }
+            case HandshakeFrame.PROBE:
+                return HandshakeMessages.probeOk();
+            case HandshakeFrame.CONNECTION: {
+                Transport t = transport;
+                return t == null ? HandshakeMessages.connectionRefused("engine is starting") : t.onConnectionRequest(request);
             }
             default:
                 throw new IllegalArgumentException("unknown handshake type " + type);
@@ -652,7 +635,7 @@ public final class TransferEngine implements AutoCloseable {
 
         @Override
         public JsonObject connect(String segmentName, JsonObject request, Duration t) {
-            return HandshakeClient.call(store.rpcAddress(segmentName), CONNECTION, request, t, maxFrame);
+            return HandshakeClient.call(store.rpcAddress(segmentName), HandshakeFrame.CONNECTION, request, t, maxFrame);
         }
     }
 }

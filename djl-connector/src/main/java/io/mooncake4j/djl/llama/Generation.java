@@ -5,8 +5,8 @@ import java.util.Arrays;
 /**
  * The state or outcome of a generation.
  *
- * @param tokens the sequence: the prompt's tokens (from BOS) then the sampled ones (without a
- *     final BOS, which stops generation)
+ * @param tokens the sequence: the prompt's tokens (from BOS) then the sampled ones (without a final
+ *     BOS, which stops generation)
  * @param promptLength how many of {@code tokens} are the prompt's
  * @param positions how many positions the model has run, i.e. whose keys and values the cache
  *     holds; while not {@code finished}, {@code tokens.length - 1}, the last token being pending
@@ -30,8 +30,7 @@ public record Generation(
      * @return the sampled tokens
      */
     public int[] generated() {
-        return Arrays.copyOfRange(
-                tokens, Math.min(promptLength, tokens.length), tokens.length);
+        return Arrays.copyOfRange(tokens, Math.min(promptLength, tokens.length), tokens.length);
     }
 
     /**

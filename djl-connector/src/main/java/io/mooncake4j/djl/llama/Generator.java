@@ -5,13 +5,13 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * Text generation with llama2.c {@code run.c}'s {@code generate()} semantics, split into a
- * prefill (the prompt in one batched forward) and a decode loop (one token per forward), which
- * may run in different processes given a {@link KvCache} holding the prompt's keys and values.
+ * Text generation with llama2.c {@code run.c}'s {@code generate()} semantics, split into a prefill
+ * (the prompt in one batched forward) and a decode loop (one token per forward), which may run in
+ * different processes given a {@link KvCache} holding the prompt's keys and values.
  *
  * <p>{@code steps} counts positions, the prompt's included; generation stops early when BOS is
- * sampled. Pieces are printed as run.c prints them to stdout (through {@link
- * Tokenizer#safePrint}), the whole generation ending with a newline.
+ * sampled. Pieces are printed as run.c prints them to stdout (through {@link Tokenizer#safePrint}),
+ * the whole generation ending with a newline.
  */
 public final class Generator {
 
@@ -37,8 +37,8 @@ public final class Generator {
     }
 
     /**
-     * Returns the step count run.c's {@code main} uses: {@code seqLen} for 0, negative or more
-     * than {@code seqLen}, else {@code steps}.
+     * Returns the step count run.c's {@code main} uses: {@code seqLen} for 0, negative or more than
+     * {@code seqLen}, else {@code steps}.
      *
      * @param steps the requested number of positions
      * @return the effective number of positions
@@ -87,8 +87,8 @@ public final class Generator {
 
     /**
      * Runs the prompt (at most {@code steps} of its tokens) in one forward at positions from 0,
-     * prints the prompt's pieces after the first token, and, when the whole prompt fits in
-     * {@code steps}, samples and prints the first new token.
+     * prints the prompt's pieces after the first token, and, when the whole prompt fits in {@code
+     * steps}, samples and prints the first new token.
      *
      * @param promptTokens the prompt's tokens, normally from {@code tokenizer.encode(text, true,
      *     false)}
@@ -133,8 +133,8 @@ public final class Generator {
     }
 
     /**
-     * Continues a generation one token per forward until {@code steps} positions have run or BOS
-     * is sampled, printing each new piece. The cache must hold positions {@code [0,
+     * Continues a generation one token per forward until {@code steps} positions have run or BOS is
+     * sampled, printing each new piece. The cache must hold positions {@code [0,
      * state.positions())}, and the state's last token must be pending (not yet run).
      *
      * @param state the state from {@link #prefill} or an earlier {@code decode} (possibly in
@@ -161,6 +161,10 @@ public final class Generator {
                             + " tokens");
         }
         int total = effectiveSteps(steps);
+        if (cache.capacity() < total) {
+            throw new IllegalArgumentException(
+                    "cache capacity " + cache.capacity() + " is less than the " + total + " steps");
+        }
         int[] seq = Arrays.copyOf(tokens, Math.max(tokens.length, total + 1));
         int len = tokens.length;
         int pos = state.positions();

@@ -49,8 +49,8 @@ public interface KvCache {
      * @param layer the layer, from 0
      * @param length the number of positions
      * @param manager the manager the result is attached to
-     * @return FLOAT32 {@code [length, kvDim]}; it may share memory with the cache, so use it
-     *     before the same rows are written again
+     * @return FLOAT32 {@code [length, kvDim]}; it may share memory with the cache, so use it before
+     *     the same rows are written again
      */
     NDArray keys(int layer, int length, NDManager manager);
 
@@ -60,14 +60,14 @@ public interface KvCache {
      * @param layer the layer, from 0
      * @param length the number of positions
      * @param manager the manager the result is attached to
-     * @return FLOAT32 {@code [length, kvDim]}; it may share memory with the cache, so use it
-     *     before the same rows are written again
+     * @return FLOAT32 {@code [length, kvDim]}; it may share memory with the cache, so use it before
+     *     the same rows are written again
      */
     NDArray values(int layer, int length, NDManager manager);
 
     /**
-     * Copies positions {@code [0, length)} of every layer from one cache into another, e.g. from
-     * a prefill's local cache into registered memory for transfer.
+     * Copies positions {@code [0, length)} of every layer from one cache into another, e.g. from a
+     * prefill's local cache into registered memory for transfer.
      *
      * @param from the source
      * @param to the destination, with the same layers and kvDim and at least {@code length}
@@ -101,11 +101,7 @@ public interface KvCache {
         }
         for (int layer = 0; layer < from.layers(); layer++) {
             try (NDManager tmp = manager.newSubManager()) {
-                to.write(
-                        layer,
-                        0,
-                        from.keys(layer, length, tmp),
-                        from.values(layer, length, tmp));
+                to.write(layer, 0, from.keys(layer, length, tmp), from.values(layer, length, tmp));
             }
         }
     }

@@ -75,8 +75,8 @@ public record LlamaConfig(
     }
 
     /**
-     * Returns the number of float32 values in the weights (llama2.c layout, without the legacy
-     * RoPE tables).
+     * Returns the number of float32 values in the weights (llama2.c layout, without the legacy RoPE
+     * tables).
      *
      * @return the parameter count
      */
@@ -86,9 +86,7 @@ public record LlamaConfig(
                         + (long) dim * dim * 2
                         + (long) kvDim() * dim * 2
                         + (long) hiddenDim * dim * 3;
-        return (long) vocabSize * dim * (sharedClassifier ? 1 : 2)
-                + perLayer * nLayers
-                + dim;
+        return (long) vocabSize * dim * (sharedClassifier ? 1 : 2) + perLayer * nLayers + dim;
     }
 
     /**

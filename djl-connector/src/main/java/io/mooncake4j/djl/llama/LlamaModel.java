@@ -7,19 +7,23 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Linear;
+
 import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * The Llama transformer of llama2.c's {@code run.c} in DJL {@link NDArray} operations: RMSNorm
- * (eps 1e-5), rotary position embeddings on queries and keys, grouped-query attention with a
- * causal mask, a SwiGLU feed-forward network, and a final RMSNorm and classifier.
+ * The Llama transformer of llama2.c's {@code run.c} in DJL {@link NDArray} operations: RMSNorm (eps
+ * 1e-5), rotary position embeddings on queries and keys, grouped-query attention with a causal
+ * mask, a SwiGLU feed-forward network, and a final RMSNorm and classifier.
  *
  * <p>{@link #forward(int[], int, KvCache)} runs several tokens at once (prefill) or one (decode),
  * writing their keys and values into a {@link KvCache} and attending over all cached positions
  * before them. The model borrows the {@link LlamaWeights}, which must stay open while it is used;
- * its own small tables live in a sub-manager of the weights' manager. Forwards on distinct caches
- * may run concurrently.
+ * its own small tables live in a sub-manager of the weights' manager. A forward keeps no state in
+ * the model: all of it is in the cache and in a sub-manager closed before the forward returns.
+ *
+ * <p>Small models issue many tiny tensor operations per token; on CPUs they decode faster with one
+ * PyTorch thread ({@code -Dai.djl.pytorch.num_threads=1}), especially on busy machines.
  */
 public final class LlamaModel implements AutoCloseable {
 
@@ -29,8 +33,10 @@ public final class LlamaModel implements AutoCloseable {
     private final LlamaWeights weights;
     private final LlamaConfig config;
     private final NDManager manager;
+
     /** cos(pos * freq) for both members of each pair, {@code [seqLen, headSize]}. */
     private final NDArray ropeCos;
+
     /** (-sin, +sin)(pos * freq) for each pair, {@code [seqLen, headSize]}. */
     private final NDArray ropeSin;
 
@@ -83,10 +89,10 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /**
-     * Runs {@code tokens} at positions {@code [startPos, startPos + tokens.length)}, with the
-     * cache holding the keys and values of positions {@code [0, startPos)}; writes theirs, and
-     * returns the logits of the last position. The result is attached to the model's manager:
-     * close it, or use {@link #forward(int[], int, KvCache, NDManager)}.
+     * Runs {@code tokens} at positions {@code [startPos, startPos + tokens.length)}, with the cache
+     * holding the keys and values of positions {@code [0, startPos)}; writes theirs, and returns
+     * the logits of the last position. The result is attached to the model's manager: close it, or
+     * use {@link #forward(int[], int, KvCache, NDManager)}.
      *
      * @param tokens the token ids, at least one
      * @param startPos the position of the first token
@@ -186,8 +192,10 @@ public final class LlamaModel implements AutoCloseable {
             for (int l = 0; l < config.nLayers(); l++) {
                 LlamaWeights.Layer w = weights.layer(l);
                 NDArray h = rmsNorm(x, w.rmsAtt());
-                NDList qkv = Linear.linear(h, w.wqkv()).singletonOrThrow().split(
-                        new long[] {dim + kvDim}, 1);
+                NDList qkv =
+                        Linear.linear(h, w.wqkv())
+                                .singletonOrThrow()
+                                .split(new long[] {dim + kvDim}, 1);
                 NDArray qk = rope(qkv.get(0), cos, sin, n);
                 NDList parts = qk.split(new long[] {dim}, 1);
                 cache.write(l, startPos, parts.get(1), qkv.get(1));
@@ -305,8 +313,8 @@ public final class LlamaModel implements AutoCloseable {
         int length = startPos + n;
         float[] mask = new float[n * length];
         for (int i = 0; i < n; i++) {
-            Arrays.fill(mask, i * length + startPos + i + 1, (i + 1) * length,
-                    Float.NEGATIVE_INFINITY);
+            Arrays.fill(
+                    mask, i * length + startPos + i + 1, (i + 1) * length, Float.NEGATIVE_INFINITY);
         }
         return m.create(mask, new Shape(n, length));
     }

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -17,8 +18,8 @@ import java.util.Objects;
 import java.util.SplittableRandom;
 
 /**
- * The weights of a Llama model as FLOAT32 {@link NDArray}s, each matrix row-major {@code
- * [out][in]} as llama2.c's {@code matmul} reads it.
+ * The weights of a Llama model as FLOAT32 {@link NDArray}s, each matrix row-major {@code [out][in]}
+ * as llama2.c's {@code matmul} reads it.
  *
  * <p>Loads llama2.c checkpoints in the legacy ("version 0") layout and in the "ak42" version 1
  * layout (float32), or builds a seeded random model of any size. The arrays live in a sub-manager
@@ -34,10 +35,10 @@ public final class LlamaWeights implements AutoCloseable {
     private static final float RANDOM_STDDEV = 0.02f;
 
     /**
-     * The weights of one transformer layer. The query, key and value projections are row blocks
-     * of one fused matrix {@code wqkv}, and the gate and up projections row blocks of {@code w13},
-     * so that the model needs one matrix product for each; {@code wq}, {@code wk}, {@code wv},
-     * {@code w1} and {@code w3} are views of them (no copies).
+     * The weights of one transformer layer. The query, key and value projections are row blocks of
+     * one fused matrix {@code wqkv}, and the gate and up projections row blocks of {@code w13}, so
+     * that the model needs one matrix product for each; {@code wq}, {@code wk}, {@code wv}, {@code
+     * w1} and {@code w3} are views of them (no copies).
      *
      * @param rmsAtt RMSNorm weight before attention, {@code [dim]}
      * @param wq query projection, {@code [dim, dim]}
@@ -100,8 +101,8 @@ public final class LlamaWeights implements AutoCloseable {
     }
 
     /**
-     * Loads a llama2.c checkpoint: the legacy layout (7 int32 header, negative vocab size meaning
-     * a separate classifier) or version 1 ("ak42" magic, 256-byte header, float32 weights).
+     * Loads a llama2.c checkpoint: the legacy layout (7 int32 header, negative vocab size meaning a
+     * separate classifier) or version 1 ("ak42" magic, 256-byte header, float32 weights).
      *
      * @param checkpoint the checkpoint file
      * @param manager the manager under which a sub-manager holds the weights
@@ -192,8 +193,8 @@ public final class LlamaWeights implements AutoCloseable {
     }
 
     /**
-     * Returns the classifier; the same array as {@link #tokenEmbedding()} when the config's
-     * {@code sharedClassifier} is set.
+     * Returns the classifier; the same array as {@link #tokenEmbedding()} when the config's {@code
+     * sharedClassifier} is set.
      *
      * @return {@code [vocabSize, dim]}
      */
@@ -252,8 +253,7 @@ public final class LlamaWeights implements AutoCloseable {
             int[] p = new int[7];
             buf.asIntBuffer().get(p);
             return new Header(
-                    new LlamaConfig(
-                            p[0], p[1], p[2], p[3], p[4], Math.abs(p[5]), p[6], p[5] > 0),
+                    new LlamaConfig(p[0], p[1], p[2], p[3], p[4], Math.abs(p[5]), p[6], p[5] > 0),
                     LEGACY_HEADER_BYTES,
                     true);
         } catch (IllegalArgumentException e) {
@@ -397,7 +397,11 @@ public final class LlamaWeights implements AutoCloseable {
 
     /** Reads little-endian float32 values from a file channel at its position. */
     private static final class FileSource extends FloatSource {
+        private static final int CHUNK_FLOATS = 1 << 20;
+
         private final FileChannel channel;
+        private final ByteBuffer buffer =
+                ByteBuffer.allocate(CHUNK_FLOATS * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
 
         FileSource(FileChannel channel) {
             this.channel = channel;
@@ -412,20 +416,22 @@ public final class LlamaWeights implements AutoCloseable {
 
         @Override
         void read(float[] dst, int offset, int count) {
-            ByteBuffer buf =
-                    ByteBuffer.allocate(Math.multiplyExact(count, Float.BYTES))
-                            .order(ByteOrder.LITTLE_ENDIAN);
-            try {
-                while (buf.hasRemaining()) {
-                    if (channel.read(buf) < 0) {
-                        throw new EOFException("the file ended early");
+            for (int done = 0; done < count; ) {
+                int n = Math.min(count - done, CHUNK_FLOATS);
+                buffer.clear().limit(n * Float.BYTES);
+                try {
+                    while (buffer.hasRemaining()) {
+                        if (channel.read(buffer) < 0) {
+                            throw new EOFException("the file ended early");
+                        }
                     }
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
                 }
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
+                buffer.flip();
+                buffer.asFloatBuffer().get(dst, offset + done, n);
+                done += n;
             }
-            buf.flip();
-            buf.asFloatBuffer().get(dst, offset, count);
         }
 
         @Override

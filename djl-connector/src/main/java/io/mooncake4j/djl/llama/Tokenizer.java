@@ -35,6 +35,7 @@ public final class Tokenizer {
     private final byte[][] pieces;
     private final float[] scores;
     private final int maxTokenLength;
+
     /** Pieces as ISO-8859-1 strings (one char per byte), to ids; the lowest id wins. */
     private final Map<String, Integer> ids;
 
@@ -140,10 +141,11 @@ public final class Tokenizer {
     }
 
     /**
-     * Encodes text as {@code run.c} does: optional BOS, a dummy-prefix space token when the text
-     * is not empty, one token per UTF-8 character (or one byte token, id {@code byte + 3}, per
-     * byte of a character not in the vocabulary), then repeated merging of the consecutive pair
-     * whose concatenation is the best-scoring token (leftmost on ties), then optional EOS.
+     * Encodes text as {@code run.c} does: optional BOS, a dummy-prefix space token when the text is
+     * not empty, one token per UTF-8 character (or one byte token, id {@code byte + 3}, per byte of
+     * a character not in the vocabulary), then repeated merging of the consecutive pair whose
+     * concatenation is the best-scoring token (leftmost on ties), then optional EOS. Like C, it
+     * reads the text up to its first NUL character.
      *
      * @param text the text
      * @param bos whether to start with BOS (1)
@@ -152,7 +154,7 @@ public final class Tokenizer {
      */
     public int[] encode(String text, boolean bos, boolean eos) {
         Objects.requireNonNull(text, "text (run.c: cannot encode NULL text)");
-        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        byte[] bytes = cString(text.getBytes(StandardCharsets.UTF_8));
         int[] tokens = new int[bytes.length + 3];
         int n = 0;
         if (bos) {

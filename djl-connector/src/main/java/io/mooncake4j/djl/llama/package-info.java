@@ -7,8 +7,8 @@
  * {@link io.mooncake4j.djl.llama.LlamaModel} runs the transformer over a {@link
  * io.mooncake4j.djl.llama.KvCache}, {@link io.mooncake4j.djl.llama.Tokenizer} turns text into token
  * ids and back, and {@link io.mooncake4j.djl.llama.Generator} drives prefill (the prompt in one
- * batched forward) and decode (one token per step) with a {@link
- * io.mooncake4j.djl.llama.Sampler}. Prefill and decode may run in different processes, given a
- * {@code KvCache} holding the prompt's keys and values. All arrays are FLOAT32.
+ * batched forward) and decode (one token per step) with a {@link io.mooncake4j.djl.llama.Sampler}.
+ * Prefill and decode may run in different processes, given a {@code KvCache} holding the prompt's
+ * keys and values. All arrays are FLOAT32.
  */
 package io.mooncake4j.djl.llama;

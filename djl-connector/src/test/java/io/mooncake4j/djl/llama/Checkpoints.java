@@ -1,6 +1,7 @@
 package io.mooncake4j.djl.llama;
 
 import ai.djl.ndarray.NDArray;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

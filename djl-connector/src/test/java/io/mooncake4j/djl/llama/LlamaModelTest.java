@@ -6,20 +6,24 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import java.io.IOException;
-import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.SplittableRandom;
+
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.SplittableRandom;
 
 /** Random models: determinism, a run.c port as reference, checkpoint formats, KV cache layout. */
 class LlamaModelTest {
@@ -28,7 +32,7 @@ class LlamaModelTest {
 
     @BeforeAll
     static void engine() {
-        manager = Engine.getEngine("PyTorch").newBaseManager();
+        manager = TestEngine.newManager();
     }
 
     @AfterAll
@@ -56,8 +60,7 @@ class LlamaModelTest {
         try (LlamaWeights a = LlamaWeights.random(c, 7, manager);
                 LlamaWeights b = LlamaWeights.random(c, 7, manager);
                 LlamaWeights other = LlamaWeights.random(c, 8, manager)) {
-            assertArrayEquals(
-                    a.layer(2).w2().toFloatArray(), b.layer(2).w2().toFloatArray());
+            assertArrayEquals(a.layer(2).w2().toFloatArray(), b.layer(2).w2().toFloatArray());
             assertArrayEquals(a.classifier().toFloatArray(), b.classifier().toFloatArray());
             float[] norm = a.layer(0).rmsAtt().toFloatArray();
             assertTrue(allEqual(norm, 1f), "RMSNorm weights are 1");
@@ -84,16 +87,14 @@ class LlamaModelTest {
             float[][] expected = new float[tokens.length][];
             for (int pos = 0; pos < tokens.length; pos++) {
                 expected[pos] = reference.forward(tokens[pos], pos);
-                assertClose(
-                        expected[pos], model.step(tokens[pos], pos, stepwise), "step " + pos);
+                assertClose(expected[pos], model.step(tokens[pos], pos, stepwise), "step " + pos);
             }
             try (NDManager m = manager.newSubManager()) {
                 float[] all = model.forwardAll(tokens, 0, batched, m).toFloatArray();
                 for (int pos = 0; pos < tokens.length; pos++) {
                     assertClose(
                             expected[pos],
-                            Arrays.copyOfRange(
-                                    all, pos * c.vocabSize(), (pos + 1) * c.vocabSize()),
+                            Arrays.copyOfRange(all, pos * c.vocabSize(), (pos + 1) * c.vocabSize()),
                             "batched position " + pos);
                 }
             }
@@ -134,6 +135,22 @@ class LlamaModelTest {
     }
 
     @Test
+    void rejectsUnsupportedCheckpointVersions(@TempDir Path tmp) throws IOException {
+        Path v2 = tmp.resolve("v2.bin");
+        ByteBuffer header = ByteBuffer.allocate(256).order(ByteOrder.LITTLE_ENDIAN);
+        header.putInt(LlamaWeights.MAGIC).putInt(2);
+        Files.write(v2, header.array());
+        IOException e = assertThrows(IOException.class, () -> LlamaWeights.readConfig(v2));
+        assertTrue(e.getMessage().contains("version 2"), e.getMessage());
+        Path bad = tmp.resolve("bad.bin");
+        ByteBuffer legacy = ByteBuffer.allocate(28).order(ByteOrder.LITTLE_ENDIAN);
+        legacy.putInt(30).putInt(64).putInt(1).putInt(4).putInt(4).putInt(10).putInt(8);
+        Files.write(bad, legacy.array());
+        e = assertThrows(IOException.class, () -> LlamaWeights.load(bad, manager));
+        assertTrue(e.getMessage().contains("invalid header"), e.getMessage());
+    }
+
+    @Test
     void llama8bShapedKvCacheAndAModelWithItsHeads() {
         // Llama-3-8B attention layout: 32 layers, 32 query heads, 8 KV heads of 128
         LlamaConfig big = new LlamaConfig(4096, 14336, 32, 32, 8, 128256, 8192, false);
@@ -149,25 +166,22 @@ class LlamaModelTest {
             NDArray k = m.arange(2048f).reshape(2, 1024);
             cache.write(31, 1, k, k.neg());
             assertArrayEquals(k.toFloatArray(), slice(cache.keys(31, 3, m), 1024, 3072));
-            assertArrayEquals(
-                    k.neg().toFloatArray(), slice(cache.values(31, 3, m), 1024, 3072));
+            assertArrayEquals(k.neg().toFloatArray(), slice(cache.values(31, 3, m), 1024, 3072));
             assertTrue(allEqual(cache.keys(0, 3, m).toFloatArray(), 0f));
         }
-        // a real model with 32 layers of 8 KV heads x 128 (small FFN and vocabulary)
-        LlamaConfig heads = new LlamaConfig(2048, 64, 32, 16, 8, 64, 8, true);
+        // a model with those heads (8 KV heads x 128, 2 query heads per KV head), in 2 layers
+        // with a small FFN and vocabulary so that the test stays fast
+        LlamaConfig heads = new LlamaConfig(2048, 64, 2, 16, 8, 64, 8, true);
         assertEquals(128, heads.headSize());
         assertEquals(1024, heads.kvDim());
         try (LlamaWeights w = LlamaWeights.random(heads, 3, manager);
                 LlamaModel model = new LlamaModel(w);
-                ContiguousKvCache cache = model.newCache(8)) {
-            Generation g;
-            try (NDManager m = manager.newSubManager()) {
-                NDArray logits = model.forward(new int[] {1, 5, 9, 2}, 0, cache, m);
-                assertEquals(new Shape(64), logits.getShape());
-                assertTrue(allFinite(logits.toFloatArray()));
-            }
-            float[] next = model.step(7, 4, cache);
-            assertTrue(allFinite(next));
+                ContiguousKvCache cache = model.newCache(8);
+                NDManager m = manager.newSubManager()) {
+            NDArray logits = model.forward(new int[] {1, 5, 9, 2}, 0, cache, m);
+            assertEquals(new Shape(64), logits.getShape());
+            assertTrue(allFinite(logits.toFloatArray()));
+            assertTrue(allFinite(model.step(7, 4, cache)));
         }
     }
 
@@ -206,7 +220,8 @@ class LlamaModelTest {
             assertThrows(IllegalArgumentException.class, () -> model.step(1, 4, cache));
             assertThrows(IllegalArgumentException.class, () -> model.step(1, 0, wrong));
             assertThrows(
-                    IllegalArgumentException.class, () -> model.forwardLogits(new int[0], 0, cache));
+                    IllegalArgumentException.class,
+                    () -> model.forwardLogits(new int[0], 0, cache));
         }
     }
 

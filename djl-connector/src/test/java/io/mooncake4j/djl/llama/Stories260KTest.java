@@ -6,9 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -19,10 +24,6 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.HexFormat;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /** Checks against llama2.c run.c's output for stories260K + tok512 (see shared/models/README). */
 class Stories260KTest {
@@ -77,7 +78,7 @@ class Stories260KTest {
         if (dir == null) {
             return;
         }
-        manager = Engine.getEngine("PyTorch").newBaseManager();
+        manager = TestEngine.newManager();
         checkpoint = dir.resolve(ModelFiles.CHECKPOINT);
         weights = LlamaWeights.load(checkpoint, manager);
         model = new LlamaModel(weights);
@@ -107,8 +108,10 @@ class Stories260KTest {
         ModelFiles.require();
         ByteArrayOutputStream stdout = new ByteArrayOutputStream();
         PrintStream out = new PrintStream(stdout, false, StandardCharsets.UTF_8);
+        int arrays = manager.getManagedArrays().size();
         Generation g =
                 new Generator(model, tokenizer).generate(PROMPT, 64, Sampler.greedy(512), out);
+        assertEquals(arrays, manager.getManagedArrays().size(), "arrays left behind");
         assertArrayEquals(PROMPT_TOKENS, Arrays.copyOf(g.tokens(), 5));
         assertArrayEquals(EXPECTED_60, g.generated());
         assertEquals(5, g.promptLength());
@@ -178,9 +181,7 @@ class Stories260KTest {
                     "prefill");
             for (int pos = 20; pos < 24; pos++) {
                 assertClose(
-                        expected[pos],
-                        model.step(sequence[pos], pos, batched),
-                        "decode at " + pos);
+                        expected[pos], model.step(sequence[pos], pos, batched), "decode at " + pos);
             }
             // chunked prefill: 9 tokens, then 15 at positions 9..23 (causal mask with offset)
             model.forwardLogits(Arrays.copyOf(sequence, 9), 0, chunked);

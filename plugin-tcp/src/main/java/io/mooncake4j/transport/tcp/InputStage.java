@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.ScatteringByteChannel;
 
 /**
  * A per-connection direct buffer that reads the stream in chunks, so that many small frames (headers,
@@ -18,6 +19,7 @@ final class InputStage {
     final int capacity;
     int rpos;
     int wpos;
+    private final ByteBuffer[] pair = new ByteBuffer[2];
 
     InputStage(int capacity) {
         this.buf = ByteBuffer.allocateDirect(capacity).order(ByteOrder.LITTLE_ENDIAN);
@@ -51,6 +53,30 @@ final class InputStage {
             wpos += n;
             watch.progress();
         }
+    }
+
+    /**
+     * Reads the stream into {@code payload} first and whatever follows it (the next frames) into this
+     * stage, in one system call. The stage must be empty. Returns the bytes that went to {@code
+     * payload}.
+     *
+     * @throws EOFException when the peer closed the stream
+     */
+    int scatterRead(ScatteringByteChannel ch, ByteBuffer payload, Watched watch) throws IOException {
+        rpos = 0;
+        wpos = 0;
+        int before = payload.position();
+        buf.limit(capacity).position(0);
+        pair[0] = payload;
+        pair[1] = buf;
+        long n = ch.read(pair, 0, 2);
+        pair[0] = null;
+        if (n < 0) {
+            throw new EOFException("peer closed the connection inside a payload");
+        }
+        wpos = buf.position();
+        watch.progress();
+        return payload.position() - before;
     }
 
     /** Moves the unread bytes to the start. */

@@ -1,8 +1,10 @@
 package io.mooncake4j.internal.handshake;
 
 import com.google.gson.JsonObject;
+
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
@@ -36,17 +38,23 @@ public final class HandshakeClient {
      * @param maxFrameLength largest request or reply accepted (MC_HANDSHAKE_MAX_LENGTH)
      * @throws MooncakeException {@code SEGMENT_NOT_FOUND} if nothing listens at {@code peer}
      *     (connection refused) or its host name does not resolve; {@code METADATA} for a timeout, a
-     *     connection closed without a reply, or a malformed reply; {@code INVALID_ARGUMENT} for a bad
-     *     type or a request larger than {@code maxFrameLength}
+     *     connection closed without a reply, or a malformed reply; {@code INVALID_ARGUMENT} for a
+     *     bad type or a request larger than {@code maxFrameLength}
      */
     public static JsonObject call(
-            InetSocketAddress peer, int type, JsonObject request, Duration timeout, int maxFrameLength) {
+            InetSocketAddress peer,
+            int type,
+            JsonObject request,
+            Duration timeout,
+            int maxFrameLength) {
         Objects.requireNonNull(peer, "peer");
         Objects.requireNonNull(request, "request");
         Objects.requireNonNull(timeout, "timeout");
         HandshakeFrame.checkType(type);
         if (timeout.isNegative() || timeout.isZero()) {
-            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "handshake timeout must be positive, got " + timeout);
+            throw new MooncakeException(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "handshake timeout must be positive, got " + timeout);
         }
         String what = HandshakeFrame.typeName(type) + " request to " + describe(peer);
         byte[] frame = HandshakeCodec.encode(HandshakeFrame.of(type, request));
@@ -103,10 +111,11 @@ public final class HandshakeClient {
                 throw new MooncakeException(
                         ErrorCode.METADATA,
                         what
-                                + " failed: the peer closed the connection without replying; it refused"
-                                + " the request or is overloaded (see its log)");
+                                + " failed: the peer closed the connection without replying; it"
+                                + " refused the request or is overloaded (see its log)");
             }
-            boolean sameType = reply.isLegacy() ? type == HandshakeFrame.CONNECTION : reply.type() == type;
+            boolean sameType =
+                    reply.isLegacy() ? type == HandshakeFrame.CONNECTION : reply.type() == type;
             if (!sameType) {
                 throw new MooncakeException(
                         ErrorCode.METADATA,
@@ -114,7 +123,8 @@ public final class HandshakeClient {
                                 + " failed: the reply is a "
                                 + HandshakeFrame.typeName(reply.type())
                                 + (reply.isLegacy() ? " (legacy)" : "")
-                                + " frame; is this a Mooncake handshake server of a compatible version?");
+                                + " frame; is this a Mooncake handshake server of a compatible"
+                                + " version?");
             }
             return reply.body();
         } catch (ConnectException e) {
@@ -123,8 +133,8 @@ public final class HandshakeClient {
                     what
                             + " failed: nothing listens there ("
                             + e.getMessage()
-                            + "); check that the peer engine is running and that the segment name is its"
-                            + " current address (the port changes when the peer restarts)",
+                            + "); check that the peer engine is running and that the segment name"
+                            + " is its current address (the port changes when the peer restarts)",
                     e);
         } catch (MalformedFrameException e) {
             throw new MooncakeException(
@@ -143,8 +153,8 @@ public final class HandshakeClient {
                                 + timeout.toMillis()
                                 + " ms while "
                                 + stage
-                                + "; check that the peer is reachable (firewall, security group) and"
-                                + " responsive, or raise MC_HANDSHAKE_CONNECT_TIMEOUT",
+                                + "; check that the peer is reachable (firewall, security group)"
+                                + " and responsive, or raise MC_HANDSHAKE_CONNECT_TIMEOUT",
                         e);
             }
             throw new MooncakeException(
@@ -162,7 +172,10 @@ public final class HandshakeClient {
             throw new SocketTimeoutException("handshake deadline passed");
         }
         // Round up, and never 0: 0 would mean no timeout at all for connect and SO_TIMEOUT.
-        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, TimeUnit.NANOSECONDS.toMillis(ns + 999_999)));
+        return (int)
+                Math.max(
+                        1,
+                        Math.min(Integer.MAX_VALUE, TimeUnit.NANOSECONDS.toMillis(ns + 999_999)));
     }
 
     private static String describe(InetSocketAddress a) {

@@ -9,8 +9,10 @@ import com.google.gson.JsonParser;
 import com.google.gson.Strictness;
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
+
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -28,12 +30,13 @@ import java.util.Arrays;
  * <p>Decoding is strict: a length of 0 or above the limit, a truncated frame, bytes that are not
  * UTF-8, JSON that is not one object (an array, a string, trailing data, NaN) all raise {@link
  * MalformedFrameException}. Whitespace around the object is allowed: Mooncake's {@code
- * Json::FastWriter} ends its JSON with a newline. The payload buffer grows as bytes arrive, so a peer
- * that announces 1 MiB and sends 10 bytes costs 64 KiB, not 1 MiB.
+ * Json::FastWriter} ends its JSON with a newline. The payload buffer grows as bytes arrive, so a
+ * peer that announces 1 MiB and sends 10 bytes costs 64 KiB, not 1 MiB.
  */
 public final class HandshakeCodec {
     /** Bytes of the length prefix. */
     public static final int LENGTH_BYTES = Long.BYTES;
+
     /** Mooncake's {@code MC_HANDSHAKE_MAX_LENGTH} default: 1 MiB. */
     public static final int DEFAULT_MAX_FRAME_LENGTH = 1 << 20;
 
@@ -62,7 +65,9 @@ public final class HandshakeCodec {
             return GSON.toJson(body);
         } catch (IllegalArgumentException e) {
             throw new MooncakeException(
-                    ErrorCode.INVALID_ARGUMENT, "handshake body is not valid JSON: " + e.getMessage(), e);
+                    ErrorCode.INVALID_ARGUMENT,
+                    "handshake body is not valid JSON: " + e.getMessage(),
+                    e);
         }
     }
 
@@ -71,7 +76,8 @@ public final class HandshakeCodec {
         byte[] json = toJson(frame.body()).getBytes(StandardCharsets.UTF_8);
         int typeBytes = frame.isLegacy() ? 0 : 1;
         ByteBuffer buf =
-                ByteBuffer.allocate(LENGTH_BYTES + typeBytes + json.length).order(ByteOrder.LITTLE_ENDIAN);
+                ByteBuffer.allocate(LENGTH_BYTES + typeBytes + json.length)
+                        .order(ByteOrder.LITTLE_ENDIAN);
         buf.putLong(typeBytes + json.length);
         if (!frame.isLegacy()) {
             buf.put((byte) frame.type());
@@ -83,8 +89,8 @@ public final class HandshakeCodec {
     /**
      * Encodes and writes one frame.
      *
-     * @throws MooncakeException {@code INVALID_ARGUMENT} if the frame exceeds {@code maxFrameLength}
-     *     (the peer would reject it), before writing anything
+     * @throws MooncakeException {@code INVALID_ARGUMENT} if the frame exceeds {@code
+     *     maxFrameLength} (the peer would reject it), before writing anything
      */
     public static void write(OutputStream out, HandshakeFrame frame, int maxFrameLength)
             throws IOException {
@@ -108,7 +114,8 @@ public final class HandshakeCodec {
      * Reads one frame, blocking.
      *
      * @return the frame, or null if the stream ended cleanly before its first byte
-     * @throws MalformedFrameException if the bytes are not a valid frame (including a truncated one)
+     * @throws MalformedFrameException if the bytes are not a valid frame (including a truncated
+     *     one)
      */
     public static HandshakeFrame read(InputStream in, int maxFrameLength) throws IOException {
         return read(in, maxFrameLength, ReadGuard.NONE);
@@ -164,8 +171,8 @@ public final class HandshakeCodec {
     }
 
     /**
-     * Decodes a payload (what follows the length prefix): a type byte 0-3 then JSON, or, if the first
-     * byte is greater than 3, legacy JSON meaning Connection.
+     * Decodes a payload (what follows the length prefix): a type byte 0-3 then JSON, or, if the
+     * first byte is greater than 3, legacy JSON meaning Connection.
      */
     public static HandshakeFrame decodePayload(byte[] payload) throws MalformedFrameException {
         if (payload.length == 0) {
@@ -199,14 +206,18 @@ public final class HandshakeCodec {
             reader.setStrictness(Strictness.STRICT);
             element = JsonParser.parseReader(reader);
             if (!element.isJsonNull() && reader.peek() != JsonToken.END_DOCUMENT) {
-                throw new MalformedFrameException("trailing data after the JSON value: " + abbreviate(text));
+                throw new MalformedFrameException(
+                        "trailing data after the JSON value: " + abbreviate(text));
             }
         } catch (JsonParseException | IOException | IllegalStateException | StackOverflowError e) {
             throw new MalformedFrameException("payload is not valid JSON: " + abbreviate(text), e);
         }
         if (!element.isJsonObject()) {
             throw new MalformedFrameException(
-                    "payload must be a JSON object, got " + kind(element) + ": " + abbreviate(text));
+                    "payload must be a JSON object, got "
+                            + kind(element)
+                            + ": "
+                            + abbreviate(text));
         }
         return element.getAsJsonObject();
     }

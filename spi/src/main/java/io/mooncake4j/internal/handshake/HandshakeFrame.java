@@ -1,8 +1,10 @@
 package io.mooncake4j.internal.handshake;
 
 import com.google.gson.JsonObject;
+
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+
 import java.util.Objects;
 
 /**
@@ -12,20 +14,24 @@ import java.util.Objects;
  * compact JSON. A <em>legacy</em> frame, as sent by Mooncake before the type byte existed, has no
  * type byte (its first payload byte is greater than 3, normally {@code '{'}) and means {@link
  * #CONNECTION}. A reply is framed like its request: {@link #reply} keeps the type and the legacy
- * flag, because a legacy peer would read a type byte as the start of its JSON (Mooncake's own server
- * answers legacy with legacy too).
+ * flag, because a legacy peer would read a type byte as the start of its JSON (Mooncake's own
+ * server answers legacy with legacy too).
  *
  * <p>The body is the caller's object, not a copy: frames are short-lived message carriers.
  */
 public final class HandshakeFrame {
     /** Transport connection setup ({@code local_nic_path}, {@code peer_nic_path}, ...). */
     public static final int CONNECTION = 0;
+
     /** Fetch the server's current segment descriptor. */
     public static final int METADATA = 1;
+
     /** A small text notification. */
     public static final int NOTIFY = 2;
+
     /** Liveness check. */
     public static final int PROBE = 3;
+
     /** The largest type byte; a larger first payload byte marks a legacy frame. */
     public static final int MAX_TYPE = PROBE;
 
@@ -90,7 +96,8 @@ public final class HandshakeFrame {
         if (type < 0 || type > MAX_TYPE) {
             throw new MooncakeException(
                     ErrorCode.INVALID_ARGUMENT,
-                    "handshake type must be 0 (Connection), 1 (Metadata), 2 (Notify) or 3 (Probe), got "
+                    "handshake type must be 0 (Connection), 1 (Metadata), 2 (Notify) or 3 (Probe),"
+                            + " got "
                             + type);
         }
     }

@@ -1,6 +1,7 @@
 package io.mooncake4j.internal.handshake;
 
 import com.google.gson.JsonObject;
+
 import java.net.InetSocketAddress;
 
 /**
@@ -14,8 +15,8 @@ public interface HandshakeHandler {
      *
      * <p>If this throws or returns null, the server logs it and, for a Connection request, replies
      * {@code {"reply_msg": "<why>"}} (Mooncake's way to refuse a connection); for any other type it
-     * closes the connection without a reply, because Metadata, Notify and Probe have no error form a
-     * Mooncake peer understands and a made-up reply could be taken for a real one.
+     * closes the connection without a reply, because Metadata, Notify and Probe have no error form
+     * a Mooncake peer understands and a made-up reply could be taken for a real one.
      *
      * @param type 0 Connection (also for legacy frames), 1 Metadata, 2 Notify, 3 Probe
      * @param request the request body; the handler may keep or modify it

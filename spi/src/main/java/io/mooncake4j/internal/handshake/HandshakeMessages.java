@@ -2,8 +2,10 @@ package io.mooncake4j.internal.handshake;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+
 import java.util.Objects;
 
 /**
@@ -14,16 +16,22 @@ import java.util.Objects;
 public final class HandshakeMessages {
     /** Notify field: the sender's segment name. */
     public static final String NOTIFY_NAME = "name";
+
     /** Notify field: the text. */
     public static final String NOTIFY_MSG = "notify_msg";
+
     /** Connection reply field: non-empty means the connection was refused, with the reason. */
     public static final String REPLY_MSG = "reply_msg";
+
     /** Probe reply field. */
     public static final String STATUS = "status";
+
     /** The value Mooncake uses for success in Notify and Probe replies. */
     public static final String SUCCESS = "success";
+
     /** The exact JSON of a Notify reply: {@code {"name":"","notify_msg":"success"}}. */
     public static final String NOTIFY_OK_JSON = "{\"name\":\"\",\"notify_msg\":\"success\"}";
+
     /** The exact JSON of a Probe reply: {@code {"status":"success"}}. */
     public static final String PROBE_OK_JSON = "{\"status\":\"success\"}";
 
@@ -48,8 +56,8 @@ public final class HandshakeMessages {
     /**
      * Reads a Notify request.
      *
-     * @throws MooncakeException {@code METADATA} if {@code name} or {@code notify_msg} is missing or
-     *     not a string
+     * @throws MooncakeException {@code METADATA} if {@code name} or {@code notify_msg} is missing
+     *     or not a string
      */
     public static Notify parseNotify(JsonObject request) {
         return new Notify(

@@ -1,12 +1,17 @@
 package io.mooncake4j.internal.handshake;
 
 import com.google.gson.JsonObject;
+
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import java.io.Closeable;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.PushbackInputStream;
 import java.net.BindException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -33,8 +38,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The handshake server: answers Connection, Metadata, Notify and Probe frames through a {@link
@@ -53,7 +56,9 @@ import org.slf4j.LoggerFactory;
  *       after its first byte, so a peer trickling one byte a second is cut off; replies are written
  *       under the same deadline;
  *   <li>a connection may carry several frames, each answered in order (Mooncake's client opens one
- *       per call and closes it after the reply, which ends the loop);
+ *       per call and closes it after the reply, which ends the loop); between frames it gives up
+ *       its thread as soon as other connections are queued, so kept-alive connections cannot starve
+ *       new ones;
  *   <li>a malformed frame (bad length, not UTF-8, not a JSON object) closes that connection and is
  *       counted in {@link #framesRejected()}; nothing a peer sends can stop the server.
  * </ul>
@@ -64,12 +69,14 @@ import org.slf4j.LoggerFactory;
 public final class HandshakeServer implements AutoCloseable {
     /** Default most connections served at once. */
     public static final int DEFAULT_MAX_HANDLER_THREADS = 128;
+
     /** Default most accepted connections waiting for a handler thread. */
     public static final int DEFAULT_MAX_QUEUED_CONNECTIONS = 512;
 
     private static final Logger LOG = LoggerFactory.getLogger(HandshakeServer.class);
     private static final int ACCEPT_BACKLOG = 1024;
     private static final long CLOSE_GRACE_MILLIS = 2000;
+    private static final long IDLE_POLL_MILLIS = 50;
     private static final long WARN_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(30);
 
     private final ServerSocket serverSocket;
@@ -89,7 +96,8 @@ public final class HandshakeServer implements AutoCloseable {
     private final LongAdder handlerFailures = new LongAdder();
     private final LongAdder connectionsAccepted = new LongAdder();
     private final LongAdder connectionsRejected = new LongAdder();
-    private final AtomicLong lastRejectWarn = new AtomicLong(System.nanoTime() - WARN_INTERVAL_NANOS);
+    private final AtomicLong lastRejectWarn =
+            new AtomicLong(System.nanoTime() - WARN_INTERVAL_NANOS);
     private final AtomicLong lastMalformedWarn =
             new AtomicLong(System.nanoTime() - WARN_INTERVAL_NANOS);
 
@@ -116,7 +124,8 @@ public final class HandshakeServer implements AutoCloseable {
                         new ArrayBlockingQueue<>(maxQueuedConnections),
                         daemonThreads(prefix + "-handler-"));
         workers.allowCoreThreadTimeOut(true);
-        this.writeWatchdog = new ScheduledThreadPoolExecutor(1, daemonThreads(prefix + "-watchdog-"));
+        this.writeWatchdog =
+                new ScheduledThreadPoolExecutor(1, daemonThreads(prefix + "-watchdog-"));
         writeWatchdog.setRemoveOnCancelPolicy(true);
         writeWatchdog.allowCoreThreadTimeOut(true);
         writeWatchdog.setKeepAliveTime(10, TimeUnit.SECONDS);
@@ -155,7 +164,9 @@ public final class HandshakeServer implements AutoCloseable {
                 DEFAULT_MAX_QUEUED_CONNECTIONS);
     }
 
-    /** As {@link #start(String, int, int, int, Duration, HandshakeHandler)}, with explicit limits. */
+    /**
+     * As {@link #start(String, int, int, int, Duration, HandshakeHandler)}, with explicit limits.
+     */
     public static HandshakeServer start(
             String bindHost,
             int minPort,
@@ -185,7 +196,12 @@ public final class HandshakeServer implements AutoCloseable {
         try {
             server =
                     new HandshakeServer(
-                            ss, maxFrameLength, ioTimeout, handler, maxHandlerThreads, maxQueuedConnections);
+                            ss,
+                            maxFrameLength,
+                            ioTimeout,
+                            handler,
+                            maxHandlerThreads,
+                            maxQueuedConnections);
             server.acceptor.start();
         } catch (RuntimeException | Error e) {
             closeQuietly(ss);
@@ -260,8 +276,8 @@ public final class HandshakeServer implements AutoCloseable {
             acceptor.join(CLOSE_GRACE_MILLIS);
             if (!workers.awaitTermination(CLOSE_GRACE_MILLIS, TimeUnit.MILLISECONDS)) {
                 LOG.warn(
-                        "handshake server on port {}: {} handler(s) still running {} ms after close;"
-                                + " interrupting them",
+                        "handshake server on port {}: {} handler(s) still running {} ms after"
+                                + " close; interrupting them",
                         port,
                         workers.getActiveCount(),
                         CLOSE_GRACE_MILLIS);
@@ -288,7 +304,9 @@ public final class HandshakeServer implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "HandshakeServer[" + serverSocket.getLocalSocketAddress() + (closed.get() ? ", closed]" : "]");
+        return "HandshakeServer["
+                + serverSocket.getLocalSocketAddress()
+                + (closed.get() ? ", closed]" : "]");
     }
 
     private void acceptLoop() {
@@ -325,7 +343,8 @@ public final class HandshakeServer implements AutoCloseable {
                 if (shouldWarn(lastRejectWarn)) {
                     LOG.warn(
                             "handshake server on port {} is saturated ({} connections being served,"
-                                    + " {} queued): closed a connection from {} unread; {} refused so far",
+                                + " {} queued): closed a connection from {} unread; {} refused so"
+                                + " far",
                             port,
                             workers.getActiveCount(),
                             workers.getQueue().size(),
@@ -347,8 +366,15 @@ public final class HandshakeServer implements AutoCloseable {
         public void run() {
             try {
                 serve(socket);
-            } catch (RuntimeException e) {
-                LOG.error("handshake server on port {}: connection from {} failed", port, socket.getRemoteSocketAddress(), e);
+            } catch (RuntimeException | Error e) {
+                LOG.error(
+                        "handshake server on port {}: connection from {} failed",
+                        port,
+                        socket.getRemoteSocketAddress(),
+                        e);
+                if (e instanceof Error) {
+                    throw (Error) e;
+                }
             } finally {
                 open.remove(socket);
                 closeQuietly(socket);
@@ -358,18 +384,27 @@ public final class HandshakeServer implements AutoCloseable {
 
     private void serve(Socket socket) {
         InetSocketAddress remote = (InetSocketAddress) socket.getRemoteSocketAddress();
-        InputStream in;
+        PushbackInputStream in;
         OutputStream out;
         try {
             socket.setTcpNoDelay(true);
-            in = socket.getInputStream();
+            in = new PushbackInputStream(socket.getInputStream(), 1);
             out = socket.getOutputStream();
         } catch (IOException e) {
             return; // closed by close() while queued, or reset by the peer
         }
         FrameDeadline guard = new FrameDeadline(socket);
+        boolean first = true;
         while (!closed.get()) {
-            guard.reset();
+            try {
+                if (!awaitFrame(socket, in, first)) {
+                    return;
+                }
+            } catch (IOException e) {
+                return; // reset or closed between frames: nothing was lost
+            }
+            first = false;
+            guard.start();
             HandshakeFrame request;
             try {
                 request = HandshakeCodec.read(in, maxFrameLength, guard);
@@ -377,12 +412,12 @@ public final class HandshakeServer implements AutoCloseable {
                 rejected(remote, e.getMessage());
                 return;
             } catch (SocketTimeoutException e) {
-                if (guard.started) {
-                    rejected(remote, "frame not complete " + ioTimeoutMillis + " ms after its first byte");
-                }
-                return; // otherwise an idle connection: close it quietly
+                rejected(
+                        remote,
+                        "frame not complete " + ioTimeoutMillis + " ms after its first byte");
+                return;
             } catch (IOException e) {
-                if (guard.started && !closed.get()) {
+                if (!closed.get()) {
                     rejected(remote, "connection failed mid-frame: " + e);
                 }
                 return;
@@ -398,7 +433,8 @@ public final class HandshakeServer implements AutoCloseable {
             try {
                 bytes = HandshakeCodec.encode(request.reply(reply));
             } catch (MooncakeException e) {
-                handlerFailed(request, remote, "its reply cannot be encoded: " + e.getMessage(), null);
+                handlerFailed(
+                        request, remote, "its reply cannot be encoded: " + e.getMessage(), null);
                 return;
             }
             if (bytes.length - HandshakeCodec.LENGTH_BYTES > maxFrameLength) {
@@ -426,9 +462,10 @@ public final class HandshakeServer implements AutoCloseable {
         try {
             reply = handler.handle(request.type(), request.body(), remote);
         } catch (RuntimeException e) {
-            handlerFailed(request, remote, e.getMessage(), e);
+            String why = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+            handlerFailed(request, remote, why, e);
             return request.type() == HandshakeFrame.CONNECTION
-                    ? HandshakeMessages.connectionRefused("handshake refused: " + e.getMessage())
+                    ? HandshakeMessages.connectionRefused("handshake refused: " + why)
                     : null;
         }
         if (reply == null) {
@@ -444,11 +481,24 @@ public final class HandshakeServer implements AutoCloseable {
             HandshakeFrame request, InetSocketAddress remote, String why, RuntimeException e) {
         handlerFailures.increment();
         String what = HandshakeFrame.typeName(request.type());
-        String outcome = request.type() == HandshakeFrame.CONNECTION ? "refused" : "connection closed";
+        String outcome =
+                request.type() == HandshakeFrame.CONNECTION ? "refused" : "connection closed";
         if (e == null || e instanceof MooncakeException) {
-            LOG.warn("handshake server on port {}: {} request from {} failed ({}): {}", port, what, remote, outcome, why);
+            LOG.warn(
+                    "handshake server on port {}: {} request from {} failed ({}): {}",
+                    port,
+                    what,
+                    remote,
+                    outcome,
+                    why);
         } else {
-            LOG.error("handshake server on port {}: {} request from {} failed ({})", port, what, remote, outcome, e);
+            LOG.error(
+                    "handshake server on port {}: {} request from {} failed ({})",
+                    port,
+                    what,
+                    remote,
+                    outcome,
+                    e);
         }
     }
 
@@ -456,14 +506,18 @@ public final class HandshakeServer implements AutoCloseable {
         framesRejected.increment();
         if (shouldWarn(lastMalformedWarn)) {
             LOG.warn(
-                    "handshake server on port {}: closed the connection from {}: {} ({} rejected so far;"
-                            + " more are logged at debug level)",
+                    "handshake server on port {}: closed the connection from {}: {} ({} rejected so"
+                            + " far; more are logged at debug level)",
                     port,
                     remote,
                     why,
                     framesRejected());
         } else {
-            LOG.debug("handshake server on port {}: closed the connection from {}: {}", port, remote, why);
+            LOG.debug(
+                    "handshake server on port {}: closed the connection from {}: {}",
+                    port,
+                    remote,
+                    why);
         }
     }
 
@@ -471,7 +525,9 @@ public final class HandshakeServer implements AutoCloseable {
     private boolean write(Socket socket, OutputStream out, byte[] bytes) {
         ScheduledFuture<?> kill;
         try {
-            kill = writeWatchdog.schedule(() -> closeQuietly(socket), ioTimeoutNanos, TimeUnit.NANOSECONDS);
+            kill =
+                    writeWatchdog.schedule(
+                            () -> closeQuietly(socket), ioTimeoutNanos, TimeUnit.NANOSECONDS);
         } catch (RejectedExecutionException e) {
             return false; // closing
         }
@@ -480,7 +536,11 @@ public final class HandshakeServer implements AutoCloseable {
             out.flush();
             return true;
         } catch (IOException e) {
-            LOG.debug("handshake server on port {}: reply to {} failed: {}", port, socket.getRemoteSocketAddress(), e.toString());
+            LOG.debug(
+                    "handshake server on port {}: reply to {} failed: {}",
+                    port,
+                    socket.getRemoteSocketAddress(),
+                    e.toString());
             return false;
         } finally {
             kill.cancel(false);
@@ -488,39 +548,73 @@ public final class HandshakeServer implements AutoCloseable {
     }
 
     /**
-     * Read deadlines: before a frame's first byte the connection may idle for the I/O timeout; from
-     * its first byte the whole frame must arrive within the I/O timeout, however it trickles in.
+     * Waits for the first byte of the next frame (and pushes it back). Returns false to end the
+     * connection: the peer closed it, it stayed idle for the I/O timeout, or, after its first
+     * frame, other connections are queued for a thread. A kept-alive connection must not starve new
+     * ones; Mooncake's client reconnects for every call anyway.
+     */
+    private boolean awaitFrame(Socket socket, PushbackInputStream in, boolean first)
+            throws IOException {
+        long idleDeadline = System.nanoTime() + ioTimeoutNanos;
+        while (!closed.get()) {
+            if (!first && !workers.getQueue().isEmpty()) {
+                return false;
+            }
+            long remaining = idleDeadline - System.nanoTime();
+            if (remaining <= 0) {
+                return false;
+            }
+            socket.setSoTimeout(
+                    (int)
+                            Math.max(
+                                    1,
+                                    Math.min(
+                                            IDLE_POLL_MILLIS,
+                                            TimeUnit.NANOSECONDS.toMillis(remaining))));
+            try {
+                int b = in.read();
+                if (b < 0) {
+                    return false;
+                }
+                in.unread(b);
+                return true;
+            } catch (SocketTimeoutException e) {
+                // poll again: re-check the deadline and the queue
+            }
+        }
+        return false;
+    }
+
+    /**
+     * A frame's deadline: once its first byte is in, the whole frame must arrive within the I/O
+     * timeout, however slowly it trickles in.
      */
     private final class FrameDeadline implements HandshakeCodec.ReadGuard {
         private final Socket socket;
-        private boolean started;
         private long deadline;
 
         FrameDeadline(Socket socket) {
             this.socket = socket;
         }
 
-        void reset() {
-            started = false;
+        void start() {
+            deadline = System.nanoTime() + ioTimeoutNanos;
         }
 
         @Override
         public void beforeRead(long bytesSoFar) throws IOException {
-            if (bytesSoFar == 0) {
-                socket.setSoTimeout(ioTimeoutMillis);
-                return;
-            }
-            long now = System.nanoTime();
-            if (!started) {
-                started = true;
-                deadline = now + ioTimeoutNanos;
-            }
-            long remaining = deadline - now;
+            long remaining = deadline - System.nanoTime();
             if (remaining <= 0) {
                 throw new SocketTimeoutException("frame deadline passed");
             }
-            // SO_TIMEOUT 0 would mean forever: never go below 1 ms.
-            socket.setSoTimeout((int) Math.max(1, Math.min(ioTimeoutMillis, TimeUnit.NANOSECONDS.toMillis(remaining + 999_999))));
+            // Round up: SO_TIMEOUT 0 would mean forever.
+            socket.setSoTimeout(
+                    (int)
+                            Math.max(
+                                    1,
+                                    Math.min(
+                                            ioTimeoutMillis,
+                                            TimeUnit.NANOSECONDS.toMillis(remaining + 999_999))));
         }
     }
 
@@ -588,7 +682,8 @@ public final class HandshakeServer implements AutoCloseable {
                         + maxPort
                         + "]"
                         + (bindHost == null ? "" : " on " + bindHost)
-                        + ": every port is in use or forbidden; widen MC_MIN_RPC_PORT/MC_MAX_RPC_PORT",
+                        + ": every port is in use or forbidden; widen"
+                        + " MC_MIN_RPC_PORT/MC_MAX_RPC_PORT",
                 last);
     }
 

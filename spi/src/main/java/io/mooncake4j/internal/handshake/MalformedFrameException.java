@@ -3,8 +3,8 @@ package io.mooncake4j.internal.handshake;
 import java.io.IOException;
 
 /**
- * A peer sent bytes that are not a valid handshake frame (bad length, truncated, not a JSON object).
- * The connection cannot be resynchronised and must be closed.
+ * A peer sent bytes that are not a valid handshake frame (bad length, truncated, not a JSON
+ * object). The connection cannot be resynchronised and must be closed.
  */
 public final class MalformedFrameException extends IOException {
     private static final long serialVersionUID = 1L;

@@ -1,12 +1,14 @@
 package io.mooncake4j.internal.metadata;
 
 import com.google.gson.JsonObject;
+
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.internal.handshake.HandshakeFrame;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.spi.MetadataContext;
 import io.mooncake4j.spi.MetadataStore;
+
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.Objects;
@@ -68,7 +70,10 @@ public final class P2pMetadataStore implements MetadataStore {
         } catch (MooncakeException e) {
             throw new MooncakeException(
                     ErrorCode.METADATA,
-                    "segment '" + segmentName + "' answered with an unusable descriptor: " + messageOf(e),
+                    "segment '"
+                            + segmentName
+                            + "' answered with an unusable descriptor: "
+                            + messageOf(e),
                     e);
         }
     }
@@ -82,7 +87,8 @@ public final class P2pMetadataStore implements MetadataStore {
     @Override
     public InetSocketAddress rpcAddress(String segmentName) {
         InetSocketAddress unresolved = parseName(segmentName);
-        InetSocketAddress a = new InetSocketAddress(unresolved.getHostString(), unresolved.getPort());
+        InetSocketAddress a =
+                new InetSocketAddress(unresolved.getHostString(), unresolved.getPort());
         if (a.isUnresolved()) {
             throw new MooncakeException(
                     ErrorCode.SEGMENT_NOT_FOUND,
@@ -106,15 +112,19 @@ public final class P2pMetadataStore implements MetadataStore {
     }
 
     /**
-     * A P2P segment name: {@code host:port}, or {@code [host]:port} when the host is an IPv6 literal.
+     * A P2P segment name: {@code host:port}, or {@code [host]:port} when the host is an IPv6
+     * literal.
      *
-     * @throws MooncakeException {@code INVALID_ARGUMENT} for an empty host or a port outside 1-65535
+     * @throws MooncakeException {@code INVALID_ARGUMENT} for an empty host or a port outside
+     *     1-65535
      */
     public static String formatName(String host, int port) {
         if (host == null || host.isBlank() || containsSpaceOrControl(host)) {
             throw new MooncakeException(
                     ErrorCode.INVALID_ARGUMENT,
-                    "a P2P segment name needs a host name or IP without spaces, got '" + host + "'");
+                    "a P2P segment name needs a host name or IP without spaces, got '"
+                            + host
+                            + "'");
         }
         if (port < 1 || port > 65535) {
             throw new MooncakeException(
@@ -128,8 +138,8 @@ public final class P2pMetadataStore implements MetadataStore {
     /**
      * Parses a P2P segment name into an unresolved address.
      *
-     * @throws MooncakeException {@code INVALID_ARGUMENT} with the expected form when it is not {@code
-     *     host:port} or {@code [v6]:port} with a port in 1-65535
+     * @throws MooncakeException {@code INVALID_ARGUMENT} with the expected form when it is not
+     *     {@code host:port} or {@code [v6]:port} with a port in 1-65535
      */
     public static InetSocketAddress parseName(String name) {
         if (name == null || name.isEmpty()) {
@@ -222,7 +232,8 @@ public final class P2pMetadataStore implements MetadataStore {
 
     private void ensureOpen() {
         if (closed.get()) {
-            throw new MooncakeException(ErrorCode.CLOSED, "the P2PHANDSHAKE metadata store is closed");
+            throw new MooncakeException(
+                    ErrorCode.CLOSED, "the P2PHANDSHAKE metadata store is closed");
         }
     }
 }

@@ -3,6 +3,7 @@ package io.mooncake4j.internal.metadata;
 import io.mooncake4j.spi.MetadataContext;
 import io.mooncake4j.spi.MetadataStore;
 import io.mooncake4j.spi.MetadataStoreProvider;
+
 import java.util.Locale;
 import java.util.Objects;
 

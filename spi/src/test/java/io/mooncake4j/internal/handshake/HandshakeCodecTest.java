@@ -9,8 +9,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+
+import org.junit.jupiter.api.Test;
+
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -19,7 +23,6 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HexFormat;
-import org.junit.jupiter.api.Test;
 
 /** Byte-level checks of the frame format against the facts in MOONCAKE_WIRE.md. */
 class HandshakeCodecTest {
@@ -60,31 +63,48 @@ class HandshakeCodecTest {
 
     @Test
     void shouldEncodeProbeRequestAsGoldenBytes() {
-        byte[] bytes = HandshakeCodec.encode(HandshakeFrame.of(HandshakeFrame.PROBE, HandshakeMessages.probe()));
+        byte[] bytes =
+                HandshakeCodec.encode(
+                        HandshakeFrame.of(HandshakeFrame.PROBE, HandshakeMessages.probe()));
         assertArrayEquals(hex("03 00 00 00 00 00 00 00 03 7B 7D"), bytes);
     }
 
     @Test
     void shouldEncodeProbeReplyAsGoldenBytes() {
-        byte[] bytes = HandshakeCodec.encode(HandshakeFrame.of(HandshakeFrame.PROBE, HandshakeMessages.probeOk()));
-        assertArrayEquals(concat(hex("15 00 00 00 00 00 00 00 03"), ascii("{\"status\":\"success\"}")), bytes);
-        assertEquals(HandshakeMessages.PROBE_OK_JSON, HandshakeCodec.toJson(HandshakeMessages.probeOk()));
+        byte[] bytes =
+                HandshakeCodec.encode(
+                        HandshakeFrame.of(HandshakeFrame.PROBE, HandshakeMessages.probeOk()));
+        assertArrayEquals(
+                concat(hex("15 00 00 00 00 00 00 00 03"), ascii("{\"status\":\"success\"}")),
+                bytes);
+        assertEquals(
+                HandshakeMessages.PROBE_OK_JSON,
+                HandshakeCodec.toJson(HandshakeMessages.probeOk()));
     }
 
     @Test
     void shouldEncodeNotifyReplyExactly() {
-        assertEquals("{\"name\":\"\",\"notify_msg\":\"success\"}", HandshakeCodec.toJson(HandshakeMessages.notifyOk()));
-        assertEquals(HandshakeMessages.NOTIFY_OK_JSON, HandshakeCodec.toJson(HandshakeMessages.notifyOk()));
-        byte[] bytes = HandshakeCodec.encode(HandshakeFrame.of(HandshakeFrame.NOTIFY, HandshakeMessages.notifyOk()));
+        assertEquals(
+                "{\"name\":\"\",\"notify_msg\":\"success\"}",
+                HandshakeCodec.toJson(HandshakeMessages.notifyOk()));
+        assertEquals(
+                HandshakeMessages.NOTIFY_OK_JSON,
+                HandshakeCodec.toJson(HandshakeMessages.notifyOk()));
+        byte[] bytes =
+                HandshakeCodec.encode(
+                        HandshakeFrame.of(HandshakeFrame.NOTIFY, HandshakeMessages.notifyOk()));
         assertArrayEquals(
-                concat(hex("23 00 00 00 00 00 00 00 02"), ascii(HandshakeMessages.NOTIFY_OK_JSON)), bytes);
+                concat(hex("23 00 00 00 00 00 00 00 02"), ascii(HandshakeMessages.NOTIFY_OK_JSON)),
+                bytes);
     }
 
     @Test
     void shouldEncodeNotifyRequestWithNameThenMessage() {
         byte[] bytes =
                 HandshakeCodec.encode(
-                        HandshakeFrame.of(HandshakeFrame.NOTIFY, HandshakeMessages.notify("10.0.0.1:15000", "hello")));
+                        HandshakeFrame.of(
+                                HandshakeFrame.NOTIFY,
+                                HandshakeMessages.notify("10.0.0.1:15000", "hello")));
         assertArrayEquals(
                 concat(
                         hex("2F 00 00 00 00 00 00 00 02"),
@@ -95,7 +115,12 @@ class HandshakeCodecTest {
     @Test
     void shouldDecodeEachTypeFromGoldenBytes() throws IOException {
         for (int type = 0; type <= 3; type++) {
-            HandshakeFrame f = read(concat(hex("03 00 00 00 00 00 00 00"), new byte[] {(byte) type}, ascii("{}")));
+            HandshakeFrame f =
+                    read(
+                            concat(
+                                    hex("03 00 00 00 00 00 00 00"),
+                                    new byte[] {(byte) type},
+                                    ascii("{}")));
             assertEquals(type, f.type());
             assertFalse(f.isLegacy());
             assertEquals(new JsonObject(), f.body());
@@ -104,7 +129,8 @@ class HandshakeCodecTest {
 
     @Test
     void shouldDecodeLegacyFrameAsConnection() throws IOException {
-        HandshakeFrame f = read(concat(hex("12 00 00 00 00 00 00 00"), ascii("{\"name\":\"segment\"}")));
+        HandshakeFrame f =
+                read(concat(hex("12 00 00 00 00 00 00 00"), ascii("{\"name\":\"segment\"}")));
         assertEquals(HandshakeFrame.CONNECTION, f.type());
         assertTrue(f.isLegacy());
         assertEquals("segment", f.body().get("name").getAsString());
@@ -117,7 +143,8 @@ class HandshakeCodecTest {
         body.addProperty("reply_msg", "");
         byte[] reply = HandshakeCodec.encode(request.reply(body));
         // No type byte: a pre-type-byte peer parses the whole payload as JSON.
-        assertArrayEquals(concat(hex("0F 00 00 00 00 00 00 00"), ascii("{\"reply_msg\":\"\"}")), reply);
+        assertArrayEquals(
+                concat(hex("10 00 00 00 00 00 00 00"), ascii("{\"reply_msg\":\"\"}")), reply);
         assertTrue(read(reply).isLegacy());
     }
 
@@ -130,7 +157,8 @@ class HandshakeCodecTest {
 
     @Test
     void shouldAcceptMooncakeFastWriterTrailingNewline() throws IOException {
-        HandshakeFrame f = read(framed(concat(new byte[] {1}, ascii("{\"name\":\"a:1\",\"buffers\":[]}\n"))));
+        HandshakeFrame f =
+                read(framed(concat(new byte[] {1}, ascii("{\"name\":\"a:1\",\"buffers\":[]}\n"))));
         assertEquals(HandshakeFrame.METADATA, f.type());
         assertEquals("a:1", f.body().get("name").getAsString());
     }
@@ -140,10 +168,12 @@ class HandshakeCodecTest {
         JsonObject body = new JsonObject();
         body.addProperty("name", "héllo \u2028 \"quoted\" <tag> \\");
         body.add("addr", JsonParser.parseString("18446744073709551615"));
-        HandshakeFrame f = read(HandshakeCodec.encode(HandshakeFrame.of(HandshakeFrame.METADATA, body)));
+        HandshakeFrame f =
+                read(HandshakeCodec.encode(HandshakeFrame.of(HandshakeFrame.METADATA, body)));
         assertEquals(body, f.body());
         assertEquals("18446744073709551615", f.body().get("addr").getAsBigInteger().toString());
-        assertTrue(HandshakeCodec.toJson(body).contains("<tag>"), "no HTML escaping, like Mooncake");
+        assertTrue(
+                HandshakeCodec.toJson(body).contains("<tag>"), "no HTML escaping, like Mooncake");
     }
 
     @Test
@@ -154,8 +184,14 @@ class HandshakeCodecTest {
     @Test
     void shouldRejectLengthOverTheLimit() {
         assertTrue(rejected(le64(2L << 20)).getMessage().contains("2097152"));
-        assertTrue(rejected(hex("00 00 00 00 00 00 00 80")).getMessage().contains("9223372036854775808"));
-        assertTrue(rejected(hex("FF FF FF FF FF FF FF FF")).getMessage().contains("18446744073709551615"));
+        assertTrue(
+                rejected(hex("00 00 00 00 00 00 00 80"))
+                        .getMessage()
+                        .contains("9223372036854775808"));
+        assertTrue(
+                rejected(hex("FF FF FF FF FF FF FF FF"))
+                        .getMessage()
+                        .contains("18446744073709551615"));
         rejected(le64(MAX + 1L));
     }
 
@@ -173,12 +209,35 @@ class HandshakeCodecTest {
     void shouldRejectPayloadsThatAreNotOneJsonObject() {
         for (String bad :
                 new String[] {
-                    "{", "{\"a\":", "[1,2]", "\"text\"", "42", "null", "", " ", "{}{}", "{} x", "{a:1}",
-                    "{'a':1}", "{\"a\":NaN}", "{\"a\":1,}", "{\"a\":1,\"a\":2}", "/*c*/{}"
+                    "{",
+                    "{\"a\":",
+                    "[1,2]",
+                    "\"text\"",
+                    "42",
+                    "null",
+                    "",
+                    " ",
+                    "{}{}",
+                    "{} x",
+                    "{a:1}",
+                    "{'a':1}",
+                    "{\"a\":NaN}",
+                    "{\"a\":1,}",
+                    "/*c*/{}"
                 }) {
-            rejected(framed(concat(new byte[] {1}, ascii(bad))));
+            byte[] bytes = framed(concat(new byte[] {1}, ascii(bad)));
+            assertThrows(MalformedFrameException.class, () -> read(bytes), bad);
         }
-        assertTrue(rejected(framed(concat(new byte[] {1}, ascii("[1,2]")))).getMessage().contains("array"));
+        assertTrue(
+                rejected(framed(concat(new byte[] {1}, ascii("[1,2]"))))
+                        .getMessage()
+                        .contains("array"));
+    }
+
+    @Test
+    void shouldKeepTheLastOfDuplicateKeysLikeJsoncpp() throws IOException {
+        HandshakeFrame f = read(framed(concat(new byte[] {1}, ascii("{\"a\":1,\"a\":2}"))));
+        assertEquals(2, f.body().get("a").getAsInt());
     }
 
     @Test
@@ -196,7 +255,13 @@ class HandshakeCodecTest {
     @Test
     void shouldRejectInvalidUtf8() {
         assertTrue(
-                rejected(framed(concat(new byte[] {1}, ascii("{\"a\":\""), hex("C3 28"), ascii("\"}"))))
+                rejected(
+                                framed(
+                                        concat(
+                                                new byte[] {1},
+                                                ascii("{\"a\":\""),
+                                                hex("C3 28"),
+                                                ascii("\"}"))))
                         .getMessage()
                         .contains("UTF-8"));
     }
@@ -225,12 +290,17 @@ class HandshakeCodecTest {
     void shouldReadConsecutiveFramesFromOneStream() throws IOException {
         byte[] two =
                 concat(
-                        HandshakeCodec.encode(HandshakeFrame.of(HandshakeFrame.PROBE, HandshakeMessages.probe())),
-                        HandshakeCodec.encode(HandshakeFrame.of(HandshakeFrame.NOTIFY, HandshakeMessages.notify("a", "b"))));
+                        HandshakeCodec.encode(
+                                HandshakeFrame.of(HandshakeFrame.PROBE, HandshakeMessages.probe())),
+                        HandshakeCodec.encode(
+                                HandshakeFrame.of(
+                                        HandshakeFrame.NOTIFY,
+                                        HandshakeMessages.notify("a", "b"))));
         ByteArrayInputStream in = new ByteArrayInputStream(two);
         assertEquals(HandshakeFrame.PROBE, HandshakeCodec.read(in, MAX).type());
         HandshakeFrame n = HandshakeCodec.read(in, MAX);
-        assertEquals(new HandshakeMessages.Notify("a", "b"), HandshakeMessages.parseNotify(n.body()));
+        assertEquals(
+                new HandshakeMessages.Notify("a", "b"), HandshakeMessages.parseNotify(n.body()));
         assertNull(HandshakeCodec.read(in, MAX));
     }
 
@@ -242,7 +312,9 @@ class HandshakeCodecTest {
         MooncakeException e =
                 assertThrows(
                         MooncakeException.class,
-                        () -> HandshakeCodec.write(out, HandshakeFrame.of(HandshakeFrame.METADATA, big), 100));
+                        () ->
+                                HandshakeCodec.write(
+                                        out, HandshakeFrame.of(HandshakeFrame.METADATA, big), 100));
         assertEquals(ErrorCode.INVALID_ARGUMENT, e.code());
         assertEquals(0, out.size());
     }
@@ -251,14 +323,17 @@ class HandshakeCodecTest {
     void shouldRefuseNaNInOutgoingJson() {
         JsonObject o = new JsonObject();
         o.addProperty("x", Double.NaN);
-        assertEquals(ErrorCode.INVALID_ARGUMENT, assertThrows(MooncakeException.class, () -> HandshakeCodec.toJson(o)).code());
+        assertEquals(
+                ErrorCode.INVALID_ARGUMENT,
+                assertThrows(MooncakeException.class, () -> HandshakeCodec.toJson(o)).code());
     }
 
     @Test
     void shouldRejectTypesOutsideZeroToThree() {
         assertEquals(
                 ErrorCode.INVALID_ARGUMENT,
-                assertThrows(MooncakeException.class, () -> HandshakeFrame.of(4, new JsonObject())).code());
+                assertThrows(MooncakeException.class, () -> HandshakeFrame.of(4, new JsonObject()))
+                        .code());
         assertThrows(MooncakeException.class, () -> HandshakeFrame.of(-1, new JsonObject()));
     }
 
@@ -268,15 +343,22 @@ class HandshakeCodecTest {
         assertTrue(HandshakeMessages.isProbeOk(HandshakeMessages.probeOk()));
         assertFalse(HandshakeMessages.isProbeOk(new JsonObject()));
         assertEquals("", HandshakeMessages.replyMessage(new JsonObject()));
-        assertEquals("busy", HandshakeMessages.replyMessage(HandshakeMessages.connectionRefused("busy")));
-        assertFalse(HandshakeMessages.replyMessage(HandshakeMessages.connectionRefused("")).isEmpty());
+        assertEquals(
+                "busy",
+                HandshakeMessages.replyMessage(HandshakeMessages.connectionRefused("busy")));
+        assertFalse(
+                HandshakeMessages.replyMessage(HandshakeMessages.connectionRefused("")).isEmpty());
         MooncakeException e =
                 assertThrows(
                         MooncakeException.class,
-                        () -> HandshakeMessages.parseNotify(JsonParser.parseString("{\"name\":1}").getAsJsonObject()));
+                        () ->
+                                HandshakeMessages.parseNotify(
+                                        JsonParser.parseString("{\"name\":1}").getAsJsonObject()));
         assertEquals(ErrorCode.METADATA, e.code());
         // Fresh objects: changing one reply must not change the next.
         HandshakeMessages.notifyOk().addProperty("x", 1);
-        assertEquals(HandshakeMessages.NOTIFY_OK_JSON, HandshakeCodec.toJson(HandshakeMessages.notifyOk()));
+        assertEquals(
+                HandshakeMessages.NOTIFY_OK_JSON,
+                HandshakeCodec.toJson(HandshakeMessages.notifyOk()));
     }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import com.google.gson.JsonObject;
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
@@ -71,7 +72,8 @@ final class HandshakeTestSupport {
         }
     }
 
-    static void eventually(BooleanSupplier condition, Duration within, String what) throws InterruptedException {
+    static void eventually(BooleanSupplier condition, Duration within, String what)
+            throws InterruptedException {
         long deadline = System.nanoTime() + within.toNanos();
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > deadline) {

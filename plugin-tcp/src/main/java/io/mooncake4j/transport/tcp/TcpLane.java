@@ -1,0 +1,830 @@
+package io.mooncake4j.transport.tcp;
+
+import io.mooncake4j.Opcode;
+import io.mooncake4j.TransferStatus;
+import io.mooncake4j.spi.Submission;
+import java.io.EOFException;
+import java.io.IOException;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.SocketChannel;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One persistent connection to a peer's data server, with a sender thread and (protocol v2) a
+ * receiver thread.
+ *
+ * <p>Submitting threads hand a batch to the lane as (submission, start lane) in a queue; the sender
+ * walks the {@link StripePlan}, records each part in a preallocated ring of in-flight slots (primitive
+ * arrays, no object per part) and sends headers and WRITE payloads with gathering writes, many parts
+ * per system call, straight from registered memory. The target answers in order, so the receiver
+ * matches each status frame (and READ payload) with the ring's oldest slot and completes the part.
+ *
+ * <p>Protocol v1 has no status frames: the sender runs each part to its end before the next one, and
+ * there is no receiver thread.
+ *
+ * <p>When the connection fails, every part in the ring ends FAILED (CANCELED when the transport
+ * closes) and the next part reconnects. The ring is drained by the receiver as it exits and then by
+ * the sender after joining the receiver, so a slot is never completed twice.
+ */
+final class TcpLane {
+    private static final Logger LOG = LoggerFactory.getLogger(TcpLane.class);
+
+    private static final int RING = 1024; // in-flight parts per lane; power of two
+    private static final int MASK = RING - 1;
+    private static final int MAX_IOV = 128; // buffers per gathering write
+    private static final int STAGE_BYTES = 32 << 10; // headers of one gathering write
+    private static final long FLUSH_BYTES = 16L << 20; // write at least this often
+    private static final int RECV_STAGE_BYTES = 256 << 10;
+    private static final int DIRECT_MIN = 64 << 10; // READ payloads from this size go socket->memory
+    private static final int MAX_CONNECTS_PER_BATCH = 2;
+
+    static final String REJECTED =
+            "the target rejected the address range (not inside one registered host buffer)";
+    private static final String CLOSED_REASON = "tcp transport closed";
+
+    private final TcpTransport transport;
+    private final TcpPeer peer;
+    private final int index;
+    private final TcpCounters counters;
+
+    // ---- hand-off queue, guarded by qLock
+    private final ReentrantLock qLock = new ReentrantLock();
+    private Submission[] qSub = new Submission[16];
+    private int[] qStart = new int[16];
+    private long[] qSeq = new long[16];
+    private int qHead;
+    private int qCount;
+    private long seqCounter;
+    private long failBefore; // batches queued with a sequence <= this fail at once ...
+    private String failReason; // ... with this reason (a connect just failed)
+    private Submission current; // the batch the sender works on
+    private boolean stopping;
+    private Thread sender;
+    private volatile boolean senderParked;
+    private volatile boolean abortCurrent;
+    private volatile Submission currentVolatile; // read by abort() without the lock
+
+    // ---- in-flight ring: the sender fills [head, tail) and publishes tail; the receiver consumes head
+    private final Submission[] rSub = new Submission[RING];
+    private final int[] rReq = new int[RING];
+    private final boolean[] rWrite = new boolean[RING];
+    private final long[] rAddr = new long[RING];
+    private final long[] rLen = new long[RING];
+    private volatile long head;
+    private volatile long tail;
+    private volatile boolean senderWaiting;
+
+    private volatile Conn conn;
+    private volatile SocketChannel connecting;
+    private final Object connectLock = new Object();
+
+    // ---- sender-confined
+    private final StripePlan plan = new StripePlan();
+    private final ByteBuffer stage =
+            ByteBuffer.allocateDirect(STAGE_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    private final ByteBuffer[] stageCopies = new ByteBuffer[MAX_IOV];
+    private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV];
+    private final WindowCache sendViews = new WindowCache();
+    private int iovCount;
+    private int stagePos;
+    private int runStart;
+    private long pendingBytes;
+    private int pendingParts;
+    private volatile boolean senderIo;
+
+    // ---- receiver-confined (the sender's in protocol v1, where there is no receiver)
+    private final InputStage recvStage = new InputStage(RECV_STAGE_BYTES);
+    private final WindowCache recvViews = new WindowCache();
+
+    TcpLane(TcpTransport transport, TcpPeer peer, int index) {
+        this.transport = transport;
+        this.peer = peer;
+        this.index = index;
+        this.counters = transport.counters;
+        for (int i = 0; i < MAX_IOV; i++) {
+            stageCopies[i] = stage.duplicate();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return peer.label + " lane " + index;
+    }
+
+    Conn connection() {
+        return conn;
+    }
+
+    // ------------------------------------------------------------------ hand-off
+
+    /** Queues a batch; the sender thread takes it. Never blocks on I/O. */
+    void enqueue(Submission s, int start) {
+        Thread wake;
+        qLock.lock();
+        try {
+            if (stopping) {
+                wake = null;
+            } else {
+                if (qCount == qSub.length) {
+                    grow();
+                }
+                int slot = (qHead + qCount) % qSub.length;
+                qSub[slot] = s;
+                qStart[slot] = start;
+                qSeq[slot] = ++seqCounter;
+                qCount++;
+                if (sender == null) {
+                    sender = new Thread(this::senderLoop, "mc-tcp-send-" + transport.dataPort() + "-" + peer.label + "-" + index);
+                    sender.setDaemon(true);
+                    sender.start();
+                }
+                wake = sender;
+            }
+        } finally {
+            qLock.unlock();
+        }
+        if (wake == null) {
+            failMine(s, start, TransferStatus.CANCELED, CLOSED_REASON);
+        } else if (senderParked) {
+            LockSupport.unpark(wake);
+        }
+    }
+
+    private void grow() {
+        int n = qSub.length;
+        Submission[] s = new Submission[n * 2];
+        int[] st = new int[n * 2];
+        long[] sq = new long[n * 2];
+        for (int i = 0; i < qCount; i++) {
+            int from = (qHead + i) % n;
+            s[i] = qSub[from];
+            st[i] = qStart[from];
+            sq[i] = qSeq[from];
+        }
+        qSub = s;
+        qStart = st;
+        qSeq = sq;
+        qHead = 0;
+    }
+
+    private void senderLoop() {
+        while (true) {
+            Submission s = null;
+            int start = 0;
+            String fastFail = null;
+            boolean exit = false;
+            qLock.lock();
+            try {
+                if (qCount > 0) {
+                    s = qSub[qHead];
+                    start = qStart[qHead];
+                    long seq = qSeq[qHead];
+                    qSub[qHead] = null;
+                    qHead = (qHead + 1) % qSub.length;
+                    qCount--;
+                    if (seq <= failBefore) {
+                        fastFail = failReason;
+                    }
+                    abortCurrent = false;
+                } else if (stopping) {
+                    exit = true;
+                }
+                current = s;
+                currentVolatile = s;
+            } finally {
+                qLock.unlock();
+            }
+            if (s != null) {
+                try {
+                    runBatch(s, start, fastFail);
+                } catch (RuntimeException | Error e) {
+                    LOG.error("{}: sender failed unexpectedly", this, e);
+                    Conn c = conn;
+                    if (c != null) {
+                        c.kill("sender failed: " + e);
+                    }
+                    failMine(s, start, TransferStatus.FAILED, "tcp sender failed: " + e);
+                }
+                continue;
+            }
+            // idle: push out what is gathered before sleeping
+            Conn c = conn;
+            if (c != null && iovCount + stagePos > 0) {
+                flush(c);
+            }
+            if (c != null && c.dead) {
+                retire(c); // fail parts the receiver's drain may have missed
+            }
+            if (exit) {
+                Conn last = conn;
+                if (last != null) {
+                    last.kill(CLOSED_REASON);
+                    retire(last);
+                }
+                return;
+            }
+            senderParked = true;
+            boolean empty;
+            qLock.lock();
+            try {
+                empty = qCount == 0 && !stopping;
+            } finally {
+                qLock.unlock();
+            }
+            if (empty) {
+                LockSupport.park(this);
+            }
+            senderParked = false;
+        }
+    }
+
+    /** Sends this lane's parts of one batch. */
+    private void runBatch(Submission s, int start, String fastFail) {
+        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
+        int connects = 0;
+        String failure = fastFail;
+        try {
+            while (plan.next()) {
+                int i = plan.request;
+                if (abortCurrent) {
+                    return; // the engine ended these requests; stop touching their memory
+                }
+                if (s.isDone(i)) {
+                    continue;
+                }
+                if (transport.isClosed()) {
+                    fail(s, i, TransferStatus.CANCELED, CLOSED_REASON);
+                    continue;
+                }
+                while (true) {
+                    if (failure != null) {
+                        fail(s, i, TransferStatus.FAILED, failure);
+                        break;
+                    }
+                    Conn c = conn;
+                    if (c == null || c.dead) {
+                        if (c != null) {
+                            retire(c);
+                        }
+                        if (connects++ >= MAX_CONNECTS_PER_BATCH) {
+                            failure = "connection to " + peer.label + " keeps failing";
+                            continue;
+                        }
+                        failure = connect();
+                        if (failure != null) {
+                            rememberConnectFailure(failure);
+                        }
+                        continue;
+                    }
+                    if (peer.v2 ? appendV2(c, s, i, plan.offset, plan.length) : runV1(c, s, i)) {
+                        break;
+                    }
+                }
+            }
+        } finally {
+            plan.clear();
+        }
+    }
+
+    /** Batches already queued when a connect failed fail at once instead of retrying one by one. */
+    private void rememberConnectFailure(String reason) {
+        qLock.lock();
+        try {
+            failBefore = seqCounter;
+            failReason = reason;
+        } finally {
+            qLock.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ protocol v2 sender
+
+    /** Records one part and gathers its bytes; false when the connection died before it was taken. */
+    private boolean appendV2(Conn c, Submission s, int i, long off, long len) {
+        while (tail - head >= RING) {
+            flush(c); // the target must see what it is to answer
+            if (c.dead) {
+                return false;
+            }
+            senderWaiting = true;
+            while (tail - head >= RING && !c.dead) {
+                LockSupport.parkNanos(this, TimeUnit.MILLISECONDS.toNanos(1));
+            }
+            senderWaiting = false;
+            if (c.dead) {
+                return false;
+            }
+        }
+        if (stagePos + TcpWire.HEADER_BYTES > STAGE_BYTES
+                || iovCount + 3 > MAX_IOV
+                || pendingBytes >= FLUSH_BYTES) {
+            flush(c);
+            if (c.dead) {
+                return false;
+            }
+        }
+        boolean write = s.opcode(i) == Opcode.WRITE;
+        long local = s.localAddress(i) + off;
+        long t = tail;
+        int k = (int) t & MASK;
+        rSub[k] = s;
+        rReq[k] = i;
+        rWrite[k] = write;
+        rAddr[k] = local;
+        rLen[k] = len;
+        if (t == head) {
+            c.progress(); // the stall clock starts with the first part in flight
+        }
+        tail = t + 1;
+        TcpWire.putHeader(
+                stage,
+                stagePos,
+                len,
+                s.remoteAddress(i) + off,
+                write ? TcpWire.OP_WRITE : TcpWire.OP_READ,
+                true);
+        stagePos += TcpWire.HEADER_BYTES;
+        pendingBytes += TcpWire.HEADER_BYTES;
+        pendingParts++;
+        if (write) {
+            closeRun();
+            long rem = len;
+            while (rem > 0) {
+                ByteBuffer v = sendViews.view(local, rem, iovCount);
+                int n = v.remaining();
+                iov[iovCount++] = v;
+                local += n;
+                rem -= n;
+            }
+            pendingBytes += len;
+        }
+        return true;
+    }
+
+    /** Ends the current run of staged header bytes as one gathering-write entry. */
+    private void closeRun() {
+        if (stagePos > runStart) {
+            ByteBuffer b = stageCopies[iovCount];
+            b.limit(stagePos).position(runStart);
+            iov[iovCount++] = b;
+            runStart = stagePos;
+        }
+    }
+
+    /** Writes everything gathered; on failure kills the connection (the ring's parts then fail). */
+    private void flush(Conn c) {
+        closeRun();
+        if (iovCount == 0) {
+            resetGather();
+            return;
+        }
+        senderIo = true;
+        try {
+            writeFully(c, iov, iovCount);
+            counters.bytesWritten.add(pendingBytes);
+            counters.partsSent.add(pendingParts);
+        } catch (IOException e) {
+            c.kill(describe(e));
+        } finally {
+            senderIo = false;
+            resetGather();
+        }
+    }
+
+    private void resetGather() {
+        for (int i = 0; i < iovCount; i++) {
+            iov[i] = null;
+        }
+        iovCount = 0;
+        stagePos = 0;
+        runStart = 0;
+        pendingBytes = 0;
+        pendingParts = 0;
+    }
+
+    private static void writeFully(Conn c, ByteBuffer[] bufs, int count) throws IOException {
+        int off = 0;
+        while (off < count) {
+            long n = c.ch.write(bufs, off, count - off);
+            if (n > 0) {
+                c.progress();
+            }
+            while (off < count && !bufs[off].hasRemaining()) {
+                off++;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ protocol v1 (sender only)
+
+    /** Runs one part to its end on a v1 connection: no status frames, one request at a time. */
+    private boolean runV1(Conn c, Submission s, int i) {
+        long off = plan.offset;
+        long len = plan.length;
+        boolean write = s.opcode(i) == Opcode.WRITE;
+        long local = s.localAddress(i) + off;
+        senderIo = true;
+        c.progress();
+        try {
+            TcpWire.putHeader(
+                    stage,
+                    0,
+                    len,
+                    s.remoteAddress(i) + off,
+                    write ? TcpWire.OP_WRITE : TcpWire.OP_READ,
+                    false);
+            stagePos = TcpWire.HEADER_BYTES;
+            closeRun();
+            if (write) {
+                long rem = len;
+                while (rem > 0) {
+                    if (iovCount == MAX_IOV) {
+                        writeFully(c, iov, iovCount);
+                        resetGather();
+                    }
+                    ByteBuffer v = sendViews.view(local, rem, iovCount);
+                    int n = v.remaining();
+                    iov[iovCount++] = v;
+                    local += n;
+                    rem -= n;
+                }
+                writeFully(c, iov, iovCount);
+                counters.bytesWritten.add(len);
+            } else {
+                writeFully(c, iov, iovCount);
+                receivePayload(c, local, len);
+            }
+            counters.partsSent.increment();
+            counters.partsCompleted.increment();
+            s.partDone(i, TransferStatus.COMPLETED);
+        } catch (IOException e) {
+            c.kill(describe(e));
+            fail(s, i, closedStatus(), c.reason());
+        } finally {
+            resetGather();
+            senderIo = false;
+        }
+        return true;
+    }
+
+    // ------------------------------------------------------------------ receiver (v2)
+
+    private void receiverLoop(Conn c) {
+        String reason = null;
+        try {
+            receive(c);
+        } catch (IOException e) {
+            reason = describe(e);
+        } catch (RuntimeException | Error e) {
+            LOG.error("{}: receiver failed unexpectedly", this, e);
+            reason = "tcp receiver failed: " + e;
+        } finally {
+            c.kill(reason == null ? "receiver stopped" : reason);
+            drain(c.reason());
+        }
+    }
+
+    private void receive(Conn c) throws IOException {
+        final InputStage in = recvStage;
+        while (true) {
+            in.fill(c.ch, TcpWire.STATUS_BYTES, c);
+            long h = head;
+            if (h == tail) {
+                throw new IOException("protocol error: the peer sent data with nothing in flight");
+            }
+            long frame = TcpWire.getLongLE(in.buf, in.rpos);
+            in.rpos += TcpWire.STATUS_BYTES;
+            if (!TcpWire.isStatusFrame(frame)) {
+                throw new IOException(
+                        "protocol error: expected a status frame, got 0x" + Long.toHexString(frame));
+            }
+            int k = (int) h & MASK;
+            Submission s = rSub[k];
+            int i = rReq[k];
+            if (TcpWire.statusCode(frame) == TcpWire.STATUS_OK) {
+                if (!rWrite[k]) {
+                    receivePayload(c, rAddr[k], rLen[k]);
+                }
+                counters.partsCompleted.increment();
+                s.partDone(i, TransferStatus.COMPLETED);
+            } else {
+                counters.partsFailed.increment();
+                s.fail(i, TransferStatus.FAILED, REJECTED);
+            }
+            rSub[k] = null;
+            head = h + 1;
+            if (senderWaiting) {
+                Thread t = sender;
+                if (t != null) {
+                    LockSupport.unpark(t);
+                }
+            }
+            if (in.available() == 0) {
+                in.rpos = 0;
+                in.wpos = 0;
+            }
+        }
+    }
+
+    /** Reads a READ payload into local memory at {@code addr}. */
+    private void receivePayload(Conn c, long addr, long len) throws IOException {
+        final InputStage in = recvStage;
+        counters.bytesRead.add(len);
+        while (len > 0) {
+            long n;
+            if (in.available() > 0) {
+                n = in.drainTo(addr, len);
+            } else if (len < DIRECT_MIN) {
+                in.fill(c.ch, (int) len, c);
+                continue;
+            } else {
+                // the rest of the payload straight into memory, what follows into the stage
+                n = in.scatterRead(c.ch, recvViews.view(addr, len, 0), c);
+            }
+            addr += n;
+            len -= n;
+        }
+    }
+
+    /** Fails every part in the ring. Caller: the receiver as it exits, or the sender after joining it. */
+    private void drain(String reason) {
+        long h = head;
+        long t = tail;
+        TransferStatus status = closedStatus();
+        for (; h < t; h++) {
+            int k = (int) h & MASK;
+            Submission s = rSub[k];
+            rSub[k] = null;
+            if (s != null) {
+                fail(s, rReq[k], status, reason);
+            }
+        }
+        head = h;
+        if (senderWaiting) {
+            Thread snd = sender;
+            if (snd != null) {
+                LockSupport.unpark(snd);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ connections
+
+    /** Opens the connection; returns null or why it failed. Called by the sender or by warmup. */
+    String connect() {
+        synchronized (connectLock) {
+            if (conn != null) {
+                return null; // alive, or dead and about to be retired by the sender
+            }
+            if (transport.isClosed()) {
+                return CLOSED_REASON;
+            }
+            SocketChannel ch = null;
+            try {
+                ch = SocketChannel.open();
+                connecting = ch;
+                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                ch.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
+                int sb = transport.settings.socketBuffer;
+                if (sb > 0) {
+                    ch.setOption(StandardSocketOptions.SO_SNDBUF, sb);
+                    ch.setOption(StandardSocketOptions.SO_RCVBUF, sb);
+                }
+                ch.socket().connect(peer.address, (int) transport.settings.connectTimeoutMillis);
+                Conn c = new Conn(ch);
+                recvStage.rpos = 0;
+                recvStage.wpos = 0;
+                if (peer.v2) {
+                    Thread r = new Thread(() -> receiverLoop(c), "mc-tcp-recv-" + transport.dataPort() + "-" + peer.label + "-" + index);
+                    r.setDaemon(true);
+                    c.receiver = r;
+                    r.start();
+                }
+                conn = c;
+                counters.connectsOpened.increment();
+                if (transport.isClosed()) {
+                    c.kill(CLOSED_REASON);
+                    return CLOSED_REASON;
+                }
+                LOG.debug("{}: connected", this);
+                return null;
+            } catch (IOException | RuntimeException e) {
+                TcpServer.closeQuietly(ch);
+                counters.connectsFailed.increment();
+                return "cannot connect to "
+                        + peer.label
+                        + " (timeout "
+                        + transport.settings.connectTimeoutMillis
+                        + " ms): "
+                        + e;
+            } finally {
+                connecting = null;
+            }
+        }
+    }
+
+    /** Forgets a dead connection: waits for its receiver, then fails what is left in the ring. */
+    private void retire(Conn c) {
+        Thread r = c.receiver;
+        if (r != null && r != Thread.currentThread()) {
+            boolean interrupted = false;
+            while (r.isAlive()) {
+                try {
+                    r.join(5000);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+                if (r.isAlive()) {
+                    LOG.warn("{}: receiver thread still busy after its connection closed", this);
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        drain(c.reason());
+        resetGather();
+        if (conn == c) {
+            conn = null;
+        }
+    }
+
+    // ------------------------------------------------------------------ abort and close
+
+    /**
+     * Stops touching {@code work}'s memory: drops its queued batch; if any of its parts is in flight or
+     * being sent here, closes the connection (other parts in flight on it fail too) and waits until
+     * this lane's threads have let go of it.
+     */
+    void abort(Submission work) {
+        boolean touching = false;
+        qLock.lock();
+        try {
+            for (int n = 0, len = qSub.length; n < qCount; n++) {
+                int slot = (qHead + n) % len;
+                if (qSub[slot] == work) {
+                    removeQueued(n);
+                    n--;
+                }
+            }
+            if (current == work) {
+                abortCurrent = true;
+                touching = true;
+            }
+        } finally {
+            qLock.unlock();
+        }
+        if (!touching) {
+            for (long h = head, t = tail; h < t; h++) {
+                if (rSub[(int) h & MASK] == work) {
+                    touching = true;
+                    break;
+                }
+            }
+        }
+        if (!touching) {
+            return;
+        }
+        SocketChannel cc = connecting;
+        if (cc != null) {
+            TcpServer.closeQuietly(cc);
+        }
+        Conn c = conn;
+        if (c != null) {
+            c.kill("connection closed to stop an aborted transfer");
+            TcpServer.join(c.receiver);
+        }
+        Thread snd = sender;
+        if (snd != null && snd != Thread.currentThread()) {
+            LockSupport.unpark(snd);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+            while (currentVolatile == work && System.nanoTime() - deadline < 0) {
+                LockSupport.parkNanos(this, 50_000);
+            }
+        }
+    }
+
+    private void removeQueued(int n) {
+        int len = qSub.length;
+        for (int j = n; j < qCount - 1; j++) {
+            int to = (qHead + j) % len;
+            int from = (qHead + j + 1) % len;
+            qSub[to] = qSub[from];
+            qStart[to] = qStart[from];
+            qSeq[to] = qSeq[from];
+        }
+        qSub[(qHead + qCount - 1) % len] = null;
+        qCount--;
+    }
+
+    /** Stops the lane: queued batches end CANCELED, in-flight parts end CANCELED, threads stop. */
+    void close() {
+        Submission[] dropped;
+        int[] starts;
+        Thread snd;
+        qLock.lock();
+        try {
+            stopping = true;
+            dropped = new Submission[qCount];
+            starts = new int[qCount];
+            for (int n = 0; n < qCount; n++) {
+                int slot = (qHead + n) % qSub.length;
+                dropped[n] = qSub[slot];
+                starts[n] = qStart[slot];
+                qSub[slot] = null;
+            }
+            qCount = 0;
+            snd = sender;
+        } finally {
+            qLock.unlock();
+        }
+        for (int n = 0; n < dropped.length; n++) {
+            failMine(dropped[n], starts[n], TransferStatus.CANCELED, CLOSED_REASON);
+        }
+        TcpServer.closeQuietly(connecting);
+        Conn c = conn;
+        if (c != null) {
+            c.kill(CLOSED_REASON);
+        }
+        if (snd != null) {
+            LockSupport.unpark(snd);
+            TcpServer.join(snd);
+        }
+        if (c != null) {
+            TcpServer.join(c.receiver);
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /** Fails this lane's parts of a batch that will not be sent. */
+    private void failMine(Submission s, int start, TransferStatus status, String reason) {
+        StripePlan p = new StripePlan(); // rare path (closing, sender crash): allocation is fine
+        p.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
+        while (p.next()) {
+            if (!s.isDone(p.request)) {
+                fail(s, p.request, status, reason);
+            }
+        }
+    }
+
+    private void fail(Submission s, int i, TransferStatus status, String reason) {
+        counters.partsFailed.increment();
+        s.fail(i, status, reason);
+    }
+
+    private TransferStatus closedStatus() {
+        return transport.isClosed() ? TransferStatus.CANCELED : TransferStatus.FAILED;
+    }
+
+    private static String describe(IOException e) {
+        if (e instanceof AsynchronousCloseException || e instanceof ClosedChannelException) {
+            return "connection closed";
+        }
+        if (e instanceof EOFException) {
+            return e.getMessage();
+        }
+        return "connection failed: " + e;
+    }
+
+    /** One TCP connection of the lane. */
+    final class Conn extends Watched {
+        final SocketChannel ch;
+        volatile boolean dead;
+        private String reason;
+        volatile Thread receiver;
+
+        Conn(SocketChannel ch) {
+            this.ch = ch;
+        }
+
+        @Override
+        boolean busy() {
+            return head != tail || senderIo;
+        }
+
+        /** Closes the connection once; the first reason wins. */
+        @Override
+        synchronized void kill(String why) {
+            if (!dead) {
+                reason = "tcp " + TcpLane.this + ": " + why;
+                dead = true;
+                counters.lanesKilled.increment();
+                TcpServer.closeQuietly(ch);
+            }
+        }
+
+        /** Why the connection died; call after {@link #kill}. */
+        synchronized String reason() {
+            return reason;
+        }
+    }
+}

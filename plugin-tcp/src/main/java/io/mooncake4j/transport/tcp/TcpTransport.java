@@ -1,0 +1,271 @@
+package io.mooncake4j.transport.tcp;
+
+import com.google.gson.JsonObject;
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.TransferStatus;
+import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.spi.Submission;
+import io.mooncake4j.spi.Transport;
+import io.mooncake4j.spi.TransportContext;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Mooncake's TCP transport, wire compatible with Mooncake's TCP data protocol v1 and v2.
+ *
+ * <p>Target side: a {@link TcpServer} on {@code tcp_data_port} serves peers from registered host
+ * memory. Initiator side: per peer, {@code MC_TCP_LANES_PER_PEER} persistent connections ({@link
+ * TcpLane}), opened lazily; requests longer than {@code MC_SLICE_SIZE} are striped across them and
+ * many requests are in flight on each (protocol v2). A watchdog closes connections that stop moving
+ * bytes in the middle of a request ({@code MC_TCP_STALL_TIMEOUT}).
+ *
+ * <p>Host memory only: requests on GPU memory fail, and the target rejects ranges in GPU regions.
+ */
+public final class TcpTransport implements Transport {
+    private static final Logger LOG = LoggerFactory.getLogger(TcpTransport.class);
+    static final String CUDA_REASON =
+            "the tcp transport moves host memory only; GPU memory needs the efa transport";
+
+    final TcpSettings settings;
+    final TcpCounters counters = new TcpCounters();
+    private final TransportContext context;
+    private final TcpServer server;
+    private final Thread watchdog;
+    private final Map<String, TcpPeer> peers = new ConcurrentHashMap<>();
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    /**
+     * Starts the data server and the watchdog.
+     *
+     * @throws MooncakeException ({@code IO}) when the data port cannot be bound
+     */
+    public TcpTransport(TransportContext context) {
+        this.context = context;
+        this.settings = new TcpSettings(context.config());
+        try {
+            this.server = new TcpServer(context.localMemory(), settings, counters);
+        } catch (IOException e) {
+            throw new MooncakeException(
+                    ErrorCode.IO,
+                    "tcp transport: cannot listen on data port "
+                            + settings.dataPort
+                            + " ("
+                            + TcpSettings.DATA_PORT
+                            + "): "
+                            + e.getMessage(),
+                    e);
+        }
+        this.watchdog = new Thread(this::watch, "mc-tcp-watchdog-" + server.port());
+        watchdog.setDaemon(true);
+        watchdog.start();
+        LOG.debug("tcp transport listening on port {} with {}", server.port(), settings);
+    }
+
+    @Override
+    public String protocol() {
+        return "tcp";
+    }
+
+    /** The port of the data server, as published in {@code tcp_data_port}. */
+    public int dataPort() {
+        return server.port();
+    }
+
+    /** Counters of what this transport did (parts, bytes, connections, rejections, stalls). */
+    public Map<String, Long> counters() {
+        return counters.snapshot();
+    }
+
+    boolean isClosed() {
+        return closed.get();
+    }
+
+    @Override
+    public void describe(JsonObject descriptor) {
+        descriptor.addProperty("tcp_data_port", server.port());
+        descriptor.addProperty("tcp_proto_version", TcpWire.PROTO_VERSION);
+    }
+
+    @Override
+    public void submit(SegmentDescriptor peerDescriptor, Submission work) {
+        try {
+            submit0(peerDescriptor, work);
+        } catch (RuntimeException e) {
+            LOG.warn("tcp submit failed unexpectedly", e);
+            failAll(work, TransferStatus.FAILED, "tcp submit failed: " + e);
+        }
+    }
+
+    private void submit0(SegmentDescriptor peerDescriptor, Submission work) {
+        if (closed.get()) {
+            failAll(work, TransferStatus.CANCELED, "tcp transport closed");
+            return;
+        }
+        TcpPeer peer;
+        try {
+            peer = peerFor(peerDescriptor);
+        } catch (MooncakeException e) {
+            failAll(work, TransferStatus.FAILED, e.getMessage());
+            return;
+        }
+        long slice = settings.sliceSize;
+        boolean any = false;
+        for (int i = 0, n = work.size(); i < n; i++) {
+            if (work.localIsCuda(i)) {
+                counters.partsFailed.increment();
+                work.fail(i, TransferStatus.FAILED, CUDA_REASON);
+                continue;
+            }
+            int parts = StripePlan.partsOf(work.length(i), slice);
+            if (parts > 1) {
+                work.expectParts(i, parts);
+            }
+            any = true;
+        }
+        if (!any) {
+            return;
+        }
+        TcpLane[] lanes = peer.lanes;
+        int start = peer.nextStart();
+        long mask = StripePlan.laneMask(work, start, lanes.length, slice);
+        for (int l = 0; l < lanes.length; l++) {
+            if ((mask & (1L << l)) != 0) {
+                lanes[l].enqueue(work, start);
+            }
+        }
+    }
+
+    @Override
+    public void abort(Submission work) {
+        counters.aborts.increment();
+        for (TcpPeer p : peers.values()) {
+            for (TcpLane lane : p.lanes) {
+                lane.abort(work);
+            }
+        }
+    }
+
+    /**
+     * Opens every lane to the peer now.
+     *
+     * @throws MooncakeException ({@code IO}) naming the peer when a connection cannot be opened
+     */
+    @Override
+    public void warmup(SegmentDescriptor peerDescriptor) {
+        if (closed.get()) {
+            throw new MooncakeException(ErrorCode.CLOSED, "tcp transport closed");
+        }
+        TcpPeer peer = peerFor(peerDescriptor);
+        for (TcpLane lane : peer.lanes) {
+            String failure = lane.connect();
+            if (failure != null) {
+                throw new MooncakeException(ErrorCode.IO, "tcp warmup of " + peer + ": " + failure);
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        watchdog.interrupt();
+        server.close();
+        for (TcpPeer p : peers.values()) {
+            for (TcpLane lane : p.lanes) {
+                lane.close();
+            }
+        }
+        TcpServer.join(watchdog);
+        LOG.debug("tcp transport on port {} closed; {}", server.port(), counters.snapshot());
+    }
+
+    /** The peer's data server, from its segment name (host) and {@code tcp_data_port}. */
+    private TcpPeer peerFor(SegmentDescriptor d) {
+        long port = d.longField("tcp_data_port", -1);
+        if (port <= 0 || port > 65535) {
+            throw new MooncakeException(
+                    ErrorCode.SEGMENT_NOT_FOUND,
+                    "segment '" + d.name() + "' publishes no valid tcp_data_port; is it a tcp peer?");
+        }
+        boolean v2 = d.longField("tcp_proto_version", 1) >= 2;
+        String host = hostOf(d.name());
+        String key = host + '|' + port + '|' + (v2 ? 2 : 1);
+        TcpPeer p = peers.get(key);
+        if (p != null) {
+            return p;
+        }
+        InetSocketAddress address = new InetSocketAddress(host, (int) port);
+        if (address.isUnresolved()) {
+            throw new MooncakeException(
+                    ErrorCode.SEGMENT_NOT_FOUND,
+                    "cannot resolve host '" + host + "' of segment '" + d.name() + "'");
+        }
+        String label = (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
+        synchronized (peers) {
+            if (closed.get()) {
+                throw new MooncakeException(ErrorCode.CLOSED, "tcp transport closed");
+            }
+            return peers.computeIfAbsent(
+                    key, k -> new TcpPeer(this, label, address, v2, settings.lanesPerPeer));
+        }
+    }
+
+    /** The host part of a segment name: {@code host:port}, {@code [v6]:port}, or a bare host. */
+    static String hostOf(String segmentName) {
+        String s = segmentName.trim();
+        if (s.startsWith("[")) {
+            int end = s.indexOf(']');
+            return end > 0 ? s.substring(1, end) : s;
+        }
+        int colon = s.indexOf(':');
+        if (colon >= 0 && colon == s.lastIndexOf(':')) {
+            return s.substring(0, colon);
+        }
+        return s; // a bare host, or an IPv6 address without brackets or port
+    }
+
+    private void watch() {
+        long period = Math.max(TimeUnit.MILLISECONDS.toNanos(50), settings.stallTimeoutNanos / 4);
+        period = Math.min(period, TimeUnit.SECONDS.toNanos(1));
+        while (!closed.get()) {
+            try {
+                TimeUnit.NANOSECONDS.sleep(period);
+            } catch (InterruptedException e) {
+                break;
+            }
+            long now = System.nanoTime();
+            for (TcpPeer p : peers.values()) {
+                for (TcpLane lane : p.lanes) {
+                    check(lane.connection(), now);
+                }
+            }
+            for (Watched w : server.connections()) {
+                check(w, now);
+            }
+        }
+    }
+
+    private void check(Watched w, long now) {
+        if (w != null && w.busy() && now - w.lastProgress() > settings.stallTimeoutNanos) {
+            counters.stalls.increment();
+            w.kill("no progress for " + settings.stallTimeoutNanos / 1_000_000 + " ms");
+        }
+    }
+
+    private void failAll(Submission work, TransferStatus status, String reason) {
+        for (int i = 0, n = work.size(); i < n; i++) {
+            if (!work.isDone(i)) {
+                counters.partsFailed.increment();
+                work.fail(i, status, reason);
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+package io.mooncake4j.transport.tcp;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mooncake4j.Opcode;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+class StripePlanTest {
+    @Test
+    void shouldCoverEveryByteExactlyOnceAcrossLanes() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        long slice = 64 << 10;
+        for (int round = 0; round < 200; round++) {
+            int lanes = 1 + rnd.nextInt(8);
+            int n = 1 + rnd.nextInt(40);
+            TcpTestKit.FakeSubmission s = new TcpTestKit.FakeSubmission(n);
+            for (int i = 0; i < n; i++) {
+                long len = rnd.nextBoolean() ? 1 + rnd.nextInt(4096) : 1 + rnd.nextInt(1 << 20);
+                s.set(i, Opcode.WRITE, 0, 0, len);
+                s.cuda[i] = rnd.nextInt(10) == 0;
+            }
+            int start = rnd.nextInt(lanes);
+            long[] covered = new long[n];
+            int[] parts = new int[n];
+            long mask = 0;
+            for (int lane = 0; lane < lanes; lane++) {
+                StripePlan p = new StripePlan();
+                p.reset(s, start, lane, lanes, slice);
+                long[] nextOffset = new long[n];
+                while (p.next()) {
+                    int i = p.request;
+                    assertTrue(!s.cuda[i]);
+                    assertTrue(p.length > 0 && p.length <= slice, "part within slice");
+                    assertTrue(p.offset + p.length <= s.length[i]);
+                    assertTrue(p.offset >= nextOffset[i], "parts of a request in order on a lane");
+                    nextOffset[i] = p.offset + p.length;
+                    covered[i] += p.length;
+                    parts[i]++;
+                    mask |= 1L << lane;
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                if (s.cuda[i]) {
+                    assertEquals(0, covered[i]);
+                } else {
+                    assertEquals(s.length[i], covered[i], "request " + i);
+                    assertEquals(StripePlan.partsOf(s.length[i], slice), parts[i]);
+                }
+            }
+            assertEquals(StripePlan.laneMask(s, start, lanes, slice), mask);
+        }
+    }
+
+    @Test
+    void shouldKeepSmallBatchesOnFewLanes() {
+        TcpTestKit.FakeSubmission s = new TcpTestKit.FakeSubmission(128);
+        for (int i = 0; i < 128; i++) {
+            s.set(i, Opcode.WRITE, 0, 0, 4096);
+        }
+        assertEquals(1L << 2, StripePlan.laneMask(s, 2, 4, 1 << 20));
+        for (int i = 0; i < 128; i++) {
+            s.set(i, Opcode.WRITE, 0, 0, 1 << 20);
+        }
+        assertEquals(0b1111, StripePlan.laneMask(s, 0, 4, 1 << 20));
+    }
+}

@@ -1,0 +1,147 @@
+package io.mooncake4j.samples.bench;
+
+import io.mooncake4j.HostMemory;
+import io.mooncake4j.TransferEngine;
+import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.samples.cli.CommandFailure;
+import io.mooncake4j.samples.cli.Main;
+import io.mooncake4j.samples.cli.Sizes;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * {@code bench --mode=target}: registers a buffer, prints its segment name (what the initiator
+ * passes as {@code --segment_id}), optionally writes it to {@code --segment_file}, and serves until
+ * it is killed (SIGINT/SIGTERM), {@code --target_duration} passes, or, with {@code
+ * --exit_on_stdin_close}, its standard input reaches end of file (so a target spawned by a process
+ * that dies goes away with it).
+ */
+final class TargetRunner {
+    private final TransferEngine engine;
+    private final HostMemory memory;
+    private final Path segmentFile;
+    private final AtomicBoolean stopped = new AtomicBoolean();
+    private final CountDownLatch stop = new CountDownLatch(1);
+
+    private TargetRunner(TransferEngine engine, HostMemory memory, Path segmentFile) {
+        this.engine = engine;
+        this.memory = memory;
+        this.segmentFile = segmentFile;
+    }
+
+    static int run(TransferEngine engine, long bufferSize, boolean initMem, Path segmentFile, double seconds,
+            boolean exitOnStdinClose, PrintWriter out, PrintWriter err) {
+        HostMemory memory;
+        try {
+            memory = engine.allocate(bufferSize);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            engine.close();
+            throw new CommandFailure("cannot allocate --buffer_size=" + bufferSize + ": " + e.getMessage(), e);
+        }
+        TargetRunner target = new TargetRunner(engine, memory, segmentFile);
+        Thread hook = new Thread(() -> target.shutdown(err, "signal"), "bench-target-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try {
+            if (initMem) {
+                // Mooncake fills GPU buffers with 0xCC; here it also faults every page in up front.
+                NativeMemory.fill(memory.address(), memory.length(), 0xCC);
+            }
+            String name = engine.localSegmentName();
+            if (segmentFile != null) {
+                writeAtomically(segmentFile, name + "\n");
+            }
+            out.println("Target ready: segment_id " + name + ", protocol " + engine.protocol() + ", buffer "
+                    + Sizes.format(memory.length()) + " at 0x" + Long.toHexString(memory.address()));
+            out.println("Run the initiator with --segment_id=" + name + " --protocol=" + engine.protocol()
+                    + "; stop this target with Ctrl-C or kill"
+                    + (seconds > 0 ? " (it stops by itself after " + BenchReport.fixed(seconds, 1) + " s)" : "")
+                    + ".");
+            out.flush();
+            if (exitOnStdinClose) {
+                target.watchStdin(System.in);
+            }
+            boolean interrupted = false;
+            try {
+                if (seconds > 0) {
+                    target.stop.await((long) (seconds * 1e9), TimeUnit.NANOSECONDS);
+                } else {
+                    target.stop.await();
+                }
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+            target.shutdown(err, interrupted ? "interrupted" : seconds > 0 ? "--target_duration passed" : "stdin closed");
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+            return Main.OK;
+        } finally {
+            target.shutdown(err, null);
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException e) {
+                // the JVM is already shutting down: the hook runs (or ran) anyway
+            }
+        }
+    }
+
+    private void watchStdin(InputStream in) {
+        Thread t = new Thread(() -> {
+            byte[] buf = new byte[256];
+            try {
+                while (in.read(buf) >= 0) {
+                    // discard: only the end of the stream matters
+                }
+            } catch (IOException e) {
+                // a broken stdin counts as closed
+            }
+            stop.countDown();
+        }, "bench-target-stdin");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    /** Removes the segment file and closes the engine and the buffer, once. */
+    private void shutdown(PrintWriter err, String why) {
+        stop.countDown();
+        if (!stopped.compareAndSet(false, true)) {
+            return;
+        }
+        if (why != null) {
+            err.println("Target " + engine.localSegmentName() + " stopping (" + why + ")");
+            err.flush();
+        }
+        if (segmentFile != null) {
+            try {
+                Files.deleteIfExists(segmentFile);
+            } catch (IOException e) {
+                // best effort: a stale file names a closed port, which the initiator reports clearly
+            }
+        }
+        engine.close();
+        memory.close();
+    }
+
+    /** Writes {@code text} so that a reader never sees a partial file. */
+    static void writeAtomically(Path file, String text) {
+        try {
+            Path dir = file.toAbsolutePath().getParent();
+            if (dir != null) {
+                Files.createDirectories(dir);
+            }
+            Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+            Files.writeString(tmp, text, StandardCharsets.UTF_8);
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new CommandFailure("cannot write --segment_file=" + file + ": " + e, e);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+package io.mooncake4j.testkit;
+
+import io.mooncake4j.EngineConfig;
+import io.mooncake4j.HostMemory;
+import io.mooncake4j.TransferEngine;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+
+/**
+ * A target engine in its own JVM for two-process tests. Arguments: protocol, buffer bytes. Prints
+ * {@code READY <segment> <address> <length>} and serves until its standard input closes.
+ */
+public final class TargetProcess {
+    private TargetProcess() {}
+
+    public static void main(String[] args) throws Exception {
+        EngineConfig config = EngineConfig.builder()
+                .protocol(args[0])
+                .localHostname("127.0.0.1")
+                .rpcPortRange(0, 0)
+                .transferTimeout(Duration.ofSeconds(10))
+                .build();
+        try (TransferEngine engine = TransferEngine.create(config);
+                HostMemory memory = engine.allocate(Long.parseLong(args[1]))) {
+            System.out.println("READY " + engine.localSegmentName() + " " + memory.address() + " " + memory.length());
+            System.out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            while (in.readLine() != null) {
+                // serve until the parent closes our stdin
+            }
+        }
+    }
+}
