@@ -34,6 +34,7 @@ import picocli.CommandLine.Spec;
         name = "bench",
         mixinStandardHelpOptions = true,
         sortOptions = false,
+        abbreviateSynopsis = true,
         usageHelpAutoWidth = true,
         description = {
             "Throughput benchmark with the flags and output of Mooncake's transfer_engine_bench.",
@@ -47,9 +48,9 @@ import picocli.CommandLine.Spec;
             "",
             "Examples:",
             "  mooncake4j bench --mode=target --segment_file=/tmp/seg &",
-            "  mooncake4j bench --segment_id=$(cat /tmp/seg) --operation=write --block_size=1M --verify",
-            "  mooncake4j bench --segment_id=10.0.0.2:15123 --sweep --csv=sweep.csv --chart=sweep.svg",
-            "  scripts/bench-loopback.sh --duration=5 --verify      (target and initiator on this host)",
+            "  mooncake4j bench --segment_id=$(cat /tmp/seg) --operation=write --verify",
+            "  mooncake4j bench --segment_id=10.0.0.2:15123 --sweep --chart=sweep.svg",
+            "  scripts/bench-loopback.sh --duration=5 --verify   (both on this host)",
             "",
             "Sizes take K, M, G (powers of 1024) or KB, MB, GB (powers of 1000). Exit codes: 0 ok, 1 failure"
                     + " (a request did not complete, verification mismatch), 2 usage error."
@@ -138,11 +139,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--sweep_duration", paramLabel = "SECONDS", description = "Seconds per sweep point. Default: 1.")
     double sweepDuration = 1;
 
-    @Option(names = "--sweep_block_sizes", paramLabel = "SIZES", split = ",", converter = Sizes.Converter.class,
+    @Option(names = "--sweep_block_sizes", paramLabel = "SIZE", split = ",", converter = Sizes.Converter.class,
             defaultValue = "4K,16K,64K,256K,1M,4M", description = "Default: ${DEFAULT-VALUE}.")
     List<Long> sweepBlockSizes;
 
-    @Option(names = "--sweep_threads", paramLabel = "N,...", split = ",", defaultValue = "1,2,3,4",
+    @Option(names = "--sweep_threads", paramLabel = "N", split = ",", defaultValue = "1,2,3,4",
             description = "Default: ${DEFAULT-VALUE}.")
     List<Integer> sweepThreads;
 

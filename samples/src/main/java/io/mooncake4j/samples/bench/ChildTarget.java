@@ -3,6 +3,7 @@ package io.mooncake4j.samples.bench;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.Main;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -56,6 +57,11 @@ public final class ChildTarget implements AutoCloseable {
                 if (key.startsWith(prefix)) {
                     cmd.add("-D" + key + "=" + System.getProperty(key));
                 }
+            }
+        }
+        for (String jvmArg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+            if (jvmArg.startsWith("--enable-native-access")) {
+                cmd.add(jvmArg); // what bin/mooncake4j passes, so JNI is allowed the same way
             }
         }
         cmd.add("-cp");

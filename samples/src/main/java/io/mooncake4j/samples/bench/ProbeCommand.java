@@ -12,6 +12,7 @@ import io.mooncake4j.samples.cli.EngineOptions;
 import io.mooncake4j.samples.cli.Main;
 import io.mooncake4j.samples.cli.Sizes;
 import java.io.PrintWriter;
+import java.io.Writer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -36,6 +37,7 @@ import picocli.CommandLine.Spec;
         name = "probe",
         mixinStandardHelpOptions = true,
         sortOptions = false,
+        abbreviateSynopsis = true,
         usageHelpAutoWidth = true,
         description = {
             "First-submit latency probe, as Mooncake's efa_first_submit_probe.",
@@ -46,7 +48,7 @@ import picocli.CommandLine.Spec;
         footer = {
             "",
             "Examples:",
-            "  mooncake4j probe --spawn_target                       (target in a child JVM on this host)",
+            "  mooncake4j probe --spawn_target      (a target in a child JVM on this host)",
             "  mooncake4j probe --segment_id=10.0.0.2:15123 --protocol=efa --iters=10",
             "",
             "Exit codes: 0 ok, 1 failure (a WRITE did not complete, the target cannot be reached), 2 usage error."
@@ -112,6 +114,11 @@ public final class ProbeCommand implements Callable<Integer> {
         }
     }
 
+    @Option(names = "--jvm_warmup", arity = "0..1", paramLabel = "BOOL",
+            description = "First do one unreported run (its own engine and connections), so that class loading"
+                    + " and JIT compilation, which a C++ probe does not pay, stay out of the timings. Default: true.")
+    boolean jvmWarmup = true;
+
     @Override
     public Integer call() {
         CommandLine cl = spec.commandLine();
@@ -137,6 +144,11 @@ public final class ProbeCommand implements Callable<Integer> {
                 child = ChildTarget.start(args, Duration.ofSeconds(60));
                 target = child.segmentId();
                 out.println("Spawned target: segment_id " + target + " (pid " + child.process().pid() + ")");
+            }
+            if (jvmWarmup) {
+                long t0 = System.nanoTime();
+                probe(target, false, new PrintWriter(Writer.nullWriter()));
+                out.println(line("JVM warm-up", ms(t0), "one run, not reported: --jvm_warmup=false to skip"));
             }
             List<Run> runs = new ArrayList<>();
             for (boolean w : warmup.runs()) {

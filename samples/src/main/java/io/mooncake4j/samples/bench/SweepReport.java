@@ -35,13 +35,13 @@ public final class SweepReport {
 
     /** The table header. */
     public String header() {
-        return String.format(Locale.ROOT, "%10s  %7s  %5s  %12s  %12s", "block size", "threads", "op",
+        return String.format(Locale.ROOT, "%10s  %7s  %-5s  %12s  %12s", "block size", "threads", "op",
                 unit.name() + "/s", "req/s");
     }
 
     /** One table row. */
     public String row(ThroughputLoop.Result r) {
-        return String.format(Locale.ROOT, "%10s  %7d  %5s  %12s  %12s", Sizes.shortForm(r.blockSize()), r.threads(),
+        return String.format(Locale.ROOT, "%10s  %7d  %-5s  %12s  %12s", Sizes.shortForm(r.blockSize()), r.threads(),
                 r.op().name().toLowerCase(Locale.ROOT), BenchReport.fixed(r.throughput(unit), precision),
                 BenchReport.fixed(r.requestsPerSecond(), 0));
     }

@@ -88,6 +88,11 @@ public final class VerifyPhase {
      * @throws CommandFailure when a request does not complete
      */
     public Result run(long maxBytes) {
+        return run(maxBytes, () -> {});
+    }
+
+    /** {@link #run(long)} with {@code betweenPhases} run after every WRITE ended and before any READ (tests). */
+    Result run(long maxBytes, Runnable betweenPhases) {
         long blockSize = layout.blockSize();
         if (blockSize > Integer.MAX_VALUE) {
             throw new CommandFailure("--verify handles blocks up to 2 GiB - 1, not " + blockSize);
@@ -111,6 +116,7 @@ public final class VerifyPhase {
                     transfer(Opcode.WRITE, source, blocks, w, workers);
                     return null;
                 });
+                betweenPhases.run();
                 runAll(pool, workers, w -> {
                     transfer(Opcode.READ, back, blocks, w, workers);
                     return null;

@@ -74,6 +74,11 @@ public final class Main implements Callable<Integer> {
         cl.setCaseInsensitiveEnumValuesAllowed(false);
         cl.setUsageHelpAutoWidth(true);
         cl.setParameterExceptionHandler(Main::onUsageError);
+        for (CommandLine sub : cl.getSubcommands().values()) {
+            if (sub.getCommandSpec().versionProvider() == null) {
+                sub.getCommandSpec().versionProvider(new Version()); // so 'mooncake4j bench -V' works too
+            }
+        }
         cl.setExecutionExceptionHandler(Main::onFailure);
         return cl;
     }

@@ -41,8 +41,12 @@ public final class Sizes {
         int power = "KMGT".indexOf(m.group(2).charAt(0)) + 1;
         long base = "B".equals(m.group(3)) ? 1000 : 1024;
         long result = n;
-        for (int i = 0; i < power; i++) {
-            result = Math.multiplyExact(result, base);
+        try {
+            for (int i = 0; i < power; i++) {
+                result = Math.multiplyExact(result, base);
+            }
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("'" + text + "' is too large a size");
         }
         return result;
     }
@@ -83,9 +87,8 @@ public final class Sizes {
         public Long convert(String value) {
             try {
                 return parse(value);
-            } catch (IllegalArgumentException | ArithmeticException e) {
-                throw new CommandLine.TypeConversionException(
-                        e instanceof ArithmeticException ? "'" + value + "' is too large a size" : e.getMessage());
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
             }
         }
     }
