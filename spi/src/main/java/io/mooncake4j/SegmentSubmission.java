@@ -57,7 +57,12 @@ final class SegmentSubmission implements Submission {
 
     @Override
     public void partDone(int i, TransferStatus status) {
-        batch.partDone(index[i], status);
+        batch.partEnded(index[i], status, null);
+    }
+
+    @Override
+    public void partFailed(int i, TransferStatus status, String reason) {
+        batch.partEnded(index[i], status, reason);
     }
 
     @Override

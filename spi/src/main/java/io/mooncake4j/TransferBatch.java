@@ -28,6 +28,7 @@ public final class TransferBatch implements AutoCloseable {
     private final Segment[] segments;
     private final int[] status;
     private final int[] parts;
+    private final int[] failure;
     private final PinnedRegion[] pins;
     private volatile String[] reasons;
     private final AtomicInteger remaining = new AtomicInteger();
@@ -50,6 +51,7 @@ public final class TransferBatch implements AutoCloseable {
         this.segments = new Segment[capacity];
         this.status = new int[capacity];
         this.parts = new int[capacity];
+        this.failure = new int[capacity];
         this.pins = new PinnedRegion[capacity];
     }
 
@@ -274,16 +276,18 @@ public final class TransferBatch implements AutoCloseable {
         INTS.setVolatile(parts, i, n);
     }
 
-    void partDone(int i, TransferStatus st) {
+    /** One part of request i ended; the request ends with its last part, the first failure deciding. */
+    void partEnded(int i, TransferStatus st, String reason) {
         if ((int) INTS.getVolatile(status, i) != PENDING) {
             return;
         }
-        if (st != TransferStatus.COMPLETED) {
-            finish(i, st, "the transport reported " + st);
-            return;
+        if (st != TransferStatus.COMPLETED
+                && INTS.compareAndSet(failure, i, 0, st.code())) {
+            setReason(i, reason != null ? reason : "the transport reported " + st);
         }
         if ((int) INTS.getAndAdd(parts, i, -1) == 1) {
-            finish(i, TransferStatus.COMPLETED, null);
+            int f = (int) INTS.getVolatile(failure, i);
+            finish(i, f == 0 ? TransferStatus.COMPLETED : TransferStatus.ofCode(f), null);
         }
     }
 
@@ -298,17 +302,7 @@ public final class TransferBatch implements AutoCloseable {
             return false;
         }
         if (reason != null) {
-            String[] r = reasons;
-            if (r == null) {
-                synchronized (doneLock) {
-                    r = reasons;
-                    if (r == null) {
-                        r = new String[opcodes.length];
-                        reasons = r;
-                    }
-                }
-            }
-            r[i] = reason;
+            setReason(i, reason);
         }
         PinnedRegion p = pins[i];
         if (p != null) {
@@ -319,6 +313,22 @@ public final class TransferBatch implements AutoCloseable {
             signalDone();
         }
         return true;
+    }
+
+    private void setReason(int i, String reason) {
+        String[] r = reasons;
+        if (r == null) {
+            synchronized (doneLock) {
+                r = reasons;
+                if (r == null) {
+                    r = new String[opcodes.length];
+                    reasons = r;
+                }
+            }
+        }
+        if (r[i] == null) {
+            r[i] = reason;
+        }
     }
 
     private void signalDone() {

@@ -10,9 +10,11 @@ import io.mooncake4j.TransferStatus;
  * length is positive.
  *
  * <p>A transport may split a request into parts: call {@link #expectParts} once before issuing the
- * first part, then {@link #partDone} once per part. The first non-COMPLETED part status wins. Calls
- * after the request has ended (for example after a timeout) are ignored, so a transport never has
- * to worry about racing the deadline.
+ * first part, then {@link #partDone} or {@link #partFailed} exactly once per part. A request ends
+ * when its last part reports, so the caller is never told a request ended while one of its parts
+ * still moves data; the first failed part decides the status. Calls after the request has ended
+ * (for example after a timeout, when the engine calls {@link Transport#abort}) are ignored, so a
+ * transport never has to worry about racing the deadline.
  */
 public interface Submission {
     /** Number of requests. */
@@ -42,7 +44,14 @@ public interface Submission {
     /** One part of request {@code i} ended with {@code status}. */
     void partDone(int i, TransferStatus status);
 
-    /** Ends request {@code i} at once with {@code status} and a reason kept for the user. */
+    /** One part of request {@code i} failed with {@code status}; the reason is kept for the user. */
+    void partFailed(int i, TransferStatus status, String reason);
+
+    /**
+     * Ends request {@code i} at once with {@code status} and a reason kept for the user. Only for a
+     * request none of whose parts is in flight (refused before sending); otherwise use {@link
+     * #partFailed} per part.
+     */
     void fail(int i, TransferStatus status, String reason);
 
     /** Whether request {@code i} has ended (completed, failed, timed out or cancelled). */

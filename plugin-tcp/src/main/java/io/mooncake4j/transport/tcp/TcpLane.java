@@ -65,12 +65,11 @@ final class TcpLane {
     private long seqCounter;
     private long failBefore; // batches queued with a sequence <= this fail at once ...
     private String failReason; // ... with this reason (a connect just failed)
-    private Submission current; // the batch the sender works on
+    private volatile Submission current; // the batch the sender works on (written under qLock)
     private boolean stopping;
     private Thread sender;
     private volatile boolean senderParked;
     private volatile boolean abortCurrent;
-    private volatile Submission currentVolatile; // read by abort() without the lock
 
     // ---- in-flight ring: the sender fills [head, tail) and publishes tail; the receiver consumes head
     private final Submission[] rSub = new Submission[RING];
@@ -198,7 +197,6 @@ final class TcpLane {
                     exit = true;
                 }
                 current = s;
-                currentVolatile = s;
             } finally {
                 qLock.unlock();
             }
@@ -265,6 +263,9 @@ final class TcpLane {
                     continue;
                 }
                 while (true) {
+                    if (abortCurrent) {
+                        return;
+                    }
                     if (failure != null) {
                         fail(s, i, TransferStatus.FAILED, failure);
                         break;
@@ -460,7 +461,7 @@ final class TcpLane {
                 counters.bytesWritten.add(len);
             } else {
                 writeFully(c, iov, iovCount);
-                receivePayload(c, local, len);
+                receivePayload(c, s, i, local, len);
             }
             counters.partsSent.increment();
             counters.partsCompleted.increment();
@@ -511,13 +512,13 @@ final class TcpLane {
             int i = rReq[k];
             if (TcpWire.statusCode(frame) == TcpWire.STATUS_OK) {
                 if (!rWrite[k]) {
-                    receivePayload(c, rAddr[k], rLen[k]);
+                    receivePayload(c, s, i, rAddr[k], rLen[k]);
                 }
                 counters.partsCompleted.increment();
                 s.partDone(i, TransferStatus.COMPLETED);
             } else {
                 counters.partsFailed.increment();
-                s.fail(i, TransferStatus.FAILED, REJECTED);
+                s.partFailed(i, TransferStatus.FAILED, REJECTED);
             }
             rSub[k] = null;
             head = h + 1;
@@ -534,16 +535,22 @@ final class TcpLane {
         }
     }
 
-    /** Reads a READ payload into local memory at {@code addr}. */
-    private void receivePayload(Conn c, long addr, long len) throws IOException {
+    /**
+     * Reads the READ payload of request {@code i} into local memory at {@code addr}. Once the request
+     * has ended (a sibling part failed, the deadline passed) the rest of the payload is read and
+     * dropped: its memory may already be the caller's again.
+     */
+    private void receivePayload(Conn c, Submission s, int i, long addr, long len)
+            throws IOException {
         final InputStage in = recvStage;
         counters.bytesRead.add(len);
+        boolean drop = s.isDone(i);
         while (len > 0) {
             long n;
             if (in.available() > 0) {
-                n = in.drainTo(addr, len);
-            } else if (len < DIRECT_MIN) {
-                in.fill(c.ch, (int) len, c);
+                n = drop ? in.skip(len) : in.drainTo(addr, len);
+            } else if (drop || len < DIRECT_MIN) {
+                in.fill(c.ch, (int) Math.min(len, in.capacity), c);
                 continue;
             } else {
                 // the rest of the payload straight into memory, what follows into the stage
@@ -551,6 +558,9 @@ final class TcpLane {
             }
             addr += n;
             len -= n;
+            if (!drop && len > 0 && s.isDone(i)) {
+                drop = true;
+            }
         }
     }
 
@@ -603,7 +613,8 @@ final class TcpLane {
                 recvStage.rpos = 0;
                 recvStage.wpos = 0;
                 if (peer.v2) {
-                    Thread r = new Thread(() -> receiverLoop(c), "mc-tcp-recv-" + transport.dataPort() + "-" + peer.label + "-" + index);
+                    String name = "mc-tcp-recv-" + transport.dataPort() + "-" + peer.label + "-" + index;
+                    Thread r = new Thread(() -> receiverLoop(c), name);
                     r.setDaemon(true);
                     c.receiver = r;
                     r.start();
@@ -666,6 +677,7 @@ final class TcpLane {
      */
     void abort(Submission work) {
         boolean touching = false;
+        boolean sending = false;
         qLock.lock();
         try {
             for (int n = 0, len = qSub.length; n < qCount; n++) {
@@ -678,6 +690,7 @@ final class TcpLane {
             if (current == work) {
                 abortCurrent = true;
                 touching = true;
+                sending = true;
             }
         } finally {
             qLock.unlock();
@@ -694,8 +707,8 @@ final class TcpLane {
             return;
         }
         SocketChannel cc = connecting;
-        if (cc != null) {
-            TcpServer.closeQuietly(cc);
+        if (sending && cc != null) {
+            TcpServer.closeQuietly(cc); // the sender is connecting for this very batch
         }
         Conn c = conn;
         if (c != null) {
@@ -706,7 +719,7 @@ final class TcpLane {
         if (snd != null && snd != Thread.currentThread()) {
             LockSupport.unpark(snd);
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
-            while (currentVolatile == work && System.nanoTime() - deadline < 0) {
+            while (current == work && System.nanoTime() - deadline < 0) {
                 LockSupport.parkNanos(this, 50_000);
             }
         }
@@ -778,7 +791,7 @@ final class TcpLane {
 
     private void fail(Submission s, int i, TransferStatus status, String reason) {
         counters.partsFailed.increment();
-        s.fail(i, status, reason);
+        s.partFailed(i, status, reason);
     }
 
     private TransferStatus closedStatus() {

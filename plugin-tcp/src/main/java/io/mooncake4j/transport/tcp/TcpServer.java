@@ -38,6 +38,9 @@ final class TcpServer implements AutoCloseable {
     private static final int DIRECT_MIN = 64 << 10;
     /** READ payloads up to this size are copied into the reply buffer (batched with status frames). */
     private static final int COPY_MAX = 32 << 10;
+    private static final int MAX_IOV = 64;
+    private static final int MAX_HELD = 32;
+    private static final long FLUSH_BYTES = 16L << 20;
 
     private final LocalMemory memory;
     private final TcpSettings settings;
@@ -148,15 +151,25 @@ final class TcpServer implements AutoCloseable {
         private final InputStage in = new InputStage(IN_BYTES);
         private final ByteBuffer out = ByteBuffer.allocateDirect(OUT_BYTES).order(ByteOrder.LITTLE_ENDIAN);
         private final long outAddress = NativeMemory.address(out);
-        private final ByteBuffer outWrite = out.duplicate(); // limit/position for writes only
-        private final ByteBuffer[] iov = new ByteBuffer[8];
+        // replies are gathered: runs of `out` (status frames, small payloads) between views of
+        // memory (large READ payloads, whose pins are held until the write is done)
+        private final ByteBuffer[] outCopies = new ByteBuffer[MAX_IOV];
+        private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV];
+        private final PinnedRegion[] held = new PinnedRegion[MAX_HELD];
         private final WindowCache views = new WindowCache();
         private volatile boolean busy;
         private int opos;
+        private int runStart;
+        private int iovCount;
+        private int heldCount;
+        private long pendingBytes;
         volatile Thread thread;
 
         Served(SocketChannel ch) {
             this.ch = ch;
+            for (int i = 0; i < MAX_IOV; i++) {
+                outCopies[i] = out.duplicate();
+            }
         }
 
         @Override
@@ -185,6 +198,7 @@ final class TcpServer implements AutoCloseable {
                 LOG.warn("TCP data connection failed unexpectedly", e);
             } finally {
                 kill("done");
+                releaseHeld();
                 connections.remove(this);
             }
         }
@@ -251,16 +265,24 @@ final class TcpServer implements AutoCloseable {
                         }
                         queueStatus(TcpWire.STATUS_REJECTED);
                     } else {
+                        boolean kept = false;
                         try {
                             if (v2) {
                                 queueStatus(TcpWire.STATUS_OK);
                             }
-                            send(addr, size);
+                            kept = send(addr, size, pin);
                         } finally {
-                            pin.unpin();
+                            if (!kept) {
+                                pin.unpin();
+                            }
                         }
                         counters.served.increment();
                         counters.servedBytes.add(size);
+                        if (iovCount + 3 > MAX_IOV
+                                || heldCount == MAX_HELD
+                                || pendingBytes >= FLUSH_BYTES) {
+                            flushOut();
+                        }
                     }
                 } finally {
                     busy = false;
@@ -295,57 +317,101 @@ final class TcpServer implements AutoCloseable {
             }
         }
 
-        /** Sends {@code size} bytes of validated memory at {@code addr}, after the queued replies. */
-        private void send(long addr, long size) throws IOException {
+        /**
+         * Queues {@code size} bytes of validated memory at {@code addr} after the queued replies: small
+         * payloads are copied, large ones are gathered from memory, keeping {@code pin} until they
+         * are written (returns true then: the pin is no longer the caller's to release).
+         */
+        private boolean send(long addr, long size, PinnedRegion pin) throws IOException {
             if (size <= COPY_MAX) {
-                if (opos + size > OUT_BYTES) {
-                    flushOut();
-                }
+                ensureOut((int) size);
                 NativeMemory.copy(outAddress + opos, addr, size);
                 opos += (int) size;
-                return;
+                return false;
             }
-            int cnt = 0;
-            if (opos > 0) {
-                outWrite.limit(opos).position(0);
-                iov[cnt++] = outWrite;
+            long pieces =
+                    ((addr + size - 1) >>> WindowCache.WINDOW_SHIFT) - (addr >>> WindowCache.WINDOW_SHIFT) + 1;
+            if (iovCount + 1 + pieces > MAX_IOV) {
+                flushOut();
             }
+            if (1 + pieces > MAX_IOV) {
+                // tens of GiB: write it now, piece by piece, under the caller's pin
+                while (size > 0) {
+                    iov[0] = views.view(addr, size, 0);
+                    int len = iov[0].remaining();
+                    writeFully(iov, 1);
+                    addr += len;
+                    size -= len;
+                }
+                iov[0] = null;
+                return false;
+            }
+            closeRun();
+            held[heldCount++] = pin;
+            pendingBytes += size;
             while (size > 0) {
-                ByteBuffer v = views.view(addr, size, cnt);
+                ByteBuffer v = views.view(addr, size, iovCount);
                 int len = v.remaining();
-                iov[cnt++] = v;
+                iov[iovCount++] = v;
                 addr += len;
                 size -= len;
-                if (cnt == iov.length || size == 0) {
-                    writeFully(iov, cnt);
-                    cnt = 0;
-                }
             }
-            opos = 0;
+            return true;
         }
 
         private void queueStatus(int code) throws IOException {
-            if (opos + TcpWire.STATUS_BYTES > OUT_BYTES) {
-                flushOut();
-            }
+            ensureOut(TcpWire.STATUS_BYTES);
             TcpWire.putStatus(out, opos, code);
             opos += TcpWire.STATUS_BYTES;
         }
 
+        private void ensureOut(int n) throws IOException {
+            if (opos + n > OUT_BYTES || iovCount + 1 >= MAX_IOV) {
+                flushOut();
+            }
+        }
+
+        /** Ends the current run of `out` bytes as one gathering-write entry. */
+        private void closeRun() {
+            if (opos > runStart) {
+                ByteBuffer b = outCopies[iovCount];
+                b.limit(opos).position(runStart);
+                iov[iovCount++] = b;
+                runStart = opos;
+            }
+        }
+
+        /** Writes every queued reply, then releases the pins of the payloads it carried. */
         private void flushOut() throws IOException {
-            if (opos == 0) {
+            closeRun();
+            if (iovCount == 0) {
+                opos = 0;
+                runStart = 0;
                 return;
             }
             boolean wasBusy = busy;
             busy = true; // a peer that does not read its replies is a stalled peer
             try {
-                outWrite.limit(opos).position(0);
-                iov[0] = outWrite;
-                writeFully(iov, 1);
-                opos = 0;
+                writeFully(iov, iovCount);
             } finally {
                 busy = wasBusy;
+                releaseHeld();
+                for (int i = 0; i < iovCount; i++) {
+                    iov[i] = null;
+                }
+                iovCount = 0;
+                opos = 0;
+                runStart = 0;
+                pendingBytes = 0;
             }
+        }
+
+        private void releaseHeld() {
+            for (int i = 0; i < heldCount; i++) {
+                held[i].unpin();
+                held[i] = null;
+            }
+            heldCount = 0;
         }
 
         private void writeFully(ByteBuffer[] bufs, int count) throws IOException {

@@ -10,6 +10,8 @@ import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -64,7 +66,12 @@ public final class TcpTransport implements Transport {
         }
         this.watchdog = new Thread(this::watch, "mc-tcp-watchdog-" + server.port());
         watchdog.setDaemon(true);
-        watchdog.start();
+        try {
+            watchdog.start();
+        } catch (RuntimeException | Error e) {
+            server.close(); // release what this constructor acquired
+            throw e;
+        }
         LOG.debug("tcp transport listening on port {} with {}", server.port(), settings);
     }
 
@@ -178,7 +185,11 @@ public final class TcpTransport implements Transport {
         }
         watchdog.interrupt();
         server.close();
-        for (TcpPeer p : peers.values()) {
+        List<TcpPeer> all;
+        synchronized (peers) { // peerFor adds peers under this lock after checking closed
+            all = new ArrayList<>(peers.values());
+        }
+        for (TcpPeer p : all) {
             for (TcpLane lane : p.lanes) {
                 lane.close();
             }

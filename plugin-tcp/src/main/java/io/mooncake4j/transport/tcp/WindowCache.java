@@ -15,7 +15,7 @@ import java.nio.ByteBuffer;
 final class WindowCache {
     static final int WINDOW_SHIFT = 30;
     static final long WINDOW = 1L << WINDOW_SHIFT;
-    private static final int SLOTS = 64; // power of two
+    private static final int SLOTS = 256; // power of two; cleared when half full
 
     private final long[] keys = new long[SLOTS]; // window index + 1; 0 = empty
     private final ByteBuffer[][] views = new ByteBuffer[SLOTS][];

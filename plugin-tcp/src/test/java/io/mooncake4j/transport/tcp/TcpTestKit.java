@@ -127,6 +127,8 @@ final class TcpTestKit {
         final AtomicIntegerArray partsLeft;
         final AtomicReferenceArray<TransferStatus> status;
         final AtomicReferenceArray<String> reasons;
+        final AtomicReferenceArray<TransferStatus> firstFailure;
+        final AtomicReferenceArray<String> firstReason;
         final AtomicInteger overCompleted = new AtomicInteger();
         CountDownLatch done;
 
@@ -143,6 +145,8 @@ final class TcpTestKit {
             }
             status = new AtomicReferenceArray<>(n);
             reasons = new AtomicReferenceArray<>(n);
+            firstFailure = new AtomicReferenceArray<>(n);
+            firstReason = new AtomicReferenceArray<>(n);
             done = new CountDownLatch(n);
         }
 
@@ -202,15 +206,24 @@ final class TcpTestKit {
 
         @Override
         public void partDone(int i, TransferStatus st) {
-            if (st != TransferStatus.COMPLETED) {
-                end(i, st, "part ended " + st);
+            partFailed(i, st, st == TransferStatus.COMPLETED ? null : "part ended " + st);
+        }
+
+        @Override
+        public void partFailed(int i, TransferStatus st, String reason) {
+            if (isDone(i)) {
                 return;
+            }
+            if (st != TransferStatus.COMPLETED) {
+                firstFailure.compareAndSet(i, null, st);
+                firstReason.compareAndSet(i, null, reason);
             }
             int left = partsLeft.decrementAndGet(i);
             if (left < 0) {
                 overCompleted.incrementAndGet();
             } else if (left == 0) {
-                end(i, TransferStatus.COMPLETED, null);
+                TransferStatus f = firstFailure.get(i);
+                end(i, f == null ? TransferStatus.COMPLETED : f, firstReason.get(i));
             }
         }
 
@@ -237,6 +250,8 @@ final class TcpTestKit {
                 partsLeft.set(i, 1);
                 status.set(i, null);
                 reasons.set(i, null);
+                firstFailure.set(i, null);
+                firstReason.set(i, null);
             }
             done = new CountDownLatch(size());
         }
@@ -334,7 +349,14 @@ final class TcpTestKit {
     /** Whether every byte equals {@code value}. */
     static boolean allEqual(long address, long length, int value) {
         ByteBuffer b = NativeMemory.wrap(address, (int) length);
-        for (int i = 0; i < length; i++) {
+        long pattern = (value & 0xFFL) * 0x0101010101010101L;
+        int i = 0;
+        for (; i + 8 <= length; i += 8) {
+            if (b.getLong(i) != pattern) {
+                return false;
+            }
+        }
+        for (; i < length; i++) {
             if (b.get(i) != (byte) value) {
                 return false;
             }

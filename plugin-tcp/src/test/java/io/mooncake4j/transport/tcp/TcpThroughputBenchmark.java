@@ -35,6 +35,11 @@ class TcpThroughputBenchmark {
     private static final double SECONDS = Double.parseDouble(System.getProperty("bench.seconds", "3"));
     private static final int THREADS = Integer.getInteger("bench.threads", 2);
 
+    /** Runs outside JUnit (e.g. on a quiet machine with just a JRE and the class path). */
+    public static void main(String[] args) throws Exception {
+        new TcpThroughputBenchmark().loopbackFigures();
+    }
+
     @Test
     void loopbackFigures() throws Exception {
         double raw = rawSingleStream();

@@ -196,6 +196,84 @@ class TcpTransportIntegrationTest {
     }
 
     @Test
+    void shouldSurviveAbortsRacingLiveTraffic() throws Exception {
+        int threads = 4;
+        long area = 16 * MiB;
+        long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(2500);
+        AtomicInteger aborted = new AtomicInteger();
+        AtomicInteger completed = new AtomicInteger();
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            List<Future<?>> futures = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                final int id = t;
+                futures.add(
+                        pool.submit(
+                                () -> {
+                                    SplittableRandom rnd = new SplittableRandom(id);
+                                    // aborted batches read into their own half, so that a
+                                    // collateral failure's late parts cannot blur the check
+                                    long local = memA.address + 128 * MiB + id * area;
+                                    long remote = memB.address + id * area;
+                                    long half = area / 2;
+                                    while (System.nanoTime() < end) {
+                                        boolean abort = rnd.nextInt(4) == 0;
+                                        int n = 1 + rnd.nextInt(16);
+                                        FakeSubmission s = new FakeSubmission(n);
+                                        for (int i = 0; i < n; i++) {
+                                            long len = 1 + rnd.nextInt((int) (2 * MiB));
+                                            long off = rnd.nextLong(half - len) + (abort ? half : 0);
+                                            s.set(i, Opcode.READ, local + off, remote + off, len);
+                                        }
+                                        a.submit(peerB, s);
+                                        if (abort) {
+                                            if (rnd.nextBoolean()) {
+                                                Thread.sleep(0, rnd.nextInt(500_000));
+                                            }
+                                            for (int i = 0; i < n; i++) {
+                                                s.fail(i, TransferStatus.TIMEOUT, "deadline");
+                                            }
+                                            a.abort(s);
+                                            // nothing may land in its memory any more
+                                            for (int i = 0; i < n; i++) {
+                                                fill(s.local[i], s.length[i], 0x77);
+                                            }
+                                            Thread.sleep(2);
+                                            for (int i = 0; i < n; i++) {
+                                                assertTrue(
+                                                        allEqual(s.local[i], s.length[i], 0x77),
+                                                        "written after abort");
+                                            }
+                                            aborted.incrementAndGet();
+                                        } else {
+                                            assertTrue(s.await(10_000), "a submission never ended");
+                                            if (s.failures().isEmpty()) {
+                                                completed.incrementAndGet();
+                                            }
+                                        }
+                                        assertEquals(0, s.overCompleted.get());
+                                    }
+                                    return null;
+                                }));
+            }
+            for (Future<?> f : futures) {
+                f.get(20, TimeUnit.SECONDS);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertTrue(aborted.get() > 0 && completed.get() > 0, aborted + " aborted, " + completed + " completed");
+        // the transport is healthy afterwards
+        FakeSubmission check = FakeSubmission.of(Opcode.READ, memA.address + 250 * MiB, memB.address, MiB);
+        submitAndAwait(a, peerB, check);
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (ctxB.memory.outstanding.get() != 0 && System.nanoTime() < until) {
+            Thread.sleep(10);
+        }
+        assertEquals(0, ctxB.memory.outstanding.get(), "pins left on the target");
+    }
+
+    @Test
     void shouldSpeakProtocolV1ToPeersThatDoNotAnnounceV2() throws Exception {
         SegmentDescriptor v1 = TcpTestKit.peer(b.dataPort(), null);
         long len = 3 * MiB + 11;
