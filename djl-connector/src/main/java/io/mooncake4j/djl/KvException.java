@@ -11,6 +11,7 @@ import java.util.Objects;
 public class KvException extends MooncakeException {
     private static final long serialVersionUID = 1L;
     private final KvError error;
+    private final String detail;
 
     /** An exception with a KV error and a message that says what to do. */
     public KvException(KvError error, String message) {
@@ -19,13 +20,25 @@ public class KvException extends MooncakeException {
 
     /** An exception with a KV error, a message and a cause. */
     public KvException(KvError error, String message, Throwable cause) {
-        super(engineCode(error), "[" + Objects.requireNonNull(error, "error") + "] " + message, cause);
+        super(engineCode(Objects.requireNonNull(error, "error")), message, cause);
         this.error = error;
+        this.detail = message;
     }
 
     /** The KV connector's code. */
     public KvError error() {
         return error;
+    }
+
+    /** The message without the code. */
+    public String detail() {
+        return detail;
+    }
+
+    /** {@code [<KvError>] <detail>}; {@link #code()} still gives the engine's error code. */
+    @Override
+    public String getMessage() {
+        return "[" + error + "] " + detail;
     }
 
     private static ErrorCode engineCode(KvError e) {

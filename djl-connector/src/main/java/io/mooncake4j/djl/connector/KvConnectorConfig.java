@@ -38,9 +38,15 @@ public final class KvConnectorConfig {
     public static final String QUARANTINE = "MC_KV_QUARANTINE";
     /** Threads that submit transfers and send notifications; default 4. */
     public static final String IO_THREADS = "MC_KV_IO_THREADS";
+    /**
+     * Blocks a decode worker keeps of finished prompts to reuse as prefixes (only the rest is then
+     * transferred); default 0: off.
+     */
+    public static final String PREFIX_CACHE_BLOCKS = "MC_KV_PREFIX_CACHE_BLOCKS";
 
     private static final String[] KEYS = {
-        MODE, BLOCK_TOKENS, NUM_BLOCKS, POOL_MB, DTYPE, UNCLAIMED_TIMEOUT, WAIT_TIMEOUT, QUARANTINE, IO_THREADS
+        MODE, BLOCK_TOKENS, NUM_BLOCKS, POOL_MB, DTYPE, UNCLAIMED_TIMEOUT, WAIT_TIMEOUT, QUARANTINE, IO_THREADS,
+        PREFIX_CACHE_BLOCKS
     };
 
     private final TransferMode mode;
@@ -52,6 +58,7 @@ public final class KvConnectorConfig {
     private final Duration waitTimeout;
     private final Duration quarantine;
     private final int ioThreads;
+    private final int prefixCacheBlocks;
 
     private KvConnectorConfig(EngineConfig s) {
         this.mode = TransferMode.parse(s.get(MODE, "push"));
@@ -63,6 +70,7 @@ public final class KvConnectorConfig {
         this.waitTimeout = s.getSeconds(WAIT_TIMEOUT, 120);
         this.quarantine = s.get(QUARANTINE) == null ? null : s.getSeconds(QUARANTINE, 32);
         this.ioThreads = (int) s.getLong(IO_THREADS, 4, 1, 256);
+        this.prefixCacheBlocks = (int) s.getLong(PREFIX_CACHE_BLOCKS, 0, 0, Integer.MAX_VALUE);
     }
 
     /** Settings from the environment and system properties. */
@@ -156,6 +164,11 @@ public final class KvConnectorConfig {
         return ioThreads;
     }
 
+    /** Blocks a decode worker keeps for prefix reuse; 0 when off. */
+    public int prefixCacheBlocks() {
+        return prefixCacheBlocks;
+    }
+
     /**
      * The layout of a pool for a model's geometry: {@link #numBlocks()} blocks, or as many as fit
      * in {@link #poolBytes()}.
@@ -191,31 +204,38 @@ public final class KvConnectorConfig {
             return this;
         }
 
+        /** Sets {@link #MODE}. */
         public Builder mode(TransferMode mode) {
             return set(MODE, mode.jsonName());
         }
 
+        /** Sets {@link #BLOCK_TOKENS}. */
         public Builder blockTokens(int tokens) {
             return set(BLOCK_TOKENS, Integer.toString(tokens));
         }
 
+        /** Sets {@link #NUM_BLOCKS}. */
         public Builder numBlocks(int blocks) {
             return set(NUM_BLOCKS, Integer.toString(blocks));
         }
 
+        /** Sets {@link #DTYPE}; refuses types other than FLOAT32 and FLOAT16. */
         public Builder dataType(DataType type) {
             KvLayout.checkDataType(type);
             return set(DTYPE, type == DataType.FLOAT16 ? "float16" : "float32");
         }
 
+        /** Sets {@link #UNCLAIMED_TIMEOUT}. */
         public Builder unclaimedTimeout(Duration d) {
             return set(UNCLAIMED_TIMEOUT, seconds(d));
         }
 
+        /** Sets {@link #WAIT_TIMEOUT}. */
         public Builder waitTimeout(Duration d) {
             return set(WAIT_TIMEOUT, seconds(d));
         }
 
+        /** Sets {@link #QUARANTINE}. */
         public Builder quarantine(Duration d) {
             return set(QUARANTINE, seconds(d));
         }
@@ -230,6 +250,7 @@ public final class KvConnectorConfig {
             return Double.toString(d.toNanos() / 1e9);
         }
 
+        /** Reads every setting once; a malformed value fails here with a message naming its key. */
         public KvConnectorConfig build() {
             EngineConfig.Builder b = EngineConfig.builder().environment(environment);
             explicit.forEach(b::set);

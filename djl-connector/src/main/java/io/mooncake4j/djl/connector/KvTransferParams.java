@@ -23,7 +23,8 @@ import java.util.Objects;
  *  "num_tokens": 100, "start_token": 32, "block_ids": [7, 8, 9, 10, 11],
  *  "layout": {"layers": 32, "kv_heads": 8, "head_size": 128, "block_tokens": 16, "num_blocks": 4096,
  *             "dtype": "float32", "block_bytes": 65536},
- *  "k_bases": [140230000000000, ...], "v_bases": [...], "expires_in_ms": 119000}
+ *  "k_bases": [140230000000000, ...], "v_bases": [...],
+ *  "expires_in_ms": 119000, "expires_at_ms": 1795000000000}
  * }</pre>
  *
  * <p>{@code role} says who wrote it: {@code decode} (a destination: write positions {@code
@@ -57,7 +58,7 @@ public final class KvTransferParams {
 
     private static final String[] KNOWN = {
         "request_id", "role", "mode", "engine", "connector", "num_tokens", "start_token", "block_ids", "layout",
-        "k_bases", "v_bases", "expires_in_ms"
+        "k_bases", "v_bases", "expires_in_ms", "expires_at_ms"
     };
 
     private final String requestId;
@@ -72,6 +73,7 @@ public final class KvTransferParams {
     private final long[] kBases;
     private final long[] vBases;
     private final long expiresInMillis;
+    private final long expiresAtMillis;
     private final JsonObject extra;
 
     /**
@@ -88,12 +90,14 @@ public final class KvTransferParams {
      * @param layout the writer's layout
      * @param kBases per layer, the absolute address of block 0 of the keys
      * @param vBases per layer, the absolute address of block 0 of the values
-     * @param expiresInMillis how long a destination stays valid, or 0
+     * @param expiresInMillis how long the parameters stay valid after they were written, or 0
+     * @param expiresAtMillis when they stop being valid, in epoch milliseconds of the writer's
+     *     clock, or 0
      * @param extra application fields, or null
      */
     public KvTransferParams(String requestId, Role role, TransferMode mode, String engine, String connector,
             int numTokens, int startToken, int[] blockIds, KvLayout layout, long[] kBases, long[] vBases,
-            long expiresInMillis, JsonObject extra) {
+            long expiresInMillis, long expiresAtMillis, JsonObject extra) {
         this.requestId = require(requestId, "request_id");
         this.role = Objects.requireNonNull(role, "role");
         this.mode = Objects.requireNonNull(mode, "mode");
@@ -106,6 +110,7 @@ public final class KvTransferParams {
         this.kBases = kBases.clone();
         this.vBases = vBases.clone();
         this.expiresInMillis = expiresInMillis;
+        this.expiresAtMillis = expiresAtMillis;
         this.extra = extra == null ? new JsonObject() : extra.deepCopy();
         validate();
     }
@@ -203,9 +208,18 @@ public final class KvTransferParams {
         return part == KvPart.KEY ? kBases[layer] : vBases[layer];
     }
 
-    /** How long a destination stays valid after it was written, in ms; 0 for no limit. */
+    /** How long the parameters stay valid after they were written, in ms; 0 for no limit. */
     public long expiresInMillis() {
         return expiresInMillis;
+    }
+
+    /**
+     * When the parameters stop being valid, in epoch ms of the writer's clock (0 for no limit): a
+     * prefill worker starts no push into an expired destination, since the decode worker has
+     * given up on it and will reuse the blocks.
+     */
+    public long expiresAtMillis() {
+        return expiresAtMillis;
     }
 
     /** The application's extra fields (a copy). */
@@ -223,7 +237,7 @@ public final class KvTransferParams {
         JsonObject e = extra.deepCopy();
         e.add(field, value);
         return new KvTransferParams(requestId, role, mode, engine, connector, numTokens, startToken, blockIds,
-                layout, kBases, vBases, expiresInMillis, e);
+                layout, kBases, vBases, expiresInMillis, expiresAtMillis, e);
     }
 
     /** The JSON form (see the class comment). */
@@ -246,6 +260,9 @@ public final class KvTransferParams {
         o.add("v_bases", longs(vBases));
         if (expiresInMillis > 0) {
             o.addProperty("expires_in_ms", expiresInMillis);
+        }
+        if (expiresAtMillis > 0) {
+            o.addProperty("expires_at_ms", expiresAtMillis);
         }
         return o;
     }
@@ -277,6 +294,7 @@ public final class KvTransferParams {
                     longs(o.getAsJsonArray("k_bases")),
                     longs(o.getAsJsonArray("v_bases")),
                     o.has("expires_in_ms") ? o.get("expires_in_ms").getAsLong() : 0,
+                    o.has("expires_at_ms") ? o.get("expires_at_ms").getAsLong() : 0,
                     extra);
         } catch (KvException e) {
             throw e;
