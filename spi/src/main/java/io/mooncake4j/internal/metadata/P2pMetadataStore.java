@@ -1,5 +1,6 @@
 package io.mooncake4j.internal.metadata;
 
+import com.google.common.net.HostAndPort;
 import com.google.gson.JsonObject;
 
 import io.mooncake4j.ErrorCode;
@@ -132,7 +133,8 @@ public final class P2pMetadataStore implements MetadataStore {
                     "a P2P segment name needs a port between 1 and 65535, got " + port);
         }
         boolean bracketed = host.startsWith("[") && host.endsWith("]");
-        return (host.indexOf(':') >= 0 && !bracketed ? "[" + host + "]" : host) + ":" + port;
+        return HostAndPort.fromParts(bracketed ? host.substring(1, host.length() - 1) : host, port)
+                .toString();
     }
 
     /**
@@ -148,58 +150,33 @@ public final class P2pMetadataStore implements MetadataStore {
         if (containsSpaceOrControl(name)) {
             throw badName(name, "it contains spaces or control characters");
         }
-        String host;
-        String port;
-        if (name.startsWith("[")) {
-            int close = name.indexOf(']');
-            if (close < 0) {
-                throw badName(name, "'[' without ']'");
-            }
-            host = name.substring(1, close);
-            if (host.isEmpty() || host.indexOf(':') < 0 || host.indexOf('[') >= 0) {
-                throw badName(name, "brackets are only for an IPv6 literal");
-            }
-            if (close + 1 >= name.length() || name.charAt(close + 1) != ':') {
-                throw badName(name, "the port is missing after ']'");
-            }
-            port = name.substring(close + 2);
-        } else {
-            int colon = name.lastIndexOf(':');
-            if (colon < 0) {
-                throw badName(name, "the port is missing");
-            }
-            host = name.substring(0, colon);
-            port = name.substring(colon + 1);
-            if (host.indexOf(':') >= 0) {
-                throw badName(name, "an IPv6 address must be written in brackets");
-            }
-            if (host.isEmpty()) {
-                throw badName(name, "the host is missing");
-            }
-            if (host.indexOf('[') >= 0 || host.indexOf(']') >= 0) {
-                throw badName(name, "stray bracket");
-            }
+        HostAndPort hp;
+        try {
+            hp = HostAndPort.fromString(name);
+        } catch (IllegalArgumentException e) {
+            throw badName(name, e.getMessage());
         }
-        int p = parsePort(port);
-        if (p < 1) {
+        String host = hp.getHost();
+        if (!hp.hasPort()) {
+            throw badName(
+                    name,
+                    host.indexOf(':') >= 0
+                            ? "an IPv6 address must be written in brackets"
+                            : "the port is missing");
+        }
+        if (host.isEmpty()) {
+            throw badName(name, "the host is missing");
+        }
+        if (host.indexOf('[') >= 0 || host.indexOf(']') >= 0) {
+            throw badName(name, "stray bracket");
+        }
+        if (name.startsWith("[") && host.indexOf(':') < 0) {
+            throw badName(name, "brackets are only for an IPv6 literal");
+        }
+        if (hp.getPort() < 1) {
             throw badName(name, "the port must be a number between 1 and 65535");
         }
-        return InetSocketAddress.createUnresolved(host, p);
-    }
-
-    private static int parsePort(String s) {
-        if (s.isEmpty() || s.length() > 5) {
-            return -1;
-        }
-        int v = 0;
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (c < '0' || c > '9') {
-                return -1;
-            }
-            v = v * 10 + (c - '0');
-        }
-        return v <= 65535 ? v : -1;
+        return InetSocketAddress.createUnresolved(host, hp.getPort());
     }
 
     private static boolean containsSpaceOrControl(String s) {
