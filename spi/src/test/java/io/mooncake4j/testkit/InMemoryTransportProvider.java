@@ -13,6 +13,7 @@ import io.mooncake4j.spi.TransportProvider;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 
 /**
  * A test transport ({@code test-mem}) that moves bytes between engines of one JVM with memcpy, so
@@ -25,6 +26,8 @@ public final class InMemoryTransportProvider extends TransportProvider {
     public static final Set<String> STALLED = ConcurrentHashMap.newKeySet();
     /** Submissions the engine aborted, by segment name. */
     public static final Map<String, Integer> ABORTS = new ConcurrentHashMap<>();
+    /** When set, the next engines get this factory's transport instead (e.g. a Mockito mock). */
+    public static volatile Function<TransportContext, Transport> override;
     private static final Map<String, TransportContext> PEERS = new ConcurrentHashMap<>();
 
     @Override
@@ -44,6 +47,10 @@ public final class InMemoryTransportProvider extends TransportProvider {
 
     @Override
     public Transport create(TransportContext context) {
+        Function<TransportContext, Transport> o = override;
+        if (o != null) {
+            return o.apply(context);
+        }
         return new Transport() {
             private String registeredAs;
 

@@ -1,0 +1,127 @@
+package io.mooncake4j;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.mockito.ArgumentMatchers.any;
+import static org.mockito.Mockito.doAnswer;
+import static org.mockito.Mockito.doThrow;
+import static org.mockito.Mockito.mock;
+import static org.mockito.Mockito.timeout;
+import static org.mockito.Mockito.times;
+import static org.mockito.Mockito.verify;
+import static org.mockito.Mockito.when;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import io.mooncake4j.metadata.BufferDescriptor;
+import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.spi.Submission;
+import io.mooncake4j.spi.Transport;
+import io.mooncake4j.testkit.InMemoryTransportProvider;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.mockito.ArgumentCaptor;
+
+/** How the engine drives a transport, checked against a Mockito mock of the SPI. */
+@Timeout(30)
+class EngineTransportContractTest {
+    private final Transport transport = mock(Transport.class);
+    private TransferEngine engine;
+    private TransferEngine peer;
+
+    @BeforeEach
+    void start() {
+        when(transport.protocol()).thenReturn(InMemoryTransportProvider.PROTOCOL);
+        peer = TransferEngine.create(TransferEngineTest.config().build());
+        InMemoryTransportProvider.override = context -> transport;
+        try {
+            engine = TransferEngine.create(TransferEngineTest.config().transferTimeout(Duration.ofMillis(300)).build());
+        } finally {
+            InMemoryTransportProvider.override = null;
+        }
+    }
+
+    @AfterEach
+    void stop() {
+        engine.close();
+        peer.close();
+    }
+
+    @Test
+    void shouldAbortTheSubmissionOnceAtTheDeadline() throws Exception {
+        try (HostMemory src = engine.allocate(4096); HostMemory dst = peer.allocate(4096)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            TransferBatch b = engine.newBatch(2)
+                    .write(seg, src.address(), dst.address(), 16)
+                    .read(seg, src.address() + 16, dst.address(), 16)
+                    .submit();
+            ArgumentCaptor<Submission> work = ArgumentCaptor.forClass(Submission.class);
+            verify(transport).submit(any(SegmentDescriptor.class), work.capture());
+            assertEquals(2, work.getValue().size());
+            assertEquals(Opcode.READ, work.getValue().opcode(1));
+            assertTrue(b.await(Duration.ofSeconds(5)));
+            assertEquals(TransferStatus.TIMEOUT, b.status(0));
+            assertEquals(TransferStatus.TIMEOUT, b.status(1));
+            verify(transport, timeout(2000).times(1)).abort(work.getValue());
+            work.getValue().partDone(0, TransferStatus.COMPLETED);
+            assertEquals(TransferStatus.TIMEOUT, b.status(0), "a late completion changes nothing");
+        }
+    }
+
+    @Test
+    void shouldEndARequestOnlyWhenAllItsPartsReported() throws Exception {
+        try (HostMemory src = engine.allocate(4096); HostMemory dst = peer.allocate(4096)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            doAnswer(inv -> {
+                Submission s = inv.getArgument(1);
+                s.expectParts(0, 3);
+                s.partDone(0, TransferStatus.COMPLETED);
+                s.partFailed(0, TransferStatus.FAILED, "lane 2 reset");
+                return null;
+            }).when(transport).submit(any(), any());
+            TransferBatch b = engine.newBatch(1).write(seg, src.address(), dst.address(), 4096).submit();
+            assertEquals(TransferStatus.PENDING, b.status(0), "one part is still moving data");
+            ArgumentCaptor<Submission> work = ArgumentCaptor.forClass(Submission.class);
+            verify(transport).submit(any(), work.capture());
+            work.getValue().partDone(0, TransferStatus.COMPLETED);
+            assertEquals(TransferStatus.FAILED, b.status(0));
+            assertEquals("lane 2 reset", b.failureReason(0));
+        }
+    }
+
+    @Test
+    void shouldFailRequestsWhenTheTransportThrows() {
+        try (HostMemory src = engine.allocate(4096); HostMemory dst = peer.allocate(4096)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            doThrow(new IllegalStateException("boom")).when(transport).submit(any(), any());
+            TransferBatch b = engine.newBatch(1).write(seg, src.address(), dst.address(), 16).submit().join();
+            assertEquals(TransferStatus.FAILED, b.status(0));
+            assertTrue(b.failureReason(0).contains("boom"));
+        }
+    }
+
+    @Test
+    void shouldPublishPerBufferTransportFields() {
+        JsonObject keys = new JsonObject();
+        JsonArray rkey = new JsonArray();
+        rkey.add(0x1234L);
+        keys.add("rkey", rkey);
+        when(transport.registerRegion(any())).thenReturn(keys);
+        try (HostMemory m = engine.allocate(4096)) {
+            Segment seen = peer.openSegment(engine.localSegmentName());
+            BufferDescriptor b = seen.descriptor().bufferContaining(m.address(), 1);
+            assertEquals(0x1234L, b.extra().getAsJsonArray("rkey").get(0).getAsLong());
+        }
+        verify(transport, times(1)).unregisterRegion(any());
+    }
+
+    @Test
+    void shouldCloseTheTransportOnce() {
+        engine.close();
+        engine.close();
+        verify(transport, times(1)).close();
+    }
+}
