@@ -4,6 +4,7 @@ import io.mooncake4j.HostMemory;
 import io.mooncake4j.Opcode;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
+import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.EngineOptions;
@@ -11,6 +12,7 @@ import io.mooncake4j.samples.cli.Main;
 import io.mooncake4j.samples.cli.Sizes;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -67,9 +69,14 @@ public final class BenchCommand implements Callable<Integer> {
             description = "initiator: run the benchmark against --segment_id; target: serve a buffer. Default: initiator.")
     Mode mode = Mode.INITIATOR;
 
-    @Option(names = "--segment_id", paramLabel = "HOST:PORT",
-            description = "The target's segment name, as the target printed it (initiator and --verify).")
+    @Option(names = "--segment_id", paramLabel = "HOST:PORT|self",
+            description = "The target's segment name, as the target printed it (initiator and --verify). 'self':"
+                    + " no target; the initiator also allocates --buffer_size as the target buffer and moves blocks"
+                    + " within its own segment (the engine copies on the submitting thread): the same-process figure.")
     String segmentId;
+
+    /** The {@code --segment_id} that makes the initiator its own target. */
+    static final String SELF = "self";
 
     @Option(names = "--operation", paramLabel = "read|write", converter = OperationConverter.class,
             description = "READ pulls the target's blocks, WRITE pushes into them. Default: read.")
@@ -78,6 +85,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--duration", paramLabel = "SECONDS",
             description = "Length of the timed run. 0 with --verify: verify only. Default: 10.")
     double duration = 10;
+
+    @Option(names = "--warmup_duration", paramLabel = "SECONDS",
+            description = "Before the timed run, the same loop for this long, not reported, so that JIT compilation"
+                    + " and connection set-up (which a C++ bench does not pay) stay out of short runs. Default: 0.")
+    double warmupDuration;
 
     @Option(names = "--threads", paramLabel = "N",
             description = "Submitting threads. Default: 12, Mooncake's, so figures compare; fewer can be faster"
@@ -186,28 +198,38 @@ public final class BenchCommand implements Callable<Integer> {
             return TargetRunner.run(engine, bufferSize, initMem, segmentFile, targetDuration, exitOnStdinClose,
                     out, err);
         }
+        boolean self = isSelf();
         try (TransferEngine engine = engineOptions.createEngine();
-                HostMemory local = allocate(engine)) {
-            Segment segment = engine.openSegment(segmentId);
+                HostMemory local = allocate(engine);
+                HostMemory own = self ? allocate(engine) : null) {
+            Segment segment = engine.openSegment(self ? engine.localSegmentName() : segmentId);
+            // same process: only the second buffer is the target (the segment shows both)
+            List<BufferDescriptor> remote = self
+                    ? List.of(new BufferDescriptor("cpu:0", own.address(), own.length()))
+                    : segment.buffers();
             if (sweep) {
-                runSweep(engine, segment, local, out, err);
+                runSweep(engine, segment, remote, local, out, err);
             }
             ThroughputLoop.Result result = null;
             BlockLayout layout = null;
             if ((!sweep && duration > 0) || verify) {
-                layout = BlockLayout.of(blockSize, batchSize, threads, local.address(), local.length(),
-                        segment.buffers());
+                layout = BlockLayout.of(blockSize, batchSize, threads, local.address(), local.length(), remote);
                 out.println(header(engine, segment, layout));
                 out.flush();
                 if (layout.wrapNote() != null) {
                     err.println(layout.wrapNote());
                 }
             }
+            if (!sweep && duration > 0 && warmupDuration > 0) {
+                new ThroughputLoop(engine, segment, layout, operation).run(warmupDuration, null, reportUnit);
+            }
+            long cpu0 = processCpuNanos();
             if (!sweep && duration > 0) {
                 boolean showProgress = progress != null ? progress : duration > PROGRESS_AFTER_SECONDS;
                 result = new ThroughputLoop(engine, segment, layout, operation)
                         .run(duration, showProgress ? err : null, reportUnit);
             }
+            long cpu = processCpuNanos() - cpu0;
             if (verify) {
                 VerifyPattern pattern = new VerifyPattern(seed != null ? seed : new SecureRandom().nextLong());
                 VerifyPhase.Result v = new VerifyPhase(engine, segment, layout, pattern).run(verifyBytes);
@@ -218,6 +240,9 @@ public final class BenchCommand implements Callable<Integer> {
                 out.println(VerifyPhase.okLine(v));
             }
             if (result != null) {
+                if (cpu0 >= 0) {
+                    out.println(cpuLine(result, cpu));
+                }
                 out.println(statsLine(result));
                 // Mooncake's closing line, always the last line.
                 out.println(BenchReport.closingLine(result.seconds(), result.batches(), result.bytes(), reportUnit,
@@ -241,8 +266,12 @@ public final class BenchCommand implements Callable<Integer> {
         return m;
     }
 
-    private void runSweep(TransferEngine engine, Segment segment, HostMemory local, PrintWriter out,
-            PrintWriter err) {
+    private boolean isSelf() {
+        return segmentId != null && segmentId.trim().equalsIgnoreCase(SELF);
+    }
+
+    private void runSweep(TransferEngine engine, Segment segment, List<BufferDescriptor> remote, HostMemory local,
+            PrintWriter out, PrintWriter err) {
         engine.warmupSegment(segment.name());
         List<ThroughputLoop.Result> points = new ArrayList<>();
         SweepReport report = new SweepReport(points, reportUnit, reportPrecision);
@@ -258,8 +287,7 @@ public final class BenchCommand implements Callable<Integer> {
                     n++;
                     BlockLayout layout;
                     try {
-                        layout = BlockLayout.of(block, batchSize, t, local.address(), local.length(),
-                                segment.buffers());
+                        layout = BlockLayout.of(block, batchSize, t, local.address(), local.length(), remote);
                     } catch (CommandFailure e) {
                         err.println("sweep " + n + "/" + total + ": skipped: " + e.getMessage());
                         continue;
@@ -294,12 +322,33 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private String header(TransferEngine engine, Segment segment, BlockLayout layout) {
-        return "Initiator: segment_id " + segment.name() + ", protocol " + engine.protocol() + ", operation "
+        return "Initiator: segment_id " + segment.name() + (segment.isLocal() ? " (self: same-process copies)" : "")
+                + ", protocol " + engine.protocol() + ", operation "
                 + operation.name().toLowerCase(Locale.ROOT) + ", block_size " + blockSize + ", batch_size "
                 + batchSize + ", threads " + threads + ", duration "
                 + (sweep || duration == 0 ? "none (verify only)" : BenchReport.fixed(duration, 2) + " s") + ", buffer_size "
                 + bufferSize + " (" + layout.blocks() + " blocks, " + layout.remoteBuffers() + " remote buffer"
                 + (layout.remoteBuffers() == 1 ? "" : "s") + ")";
+    }
+
+    /** CPU time of this process (every thread, JIT and GC included), or -1 where the JVM cannot tell. */
+    static long processCpuNanos() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getProcessCpuTime();
+        }
+        return -1;
+    }
+
+    /**
+     * What the timed run cost this process in CPU: on a host where both ends share the cores, bytes
+     * per CPU-second (with the target's, which scripts/bench-baselines.sh adds) is what throughput
+     * becomes when nothing else runs.
+     */
+    static String cpuLine(ThroughputLoop.Result r, long cpuNanos) {
+        double cpu = cpuNanos / 1e9;
+        return "CPU: initiator process " + BenchReport.fixed(cpu, 2) + " s in the timed run ("
+                + BenchReport.fixed(r.seconds() > 0 ? cpu / r.seconds() : 0, 2) + " cores), "
+                + BenchReport.fixed(r.requests() > 0 ? cpuNanos / (double) r.requests() : 0, 0) + " ns per request";
     }
 
     /** The line printed just before Mooncake's closing line. */
@@ -328,6 +377,9 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (!(duration >= 0) || duration > 1e6) {
             throw new ParameterException(cl, "--duration must be a number of seconds >= 0, not " + duration);
+        }
+        if (!(warmupDuration >= 0) || warmupDuration > 1e6) {
+            throw new ParameterException(cl, "--warmup_duration must be a number of seconds >= 0, not " + warmupDuration);
         }
         if (!(targetDuration >= 0)) {
             throw new ParameterException(cl, "--target_duration must be >= 0, not " + targetDuration);

@@ -35,6 +35,7 @@ import picocli.CommandLine.Spec;
             BenchCommand.class,
             ProbeCommand.class,
             // demo, generate, loadgen, router, prefill, decode: one line each, e.g. DemoCommand.class,
+            io.mooncake4j.samples.serving.DemoCommand.class, io.mooncake4j.samples.serving.GenerateCommand.class, io.mooncake4j.samples.serving.LoadgenCommand.class, io.mooncake4j.samples.serving.RouterCommand.class, io.mooncake4j.samples.serving.PrefillCommand.class, io.mooncake4j.samples.serving.DecodeCommand.class,
         })
 public final class Main implements Callable<Integer> {
     /** Success. */
