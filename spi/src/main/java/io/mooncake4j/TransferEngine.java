@@ -543,6 +543,22 @@ public final class TransferEngine implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Waits up to {@code wait} for a notification, then takes every one received, oldest first; an
+     * empty list when none came in time.
+     */
+    public List<Notification> pollNotifications(Duration wait) throws InterruptedException {
+        ensureOpen();
+        Notification first = notifications.poll(wait.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
+        if (first == null) {
+            return List.of();
+        }
+        List<Notification> out = new ArrayList<>();
+        out.add(first);
+        notifications.drainTo(out);
+        return out;
+    }
+
     private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote) {
         switch (type) {
             case HandshakeFrame.METADATA:

@@ -2,12 +2,12 @@ package io.mooncake4j.djl.connector;
 
 import io.mooncake4j.Notification;
 import io.mooncake4j.TransferEngine;
+import java.time.Duration;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -21,9 +21,8 @@ import org.slf4j.LoggerFactory;
 final class NotificationRouter implements Runnable {
     private static final Logger LOG = LoggerFactory.getLogger(NotificationRouter.class);
     private static final Map<TransferEngine, NotificationRouter> ROUTERS = new IdentityHashMap<>();
-    private static final long BUSY_PARK_NANOS = 50_000;
-    private static final long IDLE_PARK_NANOS = 1_000_000;
-    private static final long BUSY_WINDOW_NANOS = 50_000_000;
+    /** How long one wait for notifications lasts before the router checks whether to stop. */
+    private static final Duration WAIT = Duration.ofMillis(100);
 
     private final TransferEngine engine;
     private final Map<String, KvConnector> connectors = new ConcurrentHashMap<>();
@@ -61,28 +60,25 @@ final class NotificationRouter implements Runnable {
             if (connectors.isEmpty()) {
                 stopped = true;
                 ROUTERS.remove(engine, this);
-                LockSupport.unpark(thread);
+                thread.interrupt();
             }
         }
     }
 
     @Override
     public void run() {
-        long lastMessage = 0;
         while (!stopped && !engine.isClosed()) {
             List<Notification> batch;
             try {
-                batch = engine.pollNotifications();
+                batch = engine.pollNotifications(WAIT);
+            } catch (InterruptedException e) {
+                continue;
             } catch (RuntimeException e) {
-                LOG.warn("polling notifications of {} failed", engine, e);
-                batch = List.of();
-            }
-            if (batch.isEmpty()) {
-                boolean busy = System.nanoTime() - lastMessage < BUSY_WINDOW_NANOS;
-                LockSupport.parkNanos(busy ? BUSY_PARK_NANOS : IDLE_PARK_NANOS);
+                if (!engine.isClosed()) {
+                    LOG.warn("polling notifications of {} failed", engine, e);
+                }
                 continue;
             }
-            lastMessage = System.nanoTime();
             for (Notification n : batch) {
                 KvMessage m = KvMessage.decode(n.message());
                 if (m == null) {
