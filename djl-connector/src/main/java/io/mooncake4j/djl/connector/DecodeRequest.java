@@ -11,7 +11,8 @@ import java.util.concurrent.ScheduledFuture;
  * The decode side of one request: blocks of the connector's pool for the whole generation (a
  * reused prefix, the prompt's positions that arrive from prefill, and room for new tokens). Wait
  * for the KV cache with {@link #await()}, decode through {@link #cache()}, then {@link #close()} to
- * free the blocks. On failure or timeout the connector frees the blocks itself (after a quarantine
+ * free the blocks ({@link #cancel(boolean) cancel(false)} when giving up on a request whose
+ * destination never left this process). On failure or timeout the connector frees the blocks itself (after a quarantine
  * when the peer may still be writing into them).
  */
 public final class DecodeRequest implements AutoCloseable {
@@ -118,10 +119,30 @@ public final class DecodeRequest implements AutoCloseable {
         }
     }
 
-    /** Frees the blocks (aborting the request if it still waits for its KV cache). Idempotent. */
+    /**
+     * Frees the blocks (aborting the request if it still waits for its KV cache). A waiting
+     * request's blocks stay out of use for the quarantine ({@code MC_KV_QUARANTINE}), since a
+     * prefill worker may still be writing into them; see {@link #cancel(boolean)}. Idempotent.
+     */
     @Override
     public void close() {
         connector.closeDecode(this);
+    }
+
+    /**
+     * Like {@link #close()}, saying whether the destination may have reached a prefill worker.
+     * {@code delivered == false} promises that {@link #params()} never reached one (the call
+     * carrying them was never made, could not connect, or was refused before the prefill worker
+     * started a request with them): no peer can write into the blocks, so they are freed at once,
+     * without the quarantine. When in doubt (a call that timed out or broke after sending), pass
+     * true. A request started with {@link KvConnector#fetch} is always treated as delivered (the
+     * connector itself sent its destination or reads into it). Idempotent; a no-op after {@link
+     * #close()}.
+     *
+     * @param delivered whether the destination may have reached a prefill worker
+     */
+    public void cancel(boolean delivered) {
+        connector.cancelDecode(this, delivered);
     }
 
     @Override

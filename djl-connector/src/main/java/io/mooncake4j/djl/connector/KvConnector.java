@@ -65,8 +65,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Blocks are reference counted: the request holds them, and every transfer pins them while in
  * flight. Prefill frees its blocks when its batch ends, whatever the status; decode frees them on
- * error or timeout, after a quarantine when the peer may still be writing. Many requests may run
- * at once. One connector per pool; connectors may share an engine.
+ * error or timeout, after a quarantine when the peer may still be writing ({@link
+ * DecodeRequest#cancel(boolean) cancel(false)} skips it for a destination that never left this
+ * process). When the pool is full, {@link #expect}, {@link #fetch} and {@link #startPrefill} wait
+ * for blocks up to a given time ({@code MC_KV_ALLOC_WAIT} by default, 0: not at all), first come,
+ * first served. Many requests may run at once. One connector per pool; connectors may share an
+ * engine.
  */
 public final class KvConnector implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(KvConnector.class);
@@ -186,10 +190,29 @@ public final class KvConnector implements AutoCloseable {
      * @param destination the decode side's parameters (decode-first push), or null to wait for the
      *     decode side to claim the result after {@link PrefillRequest#finish()}
      * @return the request, whose {@link PrefillRequest#cache()} the model fills
-     * @throws KvException POOL_EXHAUSTED, LAYOUT_MISMATCH, INVALID_PARAMS, CLOSED (the decode side,
-     *     if known, is told)
+     * @throws KvException POOL_EXHAUSTED (after waiting up to {@code MC_KV_ALLOC_WAIT}),
+     *     LAYOUT_MISMATCH, INVALID_PARAMS, CLOSED (the decode side, if known, is told)
      */
     public PrefillRequest startPrefill(String requestId, int numTokens, KvTransferParams destination) {
+        return startPrefill(requestId, numTokens, destination, config.allocWait());
+    }
+
+    /**
+     * Like {@link #startPrefill(String, int, KvTransferParams)}, waiting up to {@code wait} for
+     * free blocks when the pool is full (callers are served in arrival order). With a destination
+     * the wait ends no later than the destination's expiry.
+     *
+     * @param requestId the request id
+     * @param numTokens the prompt positions the model will compute
+     * @param destination the decode side's parameters, or null
+     * @param wait the longest to wait for blocks; zero: fail at once when too few are free
+     * @return the request
+     * @throws KvException POOL_EXHAUSTED when no blocks were freed in time, LAYOUT_MISMATCH,
+     *     INVALID_PARAMS, CLOSED, ABORTED (interrupted); the decode side, if known, is told
+     */
+    public PrefillRequest startPrefill(String requestId, int numTokens, KvTransferParams destination,
+            Duration wait) {
+        long received = System.nanoTime();
         try {
             ensureOpen();
             if (requestId == null || requestId.isEmpty()) {
@@ -210,11 +233,18 @@ public final class KvConnector implements AutoCloseable {
         }
         int[] blocks;
         try {
-            blocks = allocator.allocate(layout.blocksFor(numTokens));
+            Duration w = wait;
+            if (destination != null) {
+                long deadline = deadline(received, destination);
+                if (deadline != Long.MAX_VALUE) {
+                    w = min(w, Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+                }
+            }
+            blocks = allocate(layout.blocksFor(numTokens), w);
         } catch (KvException e) {
             if (destination != null) {
                 notifyPeer(destination.engine(), KvMessage.Type.ERROR, destination.connector(), requestId,
-                        reasonBody("prefill worker out of KV blocks: " + e.getMessage()));
+                        reasonBody("prefill worker got no KV blocks: " + e.getMessage()));
             }
             throw e;
         }
@@ -236,7 +266,7 @@ public final class KvConnector implements AutoCloseable {
         synchronized (r) {
             if (destination != null) {
                 r.destination = destination;
-                r.destinationDeadline = deadline(System.nanoTime(), destination);
+                r.destinationDeadline = deadline(received, destination);
             } else if (pending != null) {
                 try {
                     checkDestination(pending.params(), requestId, numTokens);
@@ -249,6 +279,22 @@ public final class KvConnector implements AutoCloseable {
             }
         }
         return r;
+    }
+
+    /**
+     * Allocates blocks, waiting up to {@code wait} for them; gives up when the connector closes.
+     */
+    private int[] allocate(int n, Duration wait) {
+        int[] blocks = allocator.allocate(n, wait, () -> closed.get() || pool.isClosed());
+        if (closed.get()) {
+            allocator.release(blocks);
+            throw new KvException(KvError.CLOSED, "KV connector " + id + " is closed");
+        }
+        return blocks;
+    }
+
+    private static Duration min(Duration a, Duration b) {
+        return a.compareTo(b) <= 0 ? a : b;
     }
 
     /**
@@ -493,9 +539,31 @@ public final class KvConnector implements AutoCloseable {
      *     (a cached shared prefix; retained for the request, only whole blocks within the prompt
      *     are used), or an empty array
      * @return the request
+     * @throws KvException POOL_EXHAUSTED (after waiting up to {@code MC_KV_ALLOC_WAIT}),
+     *     INVALID_PARAMS, CLOSED
      */
     public DecodeRequest expect(String requestId, int numTokens, int capacityTokens, int[] prefixBlocks) {
-        DecodeRequest r = newDecode(requestId, numTokens, capacityTokens, prefixBlocks, TransferMode.PUSH, null);
+        return expect(requestId, numTokens, capacityTokens, prefixBlocks, config.allocWait());
+    }
+
+    /**
+     * Like {@link #expect(String, int, int, int[])}, waiting up to {@code wait} for free blocks
+     * when the pool is full (callers are served in arrival order). The request's {@code
+     * MC_KV_WAIT_TIMEOUT} starts once it has its blocks.
+     *
+     * @param requestId the request id
+     * @param numTokens the prompt positions
+     * @param capacityTokens the positions the generation needs in all
+     * @param prefixBlocks blocks already holding a shared prefix, or an empty array
+     * @param wait the longest to wait for blocks; zero: fail at once when too few are free
+     * @return the request
+     * @throws KvException POOL_EXHAUSTED when no blocks were freed in time (at once when the
+     *     request needs more than the pool holds), INVALID_PARAMS, CLOSED, ABORTED (interrupted)
+     */
+    public DecodeRequest expect(String requestId, int numTokens, int capacityTokens, int[] prefixBlocks,
+            Duration wait) {
+        DecodeRequest r = newDecode(requestId, numTokens, capacityTokens, prefixBlocks, TransferMode.PUSH, null,
+                wait);
         synchronized (r) {
             r.destination = destination(r);
         }
@@ -513,6 +581,21 @@ public final class KvConnector implements AutoCloseable {
      * @return the request
      */
     public DecodeRequest fetch(KvTransferParams source, int capacityTokens, int[] prefixBlocks) {
+        return fetch(source, capacityTokens, prefixBlocks, config.allocWait());
+    }
+
+    /**
+     * Like {@link #fetch(KvTransferParams, int, int[])}, waiting up to {@code wait} for free blocks
+     * when the pool is full; the wait ends early enough for the transfer to finish before the
+     * prefill result expires.
+     *
+     * @param source the prefill side's parameters
+     * @param capacityTokens the positions the generation needs in all
+     * @param prefixBlocks blocks of this pool already holding the first positions, or empty
+     * @param wait the longest to wait for blocks; zero: fail at once when too few are free
+     * @return the request
+     */
+    public DecodeRequest fetch(KvTransferParams source, int capacityTokens, int[] prefixBlocks, Duration wait) {
         Objects.requireNonNull(source, "source");
         if (source.role() != KvTransferParams.Role.PREFILL) {
             throw new KvException(KvError.INVALID_PARAMS, "request " + source.requestId()
@@ -526,6 +609,7 @@ public final class KvConnector implements AutoCloseable {
             throw new KvException(KvError.INVALID_PARAMS, "request " + source.requestId()
                     + ": a prefill source must cover the prompt from position 0");
         }
+        Duration w = wait;
         if (source.expiresAtMillis() > 0) {
             // a pull must end before prefill may free and reuse its blocks
             long left = source.expiresAtMillis() - System.currentTimeMillis();
@@ -535,9 +619,10 @@ public final class KvConnector implements AutoCloseable {
                         + (left <= 0 ? "expired " + -left + " ms ago" : "expires in " + left + " ms, before a pull could end")
                         + " (MC_KV_UNCLAIMED_TIMEOUT on the prefill side)");
             }
+            w = min(w, Duration.ofMillis(left - need));
         }
         DecodeRequest r = newDecode(source.requestId(), source.numTokens(), capacityTokens, prefixBlocks,
-                source.mode(), source);
+                source.mode(), source, w);
         if (source.mode() == TransferMode.PUSH) {
             KvTransferParams dest;
             synchronized (r) {
@@ -563,7 +648,7 @@ public final class KvConnector implements AutoCloseable {
     }
 
     private DecodeRequest newDecode(String requestId, int numTokens, int capacityTokens, int[] prefixBlocks,
-            TransferMode mode, KvTransferParams source) {
+            TransferMode mode, KvTransferParams source, Duration wait) {
         ensureOpen();
         if (requestId == null || requestId.isEmpty()) {
             throw new KvException(KvError.INVALID_PARAMS, "request id is empty");
@@ -579,7 +664,7 @@ public final class KvConnector implements AutoCloseable {
         allocator.retain(prefix, 0, usedPrefix);
         int[] got;
         try {
-            got = allocator.allocate(fresh);
+            got = allocate(fresh, wait);
         } catch (RuntimeException e) {
             allocator.release(prefix, 0, usedPrefix);
             throw e;
@@ -763,6 +848,15 @@ public final class KvConnector implements AutoCloseable {
     }
 
     void closeDecode(DecodeRequest r) {
+        cancelDecode(r, true);
+    }
+
+    /**
+     * Ends a decode request: a ready one frees its blocks; a waiting one fails, its blocks freed
+     * at once when no peer can be writing into them ({@code delivered} false and a destination the
+     * application carried itself), else after the quarantine.
+     */
+    void cancelDecode(DecodeRequest r, boolean delivered) {
         boolean waiting;
         synchronized (r) {
             waiting = r.state == DecodeRequest.State.WAITING;
@@ -773,7 +867,10 @@ public final class KvConnector implements AutoCloseable {
             }
         }
         if (waiting) {
-            failDecode(r, KvError.ABORTED, "closed while waiting for its KV cache", true);
+            // a fetch's destination (push) or read (pull) went out from this connector itself
+            boolean mayBeInFlight = delivered || r.source != null;
+            failDecode(r, KvError.ABORTED, mayBeInFlight ? "closed while waiting for its KV cache"
+                    : "cancelled before its destination reached a prefill worker", mayBeInFlight);
             return;
         }
         r.cache.close();
@@ -1020,6 +1117,7 @@ public final class KvConnector implements AutoCloseable {
             return;
         }
         router.unregister(this);
+        allocator.wakeWaiters();
         for (DecodeRequest r : new ArrayList<>(decodes.values())) {
             failDecode(r, KvError.CLOSED, "the decode connector closed", true);
         }

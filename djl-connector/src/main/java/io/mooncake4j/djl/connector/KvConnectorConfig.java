@@ -4,10 +4,8 @@ import ai.djl.ndarray.types.DataType;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.djl.kv.KvLayout;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * The connector's settings, read once. Each key is an environment variable name; a value comes
@@ -15,6 +13,10 @@ import java.util.Objects;
  * entry named by the key in any case, its {@code mc.kv.x} property form or its short form without
  * {@code MC_}, e.g. {@code kv_mode}), the environment variable, the system property ({@code
  * MC_KV_MODE} -> {@code mc.kv.mode}), then the default documented on the key.
+ *
+ * <p>The layering and the parsing are the engine's: the settings are an {@link EngineConfig}
+ * ({@link #settings()}), so a malformed value fails the same way, naming its key and where it came
+ * from. This class only maps model-argument spellings to keys and types the values.
  */
 public final class KvConnectorConfig {
     /** {@code push} (prefill writes, the default, as Mooncake's vLLM connector) or {@code pull} (decode reads). */
@@ -43,11 +45,19 @@ public final class KvConnectorConfig {
      * transferred); default 0: off.
      */
     public static final String PREFIX_CACHE_BLOCKS = "MC_KV_PREFIX_CACHE_BLOCKS";
+    /**
+     * Seconds a request waits for free blocks when the pool is full ({@link KvConnector#expect},
+     * {@link KvConnector#fetch}, {@link KvConnector#startPrefill} without an explicit wait) before
+     * it fails with POOL_EXHAUSTED; default 0: fail at once.
+     */
+    public static final String ALLOC_WAIT = "MC_KV_ALLOC_WAIT";
 
     private static final String[] KEYS = {
         MODE, BLOCK_TOKENS, NUM_BLOCKS, POOL_MB, DTYPE, UNCLAIMED_TIMEOUT, WAIT_TIMEOUT, QUARANTINE, IO_THREADS,
-        PREFIX_CACHE_BLOCKS
+        PREFIX_CACHE_BLOCKS, ALLOC_WAIT
     };
+
+    private final EngineConfig settings;
 
     private final TransferMode mode;
     private final int blockTokens;
@@ -59,8 +69,10 @@ public final class KvConnectorConfig {
     private final Duration quarantine;
     private final int ioThreads;
     private final int prefixCacheBlocks;
+    private final Duration allocWait;
 
     private KvConnectorConfig(EngineConfig s) {
+        this.settings = s;
         this.mode = TransferMode.parse(s.get(MODE, "push"));
         this.blockTokens = (int) s.getLong(BLOCK_TOKENS, 16, 1, 1 << 20);
         this.numBlocks = (int) s.getLong(NUM_BLOCKS, 0, 0, Integer.MAX_VALUE);
@@ -71,6 +83,19 @@ public final class KvConnectorConfig {
         this.quarantine = s.get(QUARANTINE) == null ? null : s.getSeconds(QUARANTINE, 32);
         this.ioThreads = (int) s.getLong(IO_THREADS, 4, 1, 256);
         this.prefixCacheBlocks = (int) s.getLong(PREFIX_CACHE_BLOCKS, 0, 0, Integer.MAX_VALUE);
+        this.allocWait = isZero(s.get(ALLOC_WAIT)) ? Duration.ZERO : s.getSeconds(ALLOC_WAIT, 0);
+    }
+
+    /** Whether a seconds value is absent or zero (which {@link EngineConfig#getSeconds} refuses). */
+    private static boolean isZero(String v) {
+        if (v == null) {
+            return true;
+        }
+        try {
+            return Double.parseDouble(v) == 0;
+        } catch (NumberFormatException e) {
+            return false; // getSeconds reports it, naming the key
+        }
     }
 
     /** Settings from the environment and system properties. */
@@ -117,6 +142,11 @@ public final class KvConnectorConfig {
     /** A builder whose unset values come from the environment. */
     public static Builder builder() {
         return new Builder();
+    }
+
+    /** The settings these values were read from (explicit values over the environment). */
+    public EngineConfig settings() {
+        return settings;
     }
 
     /** Push or pull. */
@@ -169,6 +199,11 @@ public final class KvConnectorConfig {
         return prefixCacheBlocks;
     }
 
+    /** How long an allocation waits for free blocks by default; zero: it fails at once. */
+    public Duration allocWait() {
+        return allocWait;
+    }
+
     /**
      * The layout of a pool for a model's geometry: {@link #numBlocks()} blocks, or as many as fit
      * in {@link #poolBytes()}.
@@ -183,24 +218,19 @@ public final class KvConnectorConfig {
     public String toString() {
         return "KvConnectorConfig[mode " + mode.jsonName() + ", " + blockTokens + " tokens/block, "
                 + (numBlocks > 0 ? numBlocks + " blocks" : (poolBytes >> 20) + " MiB") + ", "
-                + dataType + ", unclaimed " + unclaimedTimeout.toMillis() + " ms, wait " + waitTimeout.toMillis() + " ms]";
+                + dataType + ", unclaimed " + unclaimedTimeout.toMillis() + " ms, wait " + waitTimeout.toMillis() + " ms"
+                + (allocWait.isZero() ? "" : ", alloc wait " + allocWait.toMillis() + " ms") + "]";
     }
 
     /** Builds a {@link KvConnectorConfig}; explicit values win over the environment. */
     public static final class Builder {
-        private final Map<String, String> explicit = new HashMap<>();
-        private Map<String, String> environment = System.getenv();
+        private final EngineConfig.Builder settings = EngineConfig.builder();
 
         private Builder() {}
 
         /** Sets a key (one of this class's constants) explicitly; null removes it. */
         public Builder set(String key, String value) {
-            Objects.requireNonNull(key, "key");
-            if (value == null) {
-                explicit.remove(key);
-            } else {
-                explicit.put(key, value);
-            }
+            settings.set(key, value);
             return this;
         }
 
@@ -240,9 +270,14 @@ public final class KvConnectorConfig {
             return set(QUARANTINE, seconds(d));
         }
 
+        /** Sets {@link #ALLOC_WAIT}. */
+        public Builder allocWait(Duration d) {
+            return set(ALLOC_WAIT, seconds(d));
+        }
+
         /** Replaces the process environment (tests; embedding). */
         public Builder environment(Map<String, String> env) {
-            this.environment = Map.copyOf(env);
+            settings.environment(env);
             return this;
         }
 
@@ -252,9 +287,7 @@ public final class KvConnectorConfig {
 
         /** Reads every setting once; a malformed value fails here with a message naming its key. */
         public KvConnectorConfig build() {
-            EngineConfig.Builder b = EngineConfig.builder().environment(environment);
-            explicit.forEach(b::set);
-            return new KvConnectorConfig(b.build());
+            return new KvConnectorConfig(settings.build());
         }
     }
 }

@@ -268,6 +268,7 @@ public final class PagedKvPool implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
+        allocator.wakeWaiters();
         int used = allocator.usedBlocks();
         if (used > 0) {
             LOG.debug("closing KV pool with {} blocks still referenced", used);

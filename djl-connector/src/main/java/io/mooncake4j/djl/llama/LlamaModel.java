@@ -20,7 +20,9 @@ import java.util.Objects;
  * writing their keys and values into a {@link KvCache} and attending over all cached positions
  * before them. The model borrows the {@link LlamaWeights}, which must stay open while it is used;
  * its own small tables live in a sub-manager of the weights' manager. A forward keeps no state in
- * the model: all of it is in the cache and in a sub-manager closed before the forward returns.
+ * the model: all of it is in the cache and in a sub-manager closed before the forward returns; each
+ * layer's intermediates are freed as soon as the layer ends, so a long prefill needs about one
+ * layer's worth of temporary memory.
  *
  * <p>Small models issue many tiny tensor operations per token; on CPUs they decode faster with one
  * PyTorch thread ({@code -Dai.djl.pytorch.num_threads=1}), especially on busy machines.
@@ -178,8 +180,6 @@ public final class LlamaModel implements AutoCloseable {
         check(tokens, startPos, cache);
         int n = tokens.length;
         int end = startPos + n;
-        int dim = config.dim();
-        int kvDim = config.kvDim();
         int hs = config.headSize();
         try (NDManager step = manager.newSubManager()) {
             NDArray ids = step.create(tokens);
@@ -190,24 +190,7 @@ public final class LlamaModel implements AutoCloseable {
             NDArray sin = ropeSin.get(step, positions).reshape(ropeShape);
             NDArray mask = n > 1 ? causalMask(step, n, startPos) : null;
             for (int l = 0; l < config.nLayers(); l++) {
-                LlamaWeights.Layer w = weights.layer(l);
-                NDArray h = rmsNorm(x, w.rmsAtt());
-                NDList qkv =
-                        Linear.linear(h, w.wqkv())
-                                .singletonOrThrow()
-                                .split(new long[] {dim + kvDim}, 1);
-                NDArray qk = rope(qkv.get(0), cos, sin, n);
-                NDList parts = qk.split(new long[] {dim}, 1);
-                cache.write(l, startPos, parts.get(1), qkv.get(1));
-                NDArray keys = cache.keys(l, end, step);
-                NDArray values = cache.values(l, end, step);
-                NDArray att = attention(parts.get(0), keys, values, mask, n, end);
-                x = x.add(Linear.linear(att, w.wo()).singletonOrThrow());
-                h = rmsNorm(x, w.rmsFfn());
-                NDList gateUp = Linear.linear(h, w.w13()).singletonOrThrow().split(2, 1);
-                NDArray gate = gateUp.get(0);
-                NDArray act = gate.mul(Activation.sigmoid(gate)).mul(gateUp.get(1));
-                x = x.add(Linear.linear(act, w.w2()).singletonOrThrow());
+                x = layer(l, x, cos, sin, mask, startPos, cache, step);
             }
             if (!allLogits) {
                 x = x.get(step, new NDIndex().addSliceDim(n - 1, n));
@@ -219,6 +202,42 @@ public final class LlamaModel implements AutoCloseable {
             }
             logits.attach(output);
             return logits;
+        }
+    }
+
+    /**
+     * One transformer layer of the residual stream {@code x} ({@code [n, dim]}, attached to {@code
+     * step}). Its intermediates (norms, q/k/v, attention scores, the FFN's activations: for a long
+     * prompt many times {@code x}'s size) live in a sub-manager closed before it returns, so a
+     * forward's peak memory is about one layer's, not every layer's. {@code x} itself is moved
+     * into that sub-manager and freed with it; only the new residual stream is attached to {@code
+     * step}. (Array operations attach their results to their first operand's manager.)
+     */
+    private NDArray layer(int l, NDArray x, NDArray cos, NDArray sin, NDArray mask, int startPos, KvCache cache,
+            NDManager step) {
+        int n = (int) x.getShape().get(0);
+        int end = startPos + n;
+        int dim = config.dim();
+        int kvDim = config.kvDim();
+        LlamaWeights.Layer w = weights.layer(l);
+        try (NDManager scope = step.newSubManager()) {
+            x.attach(scope);
+            NDArray h = rmsNorm(x, w.rmsAtt());
+            NDList qkv = Linear.linear(h, w.wqkv()).singletonOrThrow().split(new long[] {dim + kvDim}, 1);
+            NDArray qk = rope(qkv.get(0), cos, sin, n);
+            NDList parts = qk.split(new long[] {dim}, 1);
+            cache.write(l, startPos, parts.get(1), qkv.get(1));
+            NDArray keys = cache.keys(l, end, scope);
+            NDArray values = cache.values(l, end, scope);
+            NDArray att = attention(parts.get(0), keys, values, mask, n, end);
+            NDArray mid = x.add(Linear.linear(att, w.wo()).singletonOrThrow());
+            h = rmsNorm(mid, w.rmsFfn());
+            NDList gateUp = Linear.linear(h, w.w13()).singletonOrThrow().split(2, 1);
+            NDArray gate = gateUp.get(0);
+            NDArray act = gate.mul(Activation.sigmoid(gate)).mul(gateUp.get(1));
+            NDArray out = mid.add(Linear.linear(act, w.w2()).singletonOrThrow());
+            out.attach(step);
+            return out;
         }
     }
 

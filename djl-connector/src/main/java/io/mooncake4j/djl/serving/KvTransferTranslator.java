@@ -34,7 +34,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.UUID;
-import java.util.function.Function;
+import java.util.function.BiFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -290,7 +290,8 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
             total = gen.get("steps").getAsInt();
             int steps = total;
             prompt = Arrays.copyOf(state.tokens(), state.promptLength());
-            d = withPrefix(r, prompt, source.numTokens(), steps, prefix -> r.connector.fetch(source, steps, prefix));
+            d = withPrefix(r, prompt, source.numTokens(), steps,
+                    (prefix, wait) -> r.connector.fetch(source, steps, prefix, wait));
         } else {
             PrefillClient client = r.prefillClient;
             String url = string(req, "prefill_url", null);
@@ -307,7 +308,7 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
             int n = Math.min(tokens.length, total);
             int steps = total;
             prompt = tokens;
-            d = withPrefix(r, tokens, n, steps, prefix -> r.connector.expect(rid, n, steps, prefix));
+            d = withPrefix(r, tokens, n, steps, (prefix, wait) -> r.connector.expect(rid, n, steps, prefix, wait));
             JsonObject preq = new JsonObject();
             preq.addProperty("request_id", rid);
             preq.add("prompt_tokens", ints(tokens));
@@ -359,22 +360,27 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
 
     /**
      * Starts a decode request with the longest cached prefix of the prompt (when the prefix cache
-     * is on), evicting cached prefixes once if the pool is out of blocks.
+     * is on), evicting cached prefixes once if the pool is out of blocks, then waiting for blocks
+     * up to {@code MC_KV_ALLOC_WAIT}.
      */
     private static DecodeRequest withPrefix(Runtime r, int[] prompt, int numTokens, int capacityTokens,
-            Function<int[], DecodeRequest> start) {
+            BiFunction<int[], Duration, DecodeRequest> start) {
         KvPrefixCache cache = r.prefixCache;
+        Duration wait = r.config.allocWait();
         int[] prefix = cache == null ? new int[0] : cache.match(prompt, numTokens);
         try {
+            if (cache == null) {
+                return start.apply(prefix, wait);
+            }
             try {
-                return start.apply(prefix);
+                return start.apply(prefix, Duration.ZERO);
             } catch (KvException e) {
-                if (e.error() != KvError.POOL_EXHAUSTED || cache == null) {
+                if (e.error() != KvError.POOL_EXHAUSTED) {
                     throw e;
                 }
                 int need = r.pool.layout().blocksFor(capacityTokens) - prefix.length - r.pool.allocator().freeBlocks();
                 cache.evict(Math.max(1, need));
-                return start.apply(prefix);
+                return start.apply(prefix, wait);
             }
         } finally {
             r.pool.allocator().release(prefix);

@@ -374,6 +374,143 @@ abstract class AbstractKvConnectorTest {
     }
 
     @Test
+    void shouldFreeAtOnceAnUndeliveredRequestAndQuarantineADeliveredOne() throws Exception {
+        engines(Duration.ofSeconds(5), LAYOUT, LAYOUT);
+        KvConnector decode = connector(decodePool, config(TransferMode.PUSH, 10, 10, 1.5));
+        // the destination never left this process (e.g. the prefill call could not connect)
+        DecodeRequest undelivered = decode.expect("u1", 10, 20, new int[0]);
+        assertEquals(5, decodePool.allocator().usedBlocks());
+        undelivered.cancel(false);
+        assertEquals(0, decodePool.allocator().usedBlocks(), "freed at once");
+        assertEquals(KvError.ABORTED, assertThrows(KvException.class,
+                () -> undelivered.await(Duration.ofSeconds(1))).error());
+        undelivered.close(); // idempotent
+        assertEquals(0, decode.metrics().quarantines());
+        // one whose destination may have reached a prefill worker keeps the quarantine
+        DecodeRequest delivered = decode.expect("u2", 10, 20, new int[0]);
+        delivered.cancel(true);
+        assertEquals(5, decodePool.allocator().usedBlocks(), "a late push may still land");
+        assertEquals(1, decode.metrics().quarantines());
+        DecodeRequest closed = decode.expect("u3", 10, 20, new int[0]);
+        closed.close();
+        assertEquals(2, decode.metrics().quarantines(), "close() assumes delivered");
+        eventually(() -> decodePool.allocator().usedBlocks() == 0, Duration.ofSeconds(5), "quarantine ends");
+        // a ready request frees its blocks whatever it is told
+        KvConnector prefill = connector(prefillPool, config(TransferMode.PUSH, 10, 10, 1));
+        DecodeRequest d = decode.expect("u4", 10, 20, new int[0]);
+        PrefillRequest p = prefill.startPrefill("u4", 10, overHttp(d.params()));
+        p.finish();
+        d.await(Duration.ofSeconds(10));
+        d.cancel(true);
+        assertEquals(2, decode.metrics().quarantines());
+        assertAllFree();
+    }
+
+    @Test
+    void shouldTreatAFetchedRequestAsDeliveredWhenCancelled() throws Exception {
+        engines(Duration.ofSeconds(5), LAYOUT, LAYOUT);
+        KvConnector prefill = connector(prefillPool, config(TransferMode.PUSH, 10, 10, 1));
+        KvConnector decode = connector(decodePool, config(TransferMode.PUSH, 10, 10, 1));
+        PrefillRequest p = prefill.startPrefill("f1", 10, null);
+        KvTransferParams source = overHttp(p.finish());
+        String target = decodeEngine.localSegmentName();
+        assumeTrue(stall(target), "the transport cannot stall transfers");
+        try {
+            DecodeRequest d = decode.fetch(source, 20, new int[0]);
+            // the connector itself sent the destination, and prefill's push may be in flight
+            d.cancel(false);
+            assertEquals(KvError.ABORTED, assertThrows(KvException.class,
+                    () -> d.await(Duration.ofSeconds(1))).error());
+            assertEquals(1, decode.metrics().quarantines(), "a fetched request is always treated as delivered");
+            assertEquals(5, decodePool.allocator().usedBlocks());
+        } finally {
+            unstall(target);
+        }
+        assertAllFree();
+    }
+
+    @Test
+    void shouldWaitForBlocksWhenThePoolIsFull() throws Exception {
+        int n = 8;
+        KvLayout small = LAYOUT.withNumBlocks(n);
+        engines(Duration.ofSeconds(5), small, small);
+        KvConnector prefill = connector(prefillPool, config(TransferMode.PUSH, 10, 10, 1));
+        KvConnector decode = connector(decodePool, config(TransferMode.PUSH, 10, 10, 1));
+        int tokens = n * LAYOUT.blockTokens();
+        ExecutorService pool = Executors.newCachedThreadPool();
+        try {
+            // decode: the second request needs the whole pool and waits for the first to free it
+            DecodeRequest first = decode.expect("w1", tokens, tokens, new int[0]);
+            Future<DecodeRequest> second = pool.submit(
+                    () -> decode.expect("w2", tokens, tokens, new int[0], Duration.ofSeconds(10)));
+            eventually(() -> decodePool.allocator().waitingAllocations() == 1, Duration.ofSeconds(5), "w2 waits");
+            assertFalse(second.isDone());
+            first.cancel(false);
+            DecodeRequest d2 = second.get(5, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(n, d2.blocks().length);
+            // ...and runs to the end
+            try (PrefillRequest p = prefill.startPrefill("w2", tokens, overHttp(d2.params()))) {
+                KvTestSupport.fill(prefillPool, p.cache().blocks(), 7);
+                p.finish();
+                d2.await(Duration.ofSeconds(20));
+                assertNull(KvTestSupport.check(decodePool, d2.blocks(), 0, n, 7));
+            }
+            // a wait that runs out fails with POOL_EXHAUSTED, holding nothing
+            long t0 = System.nanoTime();
+            KvException e = assertThrows(KvException.class,
+                    () -> decode.expect("w3", tokens, tokens, new int[0], Duration.ofMillis(200)));
+            assertEquals(KvError.POOL_EXHAUSTED, e.error());
+            assertTrue(System.nanoTime() - t0 >= 200_000_000L);
+            d2.close();
+            assertAllFree();
+
+            // prefill: the same with startPrefill
+            PrefillRequest p1 = prefill.startPrefill("w4", tokens, null);
+            Future<PrefillRequest> p2 = pool.submit(
+                    () -> prefill.startPrefill("w5", tokens, null, Duration.ofSeconds(10)));
+            eventually(() -> prefillPool.allocator().waitingAllocations() == 1, Duration.ofSeconds(5), "w5 waits");
+            p1.abort("done with it");
+            PrefillRequest second2 = p2.get(5, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(tokens, second2.numTokens());
+            // the wait for a known destination runs out: POOL_EXHAUSTED, and the decode side hears so
+            DecodeRequest d6 = decode.expect("w6", tokens, tokens, new int[0]);
+            KvException pe = assertThrows(KvException.class,
+                    () -> prefill.startPrefill("w6", tokens, overHttp(d6.params()), Duration.ofMillis(200)));
+            assertEquals(KvError.POOL_EXHAUSTED, pe.error());
+            assertEquals(KvError.PEER_ERROR, assertThrows(KvException.class,
+                    () -> d6.await(Duration.ofSeconds(10))).error());
+            second2.abort("done");
+            assertAllFree();
+            assertEquals(0, decode.metrics().quarantines());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void shouldStopWaitingForBlocksWhenTheConnectorCloses() throws Exception {
+        KvLayout small = LAYOUT.withNumBlocks(4);
+        engines(Duration.ofSeconds(5), small, small);
+        KvConnector decode = connector(decodePool, config(TransferMode.PUSH, 10, 10, 1));
+        DecodeRequest first = decode.expect("c1", 16, 16, new int[0]);
+        ExecutorService pool = Executors.newCachedThreadPool();
+        try {
+            Future<DecodeRequest> second = pool.submit(
+                    () -> decode.expect("c2", 16, 16, new int[0], Duration.ofSeconds(30)));
+            eventually(() -> decodePool.allocator().waitingAllocations() == 1, Duration.ofSeconds(5), "c2 waits");
+            decode.close();
+            Throwable t = assertThrows(java.util.concurrent.ExecutionException.class,
+                    () -> second.get(5, java.util.concurrent.TimeUnit.SECONDS)).getCause();
+            assertEquals(KvError.CLOSED, ((KvException) t).error());
+            assertEquals(KvError.CLOSED,
+                    assertThrows(KvException.class, () -> first.await(Duration.ofSeconds(1))).error());
+        } finally {
+            pool.shutdownNow();
+        }
+        assertAllFree();
+    }
+
+    @Test
     void shouldExpireUnclaimedPrefillResults() throws Exception {
         engines(Duration.ofSeconds(5), LAYOUT, LAYOUT);
         KvConnector prefill = connector(prefillPool, config(TransferMode.PUSH, 10, 0.3, 1));

@@ -8,11 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.types.DataType;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonPrimitive;
+import io.mooncake4j.MooncakeException;
 import io.mooncake4j.djl.KvError;
 import io.mooncake4j.djl.KvException;
 import io.mooncake4j.djl.kv.KvLayout;
 import io.mooncake4j.djl.kv.KvPart;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -83,5 +85,40 @@ class KvTransferParamsTest {
         long perBlock = 5 * 2L * 16 * 32 * 4;
         assertTrue(total <= 256L << 20 && total > (256L << 20) - perBlock, "as many blocks as fit in 256 MiB: " + total);
         assertThrows(KvException.class, () -> KvConnectorConfig.fromMap(Map.of("MC_KV_DTYPE", "bf16")));
+    }
+
+    @Test
+    void shouldReadSettingsThroughTheEngineConfigLayering() {
+        // explicit over environment over system property, as EngineConfig reads them
+        Map<String, String> env = Map.of("MC_KV_BLOCK_TOKENS", "8", "MC_KV_IO_THREADS", "3", "MC_KV_ALLOC_WAIT", "2.5");
+        KvConnectorConfig c = KvConnectorConfig.builder().environment(env).blockTokens(32).build();
+        assertEquals(32, c.blockTokens());
+        assertEquals(3, c.ioThreads());
+        assertEquals(Duration.ofMillis(2500), c.allocWait());
+        assertEquals("explicit setting", c.settings().sourceOf(KvConnectorConfig.BLOCK_TOKENS));
+        assertEquals("environment variable MC_KV_IO_THREADS", c.settings().sourceOf(KvConnectorConfig.IO_THREADS));
+        String key = "mc.kv.prefix.cache.blocks";
+        String saved = System.getProperty(key);
+        System.setProperty(key, "7");
+        try {
+            assertEquals(7, KvConnectorConfig.builder().environment(Map.of()).build().prefixCacheBlocks());
+        } finally {
+            if (saved == null) {
+                System.clearProperty(key);
+            } else {
+                System.setProperty(key, saved);
+            }
+        }
+        // the allocation wait: off by default, 0 allowed, from any spelling
+        assertEquals(Duration.ZERO, KvConnectorConfig.builder().environment(Map.of()).build().allocWait());
+        assertEquals(Duration.ZERO, KvConnectorConfig.fromMap(Map.of("kv_alloc_wait", "0")).allocWait());
+        assertEquals(Duration.ofMillis(250), KvConnectorConfig.fromMap(Map.of("option.kv_alloc_wait", "0.25")).allocWait());
+        // a malformed value names its key and where it came from
+        for (Map<String, String> bad : List.of(Map.of("kv_block_tokens", "many"), Map.of("MC_KV_ALLOC_WAIT", "-1"),
+                Map.of("mc.kv.wait.timeout", "soon"))) {
+            MooncakeException e = assertThrows(MooncakeException.class, () -> KvConnectorConfig.fromMap(bad));
+            String k = KvConnectorConfig.canonicalKey(bad.keySet().iterator().next());
+            assertTrue(e.getMessage().contains(k) && e.getMessage().contains("explicit setting"), e.getMessage());
+        }
     }
 }

@@ -29,9 +29,9 @@ public final class DecodeCommand extends WorkerCommand {
     /** The default HTTP port. */
     public static final int DEFAULT_PORT = 8200;
 
-    @Option(names = "--prefill", paramLabel = "URL",
-            description = "Prefill worker(s) to use, round robin, when a request does not name one (the router"
-                    + " names one). Repeat or separate with commas.", split = ",")
+    @Option(names = "--prefill", paramLabel = "URL", required = true,
+            description = "Prefill worker(s) to use, round robin: the only URLs this worker calls (a request cannot"
+                    + " name another). Repeat or separate with commas.", split = ",")
     List<String> prefill = new ArrayList<>();
 
     @Option(names = "--request_timeout", paramLabel = "SECONDS",

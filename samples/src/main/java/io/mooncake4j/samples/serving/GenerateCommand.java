@@ -144,7 +144,6 @@ public final class GenerateCommand implements Callable<Integer> {
             body.addProperty("top_p", topp > 0 && topp <= 1 ? topp : 1f);
             body.addProperty("seed", s);
             body.addProperty("return_token_ids", true);
-            body.addProperty("kv_prefill_url", cluster.prefillUrl());
             CompletionClient client = new CompletionClient(cluster.decodeUrl(), Duration.ofMinutes(10));
             int[] prev = {-1};
             CompletionResult r;

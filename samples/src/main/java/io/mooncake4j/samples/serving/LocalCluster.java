@@ -30,7 +30,8 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     /**
-     * Starts the JVMs: both workers at once, then the router (if asked) in front of them.
+     * Starts the JVMs: the prefill worker, then the decode worker told its URL ({@code --prefill}),
+     * then the router (if asked) in front of them.
      *
      * @param model the model both workers serve
      * @param workerArgs more worker flags (engine, KV pool, threads)
@@ -59,9 +60,10 @@ public final class LocalCluster implements AutoCloseable {
             dec.addAll(common);
             ChildJvm prefill = ChildJvm.start("prefill", pre, logDir.resolve("prefill.log"), echo);
             started.add(prefill);
+            String prefillUrl = prefill.awaitReady(START_TIMEOUT);
+            dec.add("--prefill=" + prefillUrl);
             ChildJvm decode = ChildJvm.start("decode", dec, logDir.resolve("decode.log"), echo);
             started.add(decode);
-            String prefillUrl = prefill.awaitReady(START_TIMEOUT);
             String decodeUrl = decode.awaitReady(START_TIMEOUT);
             String routerUrl = null;
             if (withRouter) {

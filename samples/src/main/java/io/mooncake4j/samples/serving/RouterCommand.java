@@ -24,8 +24,8 @@ import picocli.CommandLine.Spec;
         description = {
             "Router: serves OpenAI-style POST /v1/completions ({\"model\", \"prompt\", \"max_tokens\", \"temperature\","
                     + " \"stream\"}; streams Server-Sent Events ending 'data: [DONE]'), GET /v1/models and GET"
-                    + " /health. Each request goes to the least busy decode worker, which gets its KV cache from a"
-                    + " prefill worker chosen round robin. Loads no model.",
+                    + " /health. Each request goes to the least busy decode worker, which gets its KV cache from one"
+                    + " of the prefill workers it was started with (decode --prefill). Loads no model.",
             "Prints 'READY router <url>' when it serves.",
             ""
         },
@@ -44,8 +44,9 @@ public final class RouterCommand implements Callable<Integer> {
 
     @Mixin ServerOptions serverOptions = new ServerOptions();
 
-    @Option(names = "--prefill", paramLabel = "URL", required = true, split = ",",
-            description = "Prefill worker URL(s). Repeat or separate with commas.")
+    @Option(names = "--prefill", paramLabel = "URL", split = ",",
+            description = "Prefill worker URL(s) that /health checks (the decode workers choose the prefill worker)."
+                    + " Repeat or separate with commas.")
     List<String> prefill = new ArrayList<>();
 
     @Option(names = "--decode", paramLabel = "URL", required = true, split = ",",

@@ -56,20 +56,20 @@ class RandomModelServingIntegrationTest {
                 expectedShort = TestModels.colocated(model, shortPrompt, shortPrompt.length - 1 + MAX_TOKENS);
             }
             CompletionClient decode = new CompletionClient(cluster.decodeUrl(), Duration.ofSeconds(240));
-            CompletionResult big = decode.complete(body(longPrompt, cluster.prefillUrl()));
+            CompletionResult big = decode.complete(body(longPrompt));
             assertArrayEquals(expectedLong, big.allTokenIds());
             long kvBytes = (long) big.serverNumber("kv_bytes");
             assertTrue(kvBytes >= 64L << 20, "KV moved per request: " + kvBytes + " bytes");
             // 33 blocks of 16 positions x 32 layers x K/V x 512 floats
             assertEquals(33L * 16 * 32 * 2 * 512 * 4, kvBytes);
             assertEquals(32 * 2, (int) big.serverNumber("kv_requests"), "blocks coalesced into one run per layer and part");
-            CompletionResult small = decode.stream(body(shortPrompt, cluster.prefillUrl()), (t, id) -> { });
+            CompletionResult small = decode.stream(body(shortPrompt), (t, id) -> { });
             assertArrayEquals(expectedShort, small.allTokenIds());
             assertEquals(expectedLong.length - PROMPT, big.completionTokens());
         }
     }
 
-    private static JsonObject body(int[] prompt, String prefillUrl) {
+    private static JsonObject body(int[] prompt) {
         JsonObject b = new JsonObject();
         com.google.gson.JsonArray a = new com.google.gson.JsonArray();
         for (int t : prompt) {
@@ -79,7 +79,6 @@ class RandomModelServingIntegrationTest {
         b.addProperty("max_tokens", MAX_TOKENS);
         b.addProperty("temperature", 0);
         b.addProperty("return_token_ids", true);
-        b.addProperty("kv_prefill_url", prefillUrl);
         return b;
     }
 }

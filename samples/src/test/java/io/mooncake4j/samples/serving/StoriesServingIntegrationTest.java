@@ -95,9 +95,6 @@ class StoriesServingIntegrationTest {
             for (CompletionClient c : List.of(router, decode)) {
                 stream = !stream;
                 JsonObject body = request(prompt, 48, true);
-                if (c == decode) {
-                    body.addProperty("kv_prefill_url", cluster.prefillUrl()); // what the router adds
-                }
                 CompletionResult r = stream ? c.stream(body, (t, id) -> { }) : c.complete(body);
                 assertArrayEquals(expected, r.allTokenIds(), "prompt '" + prompt + "' via " + c.base()
                         + (stream ? " streaming" : ""));
@@ -239,6 +236,12 @@ class StoriesServingIntegrationTest {
                 HttpRequest.newBuilder(URI.create(cluster.routerUrl() + "/v1/completions")).GET().build(),
                 HttpResponse.BodyHandlers.ofString());
         assertEquals(405, get.statusCode());
+        // neither the router nor a decode worker lets a client choose where the decode worker POSTs
+        for (String url : List.of(cluster.routerUrl(), cluster.decodeUrl())) {
+            r = post(url + "/v1/completions", "{\"prompt\": \"x\", \"kv_prefill_url\": \"http://127.0.0.1:9\"}");
+            assertEquals(400, r.statusCode(), r.body());
+            assertTrue(r.body().contains("kv_prefill_url"), r.body());
+        }
     }
 
     private static boolean sleep() {

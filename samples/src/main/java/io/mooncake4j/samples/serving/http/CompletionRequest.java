@@ -12,7 +12,8 @@ import io.mooncake4j.samples.serving.http.Http.HttpError;
  * {@code temperature} (default 1; 0 is greedy), {@code top_p} (default 1), {@code seed}, {@code
  * stream}. Extensions: {@code return_token_ids} (token ids in the choices and chunks), {@code
  * steps} (llama2.c's {@code -n}: positions in all, the prompt's included; replaces {@code
- * max_tokens}) and {@code kv_prefill_url} (the prefill worker the router chose).
+ * max_tokens}). {@code kv_prefill_url} is refused: the decode worker calls only the prefill workers
+ * it was started with, never a URL a client names.
  *
  * @param model the model name asked for, or null
  * @param prompt the prompt text, or null when {@code promptTokens} is given
@@ -24,7 +25,6 @@ import io.mooncake4j.samples.serving.http.Http.HttpError;
  * @param seed the sampler's seed, or null for a random one
  * @param stream whether to stream Server-Sent Events
  * @param returnTokenIds whether to include token ids
- * @param prefillUrl the prefill worker to use, or null for the decode worker's default
  */
 public record CompletionRequest(
         String model,
@@ -36,14 +36,17 @@ public record CompletionRequest(
         float topP,
         Long seed,
         boolean stream,
-        boolean returnTokenIds,
-        String prefillUrl) {
+        boolean returnTokenIds) {
 
     /** OpenAI's default {@code max_tokens} for completions. */
     public static final int DEFAULT_MAX_TOKENS = 16;
 
     /** Parses and validates a request body; {@link HttpError} 400 when it is wrong. */
     public static CompletionRequest parse(JsonObject o) {
+        if (o.has("kv_prefill_url")) {
+            throw HttpError.badRequest("kv_prefill_url is not accepted: the decode worker uses the prefill workers"
+                    + " it was started with (--prefill)");
+        }
         try {
             String model = string(o, "model");
             JsonElement p = o.get("prompt");
@@ -98,8 +101,7 @@ public record CompletionRequest(
             Long seed = o.has("seed") && !o.get("seed").isJsonNull() ? o.get("seed").getAsLong() : null;
             boolean stream = bool(o, "stream");
             boolean ids = bool(o, "return_token_ids");
-            return new CompletionRequest(model, prompt, tokens, maxTokens, steps, temperature, topP, seed, stream, ids,
-                    string(o, "kv_prefill_url"));
+            return new CompletionRequest(model, prompt, tokens, maxTokens, steps, temperature, topP, seed, stream, ids);
         } catch (HttpError e) {
             throw e;
         } catch (RuntimeException e) {

@@ -5,7 +5,6 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
-import io.mooncake4j.djl.KvError;
 import io.mooncake4j.djl.KvException;
 import io.mooncake4j.djl.connector.DecodeRequest;
 import io.mooncake4j.djl.connector.KvTransferStats;
@@ -21,8 +20,10 @@ import io.mooncake4j.samples.serving.http.SseWriter;
 import io.mooncake4j.samples.serving.model.ServingModel;
 import io.mooncake4j.samples.serving.model.TokenText;
 import java.io.IOException;
+import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
+import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
@@ -39,11 +40,18 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The decode worker and the entry point of a request: {@code POST /v1/completions} (OpenAI
- * style) tokenizes the prompt, allocates KV blocks for the whole generation in the registered pool,
- * asks a prefill worker ({@code POST /v1/prefill}, carrying the blocks' {@code kv_transfer_params})
- * to compute the prompt's KV cache and push it here, streams the first token prefill sampled, waits
- * for the connector to report the KV cache in place, then generates the rest one token per forward
- * from the paged cache, streaming each token.
+ * style) tokenizes the prompt, allocates KV blocks for the whole generation in the registered pool
+ * (waiting up to {@link #BLOCK_WAIT}, first come first served, while it is full), asks a prefill
+ * worker ({@code POST /v1/prefill}, carrying the blocks' {@code kv_transfer_params}) to compute the
+ * prompt's KV cache and push it here, streams the first token prefill sampled, waits for the
+ * connector to report the KV cache in place, then generates the rest one token per forward from
+ * the paged cache, streaming each token.
+ *
+ * <p>The prefill workers are those the worker was started with ({@code --prefill}), round robin;
+ * a request cannot name another one (a client-chosen URL would let anyone who reaches this port
+ * make it POST anywhere). When a request fails before its destination reached a prefill worker
+ * (the call could not connect, or the worker answered that it will not push), its blocks are freed
+ * at once; otherwise they stay quarantined until no late push can land in them.
  *
  * <p>Generation follows llama2.c's run.c exactly (the sampler, and BOS ending a story), so a
  * greedy request gives the tokens of {@code mooncake4j generate}. Responses carry, besides OpenAI's
@@ -82,14 +90,14 @@ public final class DecodeWorker implements AutoCloseable {
     /**
      * Starts serving on {@code host:port} (0: a free port).
      *
-     * @param prefillUrls prefill workers used round robin when a request names none (the router
-     *     names one in {@code kv_prefill_url}); may be empty when a router always does
+     * @param prefillUrls the prefill workers, used round robin (the only URLs this worker calls)
      * @param timeout the longest a call to a prefill worker may take
      */
     public static DecodeWorker start(ServingModel model, KvRuntime kv, String host, int port, int threads,
             List<String> prefillUrls, Duration timeout) throws IOException {
         HttpServer server = Http.start(host, port, threads, "decode");
-        DecodeWorker w = new DecodeWorker(model, kv, server, Workers.url(host, server), prefillUrls, timeout);
+        DecodeWorker w = new DecodeWorker(model, kv, server, Workers.url(host, server),
+                prefillUrls.stream().map(u -> u.endsWith("/") ? u.substring(0, u.length() - 1) : u).toList(), timeout);
         server.createContext("/v1/completions", Http.route("POST", w::completions));
         server.createContext("/v1/models", Http.route("GET", w::models));
         server.createContext("/health", Http.route("GET", w::health));
@@ -121,10 +129,9 @@ public final class DecodeWorker implements AutoCloseable {
         int n = Math.min(p, total);
         long seed = req.seed() != null ? req.seed() : ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
         String requestId = "cmpl-" + UUID.randomUUID().toString().replace("-", "");
-        String prefillUrl = req.prefillUrl() != null ? req.prefillUrl() : pickPrefill();
+        String prefillUrl = pickPrefill();
         if (prefillUrl == null) {
-            throw new HttpError(503, "server_error", "no prefill worker: start the decode worker with --prefill URL"
-                    + " or send requests through the router");
+            throw new HttpError(503, "server_error", "no prefill worker: start the decode worker with --prefill URL");
         }
         active.incrementAndGet();
         try (DecodeRequest dr = expect(requestId, n, total)) {
@@ -244,19 +251,20 @@ public final class DecodeWorker implements AutoCloseable {
             throw new HttpError(400, "invalid_request_error", "the request needs " + blocks + " KV blocks but the"
                     + " decode pool has " + kv.pool().layout().numBlocks() + ": raise --kv_pool_mb");
         }
-        long deadline = System.nanoTime() + BLOCK_WAIT.toNanos();
-        while (true) {
-            try {
-                return kv.connector().expect(requestId, n, total, new int[0]);
-            } catch (KvException e) {
-                if (e.error() != KvError.POOL_EXHAUSTED || System.nanoTime() > deadline) {
-                    throw Workers.httpError(e);
-                }
-            }
-            Workers.pause();
+        try {
+            // waits (first come, first served) while the pool is full
+            return kv.connector().expect(requestId, n, total, new int[0], BLOCK_WAIT);
+        } catch (KvException e) {
+            throw Workers.httpError(e);
         }
     }
 
+    /**
+     * Asks a prefill worker to compute the prompt and push its KV cache into {@code dr}'s blocks.
+     * When the call fails in a way that shows the destination never reached the worker (no
+     * connection, or the worker answered that it will not push), cancels {@code dr} as undelivered
+     * so its blocks are freed at once.
+     */
     private JsonObject callPrefill(String prefillUrl, DecodeRequest dr, int[] prompt, int total, CompletionRequest req,
             long seed) {
         JsonObject body = new JsonObject();
@@ -275,13 +283,20 @@ public final class DecodeWorker implements AutoCloseable {
         HttpResponse<String> resp;
         try {
             resp = client.send(r, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+        } catch (ConnectException | HttpConnectTimeoutException e) {
+            dr.cancel(false); // nothing was sent
+            throw new HttpError(502, "server_error", "prefill worker " + prefillUrl + " unreachable: " + e, e);
         } catch (IOException e) {
+            // the request may have reached the worker: dr stays quarantined when closed
             throw new HttpError(502, "server_error", "prefill worker " + prefillUrl + " unreachable: " + e, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new HttpError(503, "server_error", "interrupted while calling the prefill worker", e);
         }
         if (resp.statusCode() != 200) {
+            if ("none".equals(resp.headers().firstValue(PrefillWorker.KV_PUSH_HEADER).orElse(null))) {
+                dr.cancel(false); // the worker refused or failed before it could push
+            }
             int status = resp.statusCode() == 400 ? 400 : resp.statusCode() == 503 ? 503 : 502;
             throw new HttpError(status, status == 400 ? "invalid_request_error" : "server_error",
                     "prefill worker " + prefillUrl + ": HTTP " + resp.statusCode() + ": "

@@ -3,7 +3,6 @@ package io.mooncake4j.samples.serving.worker;
 import com.google.gson.JsonObject;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
-import io.mooncake4j.djl.KvError;
 import io.mooncake4j.djl.KvException;
 import io.mooncake4j.djl.connector.KvTransferParams;
 import io.mooncake4j.djl.connector.PrefillRequest;
@@ -32,12 +31,19 @@ import org.slf4j.LoggerFactory;
  * "seed", "kv_transfer_params": {...}}}. Answer: {@code {"request_id", "tokens": [...],
  * "prompt_length", "positions", "finished", "prefill_ms"}}, the {@link Generation} to continue from.
  * The answer does not wait for the transfer: the decode worker waits for the connector's
- * notification.
+ * notification. An error answered before the KV cache was handed to the connector for pushing
+ * carries the header {@value #KV_PUSH_HEADER}{@code : none}: this worker will never write into the
+ * request's destination, so the decode worker may reuse those blocks at once.
+ *
+ * <p>A request waits up to {@link #BLOCK_WAIT} for free KV blocks when the pool is full (the
+ * connector queues it, first come first served), then fails with 503.
  */
 public final class PrefillWorker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(PrefillWorker.class);
     /** How long a request waits for free KV blocks before it is refused. */
     static final Duration BLOCK_WAIT = Duration.ofSeconds(60);
+    /** The response header of an error after which this worker will not push: value {@code none}. */
+    public static final String KV_PUSH_HEADER = "Mooncake4j-Kv-Push";
 
     private final ServingModel model;
     private final KvRuntime kv;
@@ -72,6 +78,8 @@ public final class PrefillWorker implements AutoCloseable {
     }
 
     private void prefill(HttpExchange ex) throws IOException {
+        // until finish() hands the cache to the connector, any error answer means: no push will come
+        ex.getResponseHeaders().set(KV_PUSH_HEADER, "none");
         JsonObject req = Http.readJson(ex);
         String requestId = Json.string(req, "request_id");
         int[] tokens = Json.ints(req, "prompt_token_ids");
@@ -92,17 +100,22 @@ public final class PrefillWorker implements AutoCloseable {
         if (dest == null) {
             throw HttpError.badRequest("kv_transfer_params (the decode worker's destination) is missing");
         }
+        int blocks = kv.pool().layout().blocksFor(n);
+        if (blocks > kv.pool().layout().numBlocks()) {
+            throw new HttpError(400, "invalid_request_error", "request " + requestId + " needs " + blocks
+                    + " KV blocks but the prefill pool has " + kv.pool().layout().numBlocks() + ": raise --kv_pool_mb");
+        }
         active.incrementAndGet();
         try {
             long t0 = System.nanoTime();
-            waitForBlocks(kv.pool().layout().blocksFor(n), requestId);
-            long queued = System.nanoTime() - t0;
             PrefillRequest pr;
             try {
-                pr = kv.connector().startPrefill(requestId, n, dest);
+                // waits (first come, first served) while the pool is full; tells decode if it gives up
+                pr = kv.connector().startPrefill(requestId, n, dest, BLOCK_WAIT);
             } catch (KvException e) {
                 throw Workers.httpError(e);
             }
+            long queued = System.nanoTime() - t0;
             Generation state;
             try {
                 Sampler sampler = new Sampler(c.vocabSize(), temperature, topP, seed);
@@ -111,6 +124,7 @@ public final class PrefillWorker implements AutoCloseable {
                 pr.abort("the model failed: " + e);
                 throw e;
             }
+            ex.getResponseHeaders().remove(KV_PUSH_HEADER);
             pr.finish();
             served.incrementAndGet();
             JsonObject out = new JsonObject();
@@ -128,22 +142,6 @@ public final class PrefillWorker implements AutoCloseable {
             throw e;
         } finally {
             active.decrementAndGet();
-        }
-    }
-
-    /** Waits until the pool has {@code blocks} free (other requests end and free theirs). */
-    private void waitForBlocks(int blocks, String requestId) {
-        long deadline = System.nanoTime() + BLOCK_WAIT.toNanos();
-        if (blocks > kv.pool().layout().numBlocks()) {
-            throw new HttpError(400, "invalid_request_error", "request " + requestId + " needs " + blocks
-                    + " KV blocks but the prefill pool has " + kv.pool().layout().numBlocks() + ": raise --kv_pool_mb");
-        }
-        while (kv.pool().allocator().freeBlocks() < blocks) {
-            if (System.nanoTime() > deadline) {
-                throw Workers.httpError(new KvException(KvError.POOL_EXHAUSTED, "no " + blocks
-                        + " free KV blocks on the prefill worker after " + BLOCK_WAIT.toSeconds() + " s"));
-            }
-            Workers.pause();
         }
     }
 

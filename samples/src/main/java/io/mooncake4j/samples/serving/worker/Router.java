@@ -28,10 +28,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The router, the service clients talk to: {@code POST /v1/completions} picks a decode worker (the
- * least busy) and a prefill worker (round robin), and forwards the request to the decode worker
- * with the prefill worker's URL in {@code kv_prefill_url}; a streamed answer is relayed event by
- * event as it arrives. {@code GET /health} checks every worker; {@code GET /v1/models} asks a
- * decode worker.
+ * least busy) and forwards the request to it unchanged; the decode worker calls one of the prefill
+ * workers it was started with. A streamed answer is relayed event by event as it arrives. {@code GET
+ * /health} checks every worker (the prefill workers given here are only checked); {@code GET
+ * /v1/models} asks a decode worker.
  */
 public final class Router implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Router.class);
@@ -43,7 +43,6 @@ public final class Router implements AutoCloseable {
     private final AtomicLongArray decodeLoad;
     private final HttpClient client;
     private final Duration timeout;
-    private final AtomicInteger nextPrefill = new AtomicInteger();
     private final AtomicInteger nextDecode = new AtomicInteger();
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
@@ -59,11 +58,14 @@ public final class Router implements AutoCloseable {
         this.client = Http.newClient(Duration.ofSeconds(10));
     }
 
-    /** Starts a router on {@code host:port} (0: a free port) in front of the workers. */
+    /**
+     * Starts a router on {@code host:port} (0: a free port) in front of the decode workers; the
+     * prefill workers (may be empty) are only checked by {@code /health}.
+     */
     public static Router start(String host, int port, int threads, List<String> prefillUrls, List<String> decodeUrls,
             Duration timeout) throws IOException {
-        if (prefillUrls.isEmpty() || decodeUrls.isEmpty()) {
-            throw new IllegalArgumentException("the router needs at least one prefill and one decode worker");
+        if (decodeUrls.isEmpty()) {
+            throw new IllegalArgumentException("the router needs at least one decode worker");
         }
         HttpServer server = Http.start(host, port, threads, "router");
         Router r = new Router(server, Workers.url(host, server), strip(prefillUrls), strip(decodeUrls), timeout);
@@ -88,7 +90,6 @@ public final class Router implements AutoCloseable {
         JsonObject body = Http.readJson(ex);
         boolean stream = body.has("stream") && body.get("stream").isJsonPrimitive()
                 && body.get("stream").getAsJsonPrimitive().isBoolean() && body.get("stream").getAsBoolean();
-        body.addProperty("kv_prefill_url", prefill.get(Math.floorMod(nextPrefill.getAndIncrement(), prefill.size())));
         int d = pickDecode();
         decodeLoad.incrementAndGet(d);
         try {

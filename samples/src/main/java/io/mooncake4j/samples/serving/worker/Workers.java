@@ -6,7 +6,6 @@ import io.mooncake4j.djl.llama.LlamaConfig;
 import io.mooncake4j.samples.serving.http.Http.HttpError;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.util.concurrent.locks.LockSupport;
 
 /** What the prefill and decode workers and the router share. */
 public final class Workers {
@@ -59,14 +58,6 @@ public final class Workers {
                 return new HttpError(504, "timeout", e.getMessage(), e);
             default:
                 return new HttpError(502, "kv_transfer_error", e.getMessage(), e);
-        }
-    }
-
-    /** A short back-off while waiting for KV blocks. */
-    static void pause() {
-        LockSupport.parkNanos(5_000_000L);
-        if (Thread.currentThread().isInterrupted()) {
-            throw new HttpError(503, "server_error", "interrupted while waiting for KV blocks");
         }
     }
 }

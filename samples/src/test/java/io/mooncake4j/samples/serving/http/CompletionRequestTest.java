@@ -35,7 +35,7 @@ class CompletionRequestTest {
     void shouldReadEveryField() {
         CompletionRequest r = parse("{\"model\": \"stories260K\", \"prompt\": [1, 403, 407], \"max_tokens\": 5,"
                 + " \"temperature\": 0, \"top_p\": 0.9, \"seed\": 7, \"stream\": true, \"return_token_ids\": true,"
-                + " \"steps\": 64, \"kv_prefill_url\": \"http://p:1\"}");
+                + " \"steps\": 64}");
         assertEquals("stories260K", r.model());
         assertArrayEquals(new int[] {1, 403, 407}, r.promptTokens());
         assertEquals(5, r.maxTokens());
@@ -45,7 +45,14 @@ class CompletionRequestTest {
         assertTrue(r.stream());
         assertTrue(r.returnTokenIds());
         assertEquals(64, r.steps());
-        assertEquals("http://p:1", r.prefillUrl());
+    }
+
+    @Test
+    void shouldRefuseAClientChosenPrefillUrl() {
+        HttpError e = assertThrows(HttpError.class,
+                () -> parse("{\"prompt\": \"x\", \"kv_prefill_url\": \"http://169.254.169.254\"}"));
+        assertEquals(400, e.status());
+        assertTrue(e.getMessage().contains("--prefill"), e.getMessage());
     }
 
     @Test
