@@ -53,8 +53,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Decode request</b> (role {@code decode}): {@code {"request_id", "max_new_tokens" | "steps",
  * "temperature", ..., "kv_transfer_params" (from the prefill response)}} (prefill first), or
- * {@code {"request_id", "prompt" | "prompt_tokens", ...}} with a {@code prefill_url} (request or
- * model argument) or {@code prefill_client} argument (decode first: decode allocates blocks and
+ * {@code {"request_id", "prompt" | "prompt_tokens", ...}} with a {@code prefill_url} (model
+ * argument only) or {@code prefill_client} argument (decode first: decode allocates blocks and
  * asks prefill to push). Response: {@code {"request_id", "role": "decode", "tokens", "generated",
  * "text", "transfer", "decode_ms", "tokens_per_s", "wait_ms"}}. Errors answer a JSON {@code
  * {"error", "code"}} with HTTP status 4xx/5xx.
@@ -293,14 +293,16 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
             d = withPrefix(r, prompt, source.numTokens(), steps,
                     (prefix, wait) -> r.connector.fetch(source, steps, prefix, wait));
         } else {
+            // Only the model's own setting names the prefill worker: a URL from the request body would
+            // let any client make this worker POST anywhere.
             PrefillClient client = r.prefillClient;
-            String url = string(req, "prefill_url", null);
-            if (url != null) {
-                client = PrefillClient.http(URI.create(url), r.config.waitTimeout());
+            if (req.has("prefill_url")) {
+                throw new KvException(KvError.INVALID_PARAMS, "prefill_url is a model setting"
+                        + " (serving.properties), not a request field");
             }
             if (client == null) {
                 throw new KvException(KvError.INVALID_PARAMS, "a decode request needs kv_transfer_params from a prefill"
-                        + " response, or a prefill_url (request or model argument) to ask prefill itself");
+                        + " response, or the model setting prefill_url so decode can ask prefill itself");
             }
             String rid = string(req, "request_id", UUID.randomUUID().toString());
             int[] tokens = promptTokens(r, req);
