@@ -4,40 +4,71 @@ import io.mooncake4j.spi.PinnedRegion;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A batch of one-sided transfers (Mooncake's batch id, as a safe object). Add requests, {@link
  * #submit()} once, then poll {@link #status(int)}, block in {@link #await(Duration)} or compose
  * {@link #completion()}. A batch holds no native resource: one that is dropped, even in flight,
- * leaks nothing. Adding is not thread safe; status and waiting are.
+ * leaks nothing. Adding, submitting and {@link #reset()} are for one thread at a time; status and
+ * waiting are thread safe.
+ *
+ * <p>A batch can be reused, as Mooncake reuses a batch id: once every request has ended, {@link
+ * #reset()} empties it for the next round of up to {@link #capacity()} requests. A loop that resets
+ * one batch allocates nothing per request on the Java heap in steady state; a loop that creates a
+ * batch per round allocates the batch (about 50 bytes per request of capacity, plus 200 bytes).
+ *
+ * <p>Each round has a number (its epoch), kept in every per-request state word: a transport that
+ * reports on a request of an earlier round, after it was cancelled or timed out and the batch was
+ * reset, changes nothing.
  */
 public final class TransferBatch implements AutoCloseable {
     private static final VarHandle INTS = MethodHandles.arrayElementVarHandle(int[].class);
+    private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
+    private static final VarHandle REMAINING;
+    private static final VarHandle INFLIGHT;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            REMAINING = l.findVarHandle(TransferBatch.class, "remaining", int.class);
+            INFLIGHT = l.findVarHandle(TransferBatch.class, "inflight", Object.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private static final int WAITING = TransferStatus.WAITING.code();
     private static final int PENDING = TransferStatus.PENDING.code();
     private static final int COMPLETED = TransferStatus.COMPLETED.code();
+    // a state word is (epoch << CODE_BITS) | status code; status codes are 0..6
+    private static final int CODE_BITS = 3;
+    private static final int CODE_MASK = (1 << CODE_BITS) - 1;
+    private static final Duration FOREVER = Duration.ofDays(1);
+    /** {@link #inflight} between markSubmitted and the engine publishing what it handed to transports. */
+    static final Object SUBMITTING = new Object();
 
     private final TransferEngine engine;
     private final byte[] opcodes;
-    private final long[] local;
-    private final long[] remote;
-    private final long[] length;
+    private final long[] words; // 3 per request: local address, remote address, length
     private final Segment[] segments;
-    private final int[] status;
-    private final int[] parts;
-    private final int[] failure;
     private final PinnedRegion[] pins;
+    private final int[] state; // 2 per request: status word, first failure word (code 0 = none)
+    private final long[] parts; // per request: epoch << 32 | parts still to report
     private volatile String[] reasons;
-    private final AtomicInteger remaining = new AtomicInteger();
-    private final Object doneLock = new Object();
+    private volatile int epoch;
+    @SuppressWarnings("unused") // through REMAINING
+    private volatile int remaining;
+    @SuppressWarnings("unused") // through INFLIGHT
+    private volatile Object inflight; // the engine's: null, SUBMITTING, a SegmentSubmission or an array of them
     private int size;
     private volatile boolean submitted;
     private volatile boolean done;
     private volatile CompletableFuture<TransferBatch> future;
-    private long deadlineNanos;
+    private volatile long deadlineNanos;
+    int watchdogSlot = -1; // the engine's, while the round is tracked
 
     TransferBatch(TransferEngine engine, int capacity) {
         if (capacity <= 0) {
@@ -45,14 +76,11 @@ public final class TransferBatch implements AutoCloseable {
         }
         this.engine = engine;
         this.opcodes = new byte[capacity];
-        this.local = new long[capacity];
-        this.remote = new long[capacity];
-        this.length = new long[capacity];
+        this.words = new long[3 * capacity];
         this.segments = new Segment[capacity];
-        this.status = new int[capacity];
-        this.parts = new int[capacity];
-        this.failure = new int[capacity];
         this.pins = new PinnedRegion[capacity];
+        this.state = new int[2 * capacity];
+        this.parts = new long[capacity];
     }
 
     /** Adds a READ of {@code length} bytes at {@code remoteAddress} in the segment into {@code localAddress}. */
@@ -73,7 +101,8 @@ public final class TransferBatch implements AutoCloseable {
     /** Adds a request; the index it gets is the number of requests added before it. */
     public TransferBatch add(Opcode op, Segment segment, long localAddress, long remoteAddress, long len) {
         if (submitted) {
-            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "batch already submitted: create a new one");
+            throw new MooncakeException(
+                    ErrorCode.INVALID_ARGUMENT, "batch already submitted: reset() it once it is done, or create a new one");
         }
         if (size == opcodes.length) {
             throw new MooncakeException(
@@ -83,12 +112,14 @@ public final class TransferBatch implements AutoCloseable {
         if (segment == null) {
             throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "segment is null: use openSegment");
         }
-        opcodes[size] = (byte) op.code();
-        segments[size] = segment;
-        local[size] = localAddress;
-        remote[size] = remoteAddress;
-        length[size] = len;
-        size++;
+        int i = size;
+        opcodes[i] = (byte) op.code();
+        segments[i] = segment;
+        words[3 * i] = localAddress;
+        words[3 * i + 1] = remoteAddress;
+        words[3 * i + 2] = len;
+        INTS.setRelease(state, 2 * i, word(epoch, WAITING));
+        size = i + 1;
         return this;
     }
 
@@ -108,10 +139,40 @@ public final class TransferBatch implements AutoCloseable {
         return this;
     }
 
+    /**
+     * Empties the batch for a new round of requests, keeping its capacity: Mooncake's reuse of a batch
+     * id, without allocating. Allowed before submitting and once every request has ended ({@link
+     * #isDone()}); the statuses, reasons and {@link #completion()} future of the last round are
+     * forgotten.
+     *
+     * @throws MooncakeException INVALID_ARGUMENT while requests of the batch are still in flight
+     */
+    public TransferBatch reset() {
+        if (submitted && !done) {
+            throw new MooncakeException(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "batch still in flight: wait for it (await, join, completion) or close() it before reset()");
+        }
+        // A new epoch first, so that a late report from a transport about the last round, or a read of
+        // its requests, can tell that they are gone; then the requests may change.
+        epoch = (epoch + 1) & (Integer.MAX_VALUE >>> CODE_BITS);
+        VarHandle.storeStoreFence();
+        Arrays.fill(segments, 0, size, null);
+        String[] r = reasons;
+        if (r != null) {
+            Arrays.fill(r, 0, size, null);
+        }
+        size = 0;
+        future = null;
+        done = false;
+        submitted = false;
+        return this;
+    }
+
     /** The status of request {@code index}. */
     public TransferStatus status(int index) {
         checkIndex(index);
-        return TransferStatus.ofCode((int) INTS.getVolatile(status, index));
+        return TransferStatus.ofCode((int) INTS.getVolatile(state, 2 * index) & CODE_MASK);
     }
 
     /** Why request {@code index} did not complete, or null. */
@@ -132,7 +193,7 @@ public final class TransferBatch implements AutoCloseable {
             return false;
         }
         for (int i = 0; i < size; i++) {
-            if ((int) INTS.getVolatile(status, i) != COMPLETED) {
+            if (((int) INTS.getVolatile(state, 2 * i) & CODE_MASK) != COMPLETED) {
                 return false;
             }
         }
@@ -150,13 +211,13 @@ public final class TransferBatch implements AutoCloseable {
             return true;
         }
         long end = System.nanoTime() + timeout.toNanos();
-        synchronized (doneLock) {
+        synchronized (state) {
             while (!done) {
                 long left = end - System.nanoTime();
                 if (left <= 0) {
                     return false;
                 }
-                TimeUnit.NANOSECONDS.timedWait(doneLock, left);
+                TimeUnit.NANOSECONDS.timedWait(state, left);
             }
         }
         return true;
@@ -164,11 +225,14 @@ public final class TransferBatch implements AutoCloseable {
 
     /** Waits until every request has ended (at most the deadline plus a little). */
     public TransferBatch join() {
+        if (done) {
+            return this;
+        }
         boolean interrupted = false;
         try {
             while (true) {
                 try {
-                    if (await(Duration.ofDays(1))) {
+                    if (await(FOREVER)) {
                         return this;
                     }
                 } catch (InterruptedException e) {
@@ -186,7 +250,7 @@ public final class TransferBatch implements AutoCloseable {
     public CompletableFuture<TransferBatch> completion() {
         CompletableFuture<TransferBatch> f = future;
         if (f == null) {
-            synchronized (doneLock) {
+            synchronized (state) {
                 f = future;
                 if (f == null) {
                     f = new CompletableFuture<>();
@@ -218,27 +282,63 @@ public final class TransferBatch implements AutoCloseable {
         }
     }
 
+    private static int word(int epoch, int code) {
+        return (epoch << CODE_BITS) | code;
+    }
+
     // ---- engine side ----
 
-    boolean markSubmitted(long deadline) {
+    /**
+     * Starts a round: every request PENDING in one part. The batch cannot complete until {@link
+     * #releaseHold} (the engine holds it while it hands requests out). Returns the round's epoch, or
+     * -1 when the batch was already submitted.
+     */
+    int markSubmitted(long deadline) {
         if (submitted) {
-            return false;
+            return -1;
         }
-        submitted = true;
+        int e = epoch;
         deadlineNanos = deadline;
-        remaining.set(size);
+        // release stores: other threads see the round only through the volatile writes below or
+        // the hand-off to a transport; a report about an earlier round fails its epoch check either way
         for (int i = 0; i < size; i++) {
-            INTS.setVolatile(status, i, PENDING);
-            parts[i] = 1;
+            INTS.setRelease(state, 2 * i + 1, word(e, 0));
+            LONGS.setRelease(parts, i, ((long) e << 32) | 1);
+            INTS.setRelease(state, 2 * i, word(e, PENDING));
         }
-        if (size == 0) {
-            signalDone();
+        INFLIGHT.setVolatile(this, SUBMITTING);
+        REMAINING.setVolatile(this, size + 1);
+        submitted = true;
+        return e;
+    }
+
+    /** The engine has handed every request out: the batch may complete. */
+    void releaseHold(int e) {
+        if ((int) REMAINING.getAndAdd(this, -1) == 1) {
+            complete(e);
         }
-        return true;
+    }
+
+    int epoch() {
+        return epoch;
     }
 
     long deadlineNanos() {
         return deadlineNanos;
+    }
+
+    Object inflight() {
+        return inflight;
+    }
+
+    /** Publishes what the round handed to transports, unless the round was cancelled meanwhile. */
+    boolean publishInflight(Object work) {
+        return INFLIGHT.compareAndSet(this, SUBMITTING, work);
+    }
+
+    /** Takes the round's in-flight work for the caller (completion or cancellation): one of them wins. */
+    boolean claimInflight(Object work) {
+        return work != null && INFLIGHT.compareAndSet(this, work, null);
     }
 
     Opcode opcode(int i) {
@@ -246,15 +346,15 @@ public final class TransferBatch implements AutoCloseable {
     }
 
     long local(int i) {
-        return local[i];
+        return words[3 * i];
     }
 
     long remote(int i) {
-        return remote[i];
+        return words[3 * i + 1];
     }
 
     long length(int i) {
-        return length[i];
+        return words[3 * i + 2];
     }
 
     Segment segment(int i) {
@@ -269,36 +369,52 @@ public final class TransferBatch implements AutoCloseable {
         return pins[i];
     }
 
-    void expectParts(int i, int n) {
+    void expectParts(int i, int n, int e) {
         if (n <= 0) {
             throw new IllegalArgumentException("parts must be positive: " + n);
         }
-        INTS.setVolatile(parts, i, n);
+        long p;
+        do {
+            p = (long) LONGS.getVolatile(parts, i);
+            if ((int) (p >>> 32) != e) {
+                return; // about an earlier round
+            }
+        } while (!LONGS.compareAndSet(parts, i, p, ((long) e << 32) | n));
     }
 
-    /** One part of request i ended; the request ends with its last part, the first failure deciding. */
-    void partEnded(int i, TransferStatus st, String reason) {
-        if ((int) INTS.getVolatile(status, i) != PENDING) {
+    /** One part of request i of round e ended; the request ends with its last part, the first failure deciding. */
+    void partEnded(int i, TransferStatus st, String reason, int e) {
+        if ((int) INTS.getVolatile(state, 2 * i) != word(e, PENDING)) {
             return;
         }
         if (st != TransferStatus.COMPLETED
-                && INTS.compareAndSet(failure, i, 0, st.code())) {
+                && INTS.compareAndSet(state, 2 * i + 1, word(e, 0), word(e, st.code()))) {
             setReason(i, reason != null ? reason : "the transport reported " + st);
         }
-        if ((int) INTS.getAndAdd(parts, i, -1) == 1) {
-            int f = (int) INTS.getVolatile(failure, i);
-            finish(i, f == 0 ? TransferStatus.COMPLETED : TransferStatus.ofCode(f), null);
+        long p;
+        do {
+            p = (long) LONGS.getVolatile(parts, i);
+            if ((int) (p >>> 32) != e || (int) p <= 0) {
+                return; // a report about an earlier round, or one report too many
+            }
+        } while (!LONGS.compareAndSet(parts, i, p, p - 1));
+        if ((int) p == 1) {
+            int f = (int) INTS.getVolatile(state, 2 * i + 1);
+            int code = f >>> CODE_BITS == e ? f & CODE_MASK : 0;
+            finish(i, code == 0 ? TransferStatus.COMPLETED : TransferStatus.ofCode(code), null, e);
         }
     }
 
-    boolean isDone(int i) {
-        int s = (int) INTS.getVolatile(status, i);
-        return s != PENDING && s != WAITING;
+    /** Whether request i of round e has ended (true for a request of an earlier round). */
+    boolean isDone(int i, int e) {
+        int s = (int) INTS.getVolatile(state, 2 * i);
+        int code = s & CODE_MASK;
+        return s >>> CODE_BITS != e || (code != PENDING && code != WAITING);
     }
 
-    /** Ends request i with {@code st} unless it has already ended; returns whether it did. */
-    boolean finish(int i, TransferStatus st, String reason) {
-        if (!INTS.compareAndSet(status, i, PENDING, st.code())) {
+    /** Ends request i of round e with {@code st} unless it has already ended; returns whether it did. */
+    boolean finish(int i, TransferStatus st, String reason, int e) {
+        if (!INTS.compareAndSet(state, 2 * i, word(e, PENDING), word(e, st.code()))) {
             return false;
         }
         if (reason != null) {
@@ -309,8 +425,8 @@ public final class TransferBatch implements AutoCloseable {
             pins[i] = null;
             p.unpin();
         }
-        if (remaining.decrementAndGet() == 0) {
-            signalDone();
+        if ((int) REMAINING.getAndAdd(this, -1) == 1) {
+            complete(e);
         }
         return true;
     }
@@ -318,7 +434,7 @@ public final class TransferBatch implements AutoCloseable {
     private void setReason(int i, String reason) {
         String[] r = reasons;
         if (r == null) {
-            synchronized (doneLock) {
+            synchronized (state) {
                 r = reasons;
                 if (r == null) {
                     r = new String[opcodes.length];
@@ -331,14 +447,29 @@ public final class TransferBatch implements AutoCloseable {
         }
     }
 
-    private void signalDone() {
+    /** Every request of round e ended: unless a cancellation took the round (it signals itself), signal. */
+    private void complete(int e) {
+        Object work = inflight;
+        if (!claimInflight(work)) {
+            return;
+        }
+        if (work != SUBMITTING) {
+            engine.untrack(this);
+        }
+        signalDone(e);
+    }
+
+    /** Wakes waiters of round e; no-op when the batch has since been reset or was signalled already. */
+    void signalDone(int e) {
         CompletableFuture<TransferBatch> f;
-        synchronized (doneLock) {
+        synchronized (state) {
+            if (epoch != e || done) {
+                return;
+            }
             done = true;
-            doneLock.notifyAll();
+            state.notifyAll();
             f = future;
         }
-        engine.batchDone(this);
         if (f != null) {
             f.complete(this);
         }

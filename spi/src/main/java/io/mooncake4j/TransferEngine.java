@@ -27,6 +27,7 @@ import java.net.UnknownHostException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -63,9 +64,9 @@ public final class TransferEngine implements AutoCloseable {
     private final MemoryRegistry registry = new MemoryRegistry();
     private final Map<String, Segment> segments = new ConcurrentHashMap<>();
     private final BlockingQueue<Notification> notifications = new ArrayBlockingQueue<>(MAX_PENDING_NOTIFICATIONS);
-    private final Map<TransferBatch, List<SegmentSubmission>> inFlight = new ConcurrentHashMap<>();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final Duration timeout;
+    private final long timeoutNanos;
     private final Duration handshakeTimeout;
     private final int maxFrame;
     private HandshakeServer handshake;
@@ -78,6 +79,7 @@ public final class TransferEngine implements AutoCloseable {
     private TransferEngine(EngineConfig config) {
         this.config = config;
         this.timeout = config.transferTimeout();
+        this.timeoutNanos = timeout.toNanos();
         this.handshakeTimeout = config.handshakeTimeout();
         this.maxFrame = config.handshakeMaxLength();
         this.hostname = config.localHostname() != null ? config.localHostname() : detectHostname();
@@ -362,13 +364,17 @@ public final class TransferEngine implements AutoCloseable {
 
     void submit(TransferBatch b) {
         ensureOpen();
-        if (!b.markSubmitted(System.nanoTime() + timeout.toNanos())) {
-            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "batch already submitted: create a new one");
+        long deadline = System.nanoTime() + timeoutNanos;
+        int e = b.markSubmitted(deadline);
+        if (e < 0) {
+            throw new MooncakeException(
+                    ErrorCode.INVALID_ARGUMENT, "batch already submitted: reset() it once it is done, or create a new one");
         }
+        // The batch cannot complete before releaseHold below, so nothing here races its waiters.
         int n = b.size();
         Map<Segment, int[]> groups = null;
         Segment single = null;
-        int[] singleIdx = null;
+        int[] singleIdx = null; // stays null while the single segment's requests are 0, 1, 2, ...
         int singleCount = 0;
         Map<Segment, Boolean> refreshed = null;
         for (int i = 0; i < n; i++) {
@@ -382,8 +388,8 @@ public final class TransferEngine implements AutoCloseable {
                 if (refreshed.putIfAbsent(s, Boolean.TRUE) == null) {
                     try {
                         refreshSegment(s);
-                    } catch (MooncakeException e) {
-                        problem = "segment " + s.name() + " could not be re-fetched: " + e.getMessage();
+                    } catch (MooncakeException ex) {
+                        problem = "segment " + s.name() + " could not be re-fetched: " + ex.getMessage();
                     }
                 }
                 if (problem == null && s.descriptor().bufferContaining(b.remote(i), b.length(i)) == null) {
@@ -392,19 +398,25 @@ public final class TransferEngine implements AutoCloseable {
                 }
             }
             if (problem != null) {
-                b.finish(i, TransferStatus.INVALID, problem);
+                b.finish(i, TransferStatus.INVALID, problem, e);
                 continue;
             }
             if (s.isLocal()) {
-                copyLocally(b, i);
+                copyLocally(b, i, e);
                 continue;
             }
             if (single == null || single == s) {
-                if (single == null) {
-                    single = s;
+                single = s;
+                if (singleIdx == null && singleCount != i) {
                     singleIdx = new int[n];
+                    for (int k = 0; k < singleCount; k++) {
+                        singleIdx[k] = k;
+                    }
                 }
-                singleIdx[singleCount++] = i;
+                if (singleIdx != null) {
+                    singleIdx[singleCount] = i;
+                }
+                singleCount++;
             } else {
                 if (groups == null) {
                     groups = new IdentityHashMap<>();
@@ -414,35 +426,51 @@ public final class TransferEngine implements AutoCloseable {
             }
         }
         if (single == null) {
+            b.releaseHold(e);
             return;
         }
-        List<SegmentSubmission> subs = new ArrayList<>(groups == null ? 1 : 1 + groups.size());
-        subs.add(new SegmentSubmission(b, singleIdx, singleCount));
-        List<Segment> targets = new ArrayList<>(subs.size());
-        targets.add(single);
-        if (groups != null) {
-            for (Map.Entry<Segment, int[]> e : groups.entrySet()) {
-                int[] g = e.getValue();
-                int[] idx = new int[g[0]];
-                System.arraycopy(g, 1, idx, 0, g[0]);
-                subs.add(new SegmentSubmission(b, idx, g[0]));
-                targets.add(e.getKey());
+        SegmentSubmission first = new SegmentSubmission(b, singleIdx, singleCount, e, deadline);
+        if (groups == null) {
+            if (track(b, first)) {
+                submitTo(single, first);
+            }
+        } else {
+            SegmentSubmission[] subs = new SegmentSubmission[1 + groups.size()];
+            Segment[] targets = new Segment[subs.length];
+            subs[0] = first;
+            targets[0] = single;
+            int k = 1;
+            for (Map.Entry<Segment, int[]> g : groups.entrySet()) {
+                int[] idx = g.getValue();
+                subs[k] = new SegmentSubmission(b, Arrays.copyOfRange(idx, 1, 1 + idx[0]), idx[0], e, deadline);
+                targets[k++] = g.getKey();
+            }
+            if (track(b, subs)) {
+                for (int j = 0; j < subs.length; j++) {
+                    submitTo(targets[j], subs[j]);
+                }
             }
         }
-        inFlight.put(b, subs);
-        watchdog.add(b);
-        if (b.isDone()) {
-            batchDone(b);
+        b.releaseHold(e);
+    }
+
+    /** Publishes the round's submissions and has the watchdog track the batch; false if it was cancelled meanwhile. */
+    private boolean track(TransferBatch b, Object work) {
+        b.watchdogSlot = watchdog.add(b);
+        if (b.publishInflight(work)) {
+            return true;
         }
-        for (int k = 0; k < subs.size(); k++) {
-            SegmentSubmission sub = subs.get(k);
-            try {
-                transport.submit(targets.get(k).descriptor(), sub);
-            } catch (RuntimeException e) {
-                LOG.warn("transport {} threw from submit", transport.protocol(), e);
-                for (int j = 0; j < sub.size(); j++) {
-                    sub.fail(j, TransferStatus.FAILED, "transport error: " + e);
-                }
+        watchdog.remove(b.watchdogSlot, b); // cannot happen: nothing claims a round being submitted
+        return false;
+    }
+
+    private void submitTo(Segment target, SegmentSubmission sub) {
+        try {
+            transport.submit(target.descriptor(), sub);
+        } catch (RuntimeException ex) {
+            LOG.warn("transport {} threw from submit", transport.protocol(), ex);
+            for (int j = 0; j < sub.size(); j++) {
+                sub.fail(j, TransferStatus.FAILED, "transport error: " + ex);
             }
         }
     }
@@ -469,18 +497,18 @@ public final class TransferEngine implements AutoCloseable {
         return null;
     }
 
-    private void copyLocally(TransferBatch b, int i) {
+    private void copyLocally(TransferBatch b, int i, int e) {
         long len = b.length(i);
         PinnedRegion target = registry.pin(b.remote(i), len);
         if (target == null) {
             b.finish(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
-                    + ") is not inside one registered region of the local segment");
+                    + ") is not inside one registered region of the local segment", e);
             return;
         }
         try {
             if (target.region().location().isCuda() || b.pinOf(i).region().location().isCuda()) {
                 b.finish(i, TransferStatus.INVALID,
-                        "same-process copies of GPU memory need a GPU-capable transport (efa)");
+                        "same-process copies of GPU memory need a GPU-capable transport (efa)", e);
                 return;
             }
             if (b.opcode(i) == Opcode.WRITE) {
@@ -491,25 +519,46 @@ public final class TransferEngine implements AutoCloseable {
         } finally {
             target.unpin();
         }
-        b.finish(i, TransferStatus.COMPLETED, null);
+        b.finish(i, TransferStatus.COMPLETED, null, e);
     }
 
-    void batchDone(TransferBatch b) {
-        if (inFlight.remove(b) != null) {
-            watchdog.remove(b);
-        }
+    /** The batch's round completed (the batch claimed its in-flight work): stop tracking it. */
+    void untrack(TransferBatch b) {
+        watchdog.remove(b.watchdogSlot, b);
     }
 
     private void expire(TransferBatch b) {
-        cancel(b, TransferStatus.TIMEOUT, "deadline of " + timeout.toMillis() + " ms (MC_TRANSFER_TIMEOUT) passed");
+        Object work = b.inflight();
+        long deadline = work instanceof SegmentSubmission ? ((SegmentSubmission) work).deadlineNanos()
+                : work instanceof SegmentSubmission[] ? ((SegmentSubmission[]) work)[0].deadlineNanos()
+                : Long.MAX_VALUE;
+        if (System.nanoTime() - deadline >= 0) { // this round's deadline, not an earlier one's
+            cancel(b, work, TransferStatus.TIMEOUT,
+                    "deadline of " + timeout.toMillis() + " ms (MC_TRANSFER_TIMEOUT) passed");
+        }
     }
 
     void cancel(TransferBatch b, TransferStatus status, String reason) {
-        List<SegmentSubmission> subs = inFlight.remove(b);
-        if (subs == null) {
+        cancel(b, b.inflight(), status, reason);
+    }
+
+    /**
+     * Ends the requests of the round whose in-flight work is {@code work} with {@code status}, then
+     * has the transport let go of them, and only then wakes the batch's waiters: a batch is never
+     * seen done (and reset) while a transport may still touch it.
+     */
+    private void cancel(TransferBatch b, Object work, TransferStatus status, String reason) {
+        if (work == TransferBatch.SUBMITTING || !b.claimInflight(work)) {
+            // completed or cancelled already; or still being submitted (nothing is in flight yet:
+            // the transports' own close or deadline ends it)
             return;
         }
-        watchdog.remove(b);
+        SegmentSubmission[] subs;
+        int e;
+        untrack(b);
+        subs = work instanceof SegmentSubmission ? new SegmentSubmission[] {(SegmentSubmission) work}
+                : (SegmentSubmission[]) work;
+        e = subs[0].epoch();
         for (SegmentSubmission sub : subs) {
             for (int j = 0; j < sub.size(); j++) {
                 sub.fail(j, status, reason);
@@ -518,10 +567,11 @@ public final class TransferEngine implements AutoCloseable {
         for (SegmentSubmission sub : subs) {
             try {
                 transport.abort(sub);
-            } catch (RuntimeException e) {
-                LOG.warn("transport abort failed", e);
+            } catch (RuntimeException ex) {
+                LOG.warn("transport abort failed", ex);
             }
         }
+        b.signalDone(e);
     }
 
     // ---------------------------------------------------------------- notifications
@@ -601,8 +651,10 @@ public final class TransferEngine implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        for (TransferBatch b : List.copyOf(inFlight.keySet())) {
-            cancel(b, TransferStatus.CANCELED, "engine closed");
+        if (watchdog != null) {
+            for (TransferBatch b : watchdog.active()) {
+                cancel(b, TransferStatus.CANCELED, "engine closed");
+            }
         }
         closeQuietly(watchdog);
         closeQuietly(transport);

@@ -1,7 +1,10 @@
 package io.mooncake4j.internal;
 
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.ToLongFunction;
@@ -9,18 +12,27 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One thread that ends in-flight work at its deadline. Work is tracked in a concurrent set (added per
- * batch, not per request) and scanned every tick; expiry runs on this thread.
+ * One thread that ends in-flight work at its deadline. Work is tracked per batch, not per request,
+ * in a table of slots: {@link #add} returns the slot, which the owner passes back to {@link
+ * #remove}, so that tracking allocates nothing in steady state (freed slots are reused). The table
+ * is scanned every tick; for work whose deadline passed, {@code expire} runs on this thread (and
+ * decides itself whether the work is still in flight: it may end at the same moment).
  *
  * @param <T> the tracked work
  */
 public final class DeadlineWatchdog<T> implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DeadlineWatchdog.class);
-    private final Set<T> active = ConcurrentHashMap.newKeySet();
+    private static final VarHandle SLOTS = MethodHandles.arrayElementVarHandle(Object[].class);
+
     private final ToLongFunction<T> deadline;
     private final Consumer<T> expire;
     private final long tickNanos;
     private final Thread thread;
+    private final Object lock = new Object();
+    private volatile Object[] slots = new Object[64]; // replaced, never shrunk, under lock
+    private int[] free = new int[64]; // freed slots, under lock
+    private int freeCount;
+    private int highWater; // slots [0, highWater) have been handed out at least once
     private volatile boolean running = true;
 
     public DeadlineWatchdog(String name, long tickNanos, ToLongFunction<T> deadline, Consumer<T> expire) {
@@ -32,17 +44,47 @@ public final class DeadlineWatchdog<T> implements AutoCloseable {
         this.thread.start();
     }
 
-    public void add(T work) {
-        active.add(work);
+    /** Tracks {@code work}; returns its slot, for {@link #remove}. */
+    public int add(T work) {
+        synchronized (lock) {
+            int slot;
+            if (freeCount > 0) {
+                slot = free[--freeCount];
+            } else {
+                slot = highWater++;
+                if (slot == slots.length) {
+                    slots = Arrays.copyOf(slots, slot * 2);
+                    free = Arrays.copyOf(free, slot * 2);
+                }
+            }
+            SLOTS.setRelease(slots, slot, work);
+            return slot;
+        }
     }
 
-    public void remove(T work) {
-        active.remove(work);
+    /** Stops tracking {@code work}, which {@link #add} put in {@code slot}; does nothing if it is not there. */
+    public void remove(int slot, T work) {
+        synchronized (lock) {
+            Object[] s = slots;
+            if (slot >= 0 && slot < highWater && s[slot] == work) {
+                SLOTS.setRelease(s, slot, null);
+                free[freeCount++] = slot;
+            }
+        }
     }
 
     /** A snapshot of the tracked work. */
-    public Set<T> active() {
-        return Set.copyOf(active);
+    public List<T> active() {
+        List<T> out = new ArrayList<>();
+        Object[] s = slots;
+        for (int i = 0; i < s.length; i++) {
+            @SuppressWarnings("unchecked")
+            T w = (T) SLOTS.getAcquire(s, i);
+            if (w != null) {
+                out.add(w);
+            }
+        }
+        return out;
     }
 
     private void run() {
@@ -55,9 +97,11 @@ public final class DeadlineWatchdog<T> implements AutoCloseable {
                 }
             }
             long now = System.nanoTime();
-            for (T work : active) {
-                if (now - deadline.applyAsLong(work) >= 0) {
-                    active.remove(work);
+            Object[] s = slots;
+            for (int i = 0; i < s.length; i++) {
+                @SuppressWarnings("unchecked")
+                T work = (T) SLOTS.getAcquire(s, i);
+                if (work != null && now - deadline.applyAsLong(work) >= 0) {
                     try {
                         expire.accept(work);
                     } catch (RuntimeException e) {

@@ -10,6 +10,7 @@ import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 import java.math.BigInteger;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Objects;
@@ -25,6 +26,10 @@ public final class SegmentDescriptor {
     private final String protocol;
     private final List<BufferDescriptor> buffers;
     private final JsonObject extra;
+    // bufferContaining's index: buffers by start address, starts biased by Long.MIN_VALUE so that a
+    // signed comparison orders them as unsigned addresses; null when buffers overlap (then a scan)
+    private final long[] biasedStarts;
+    private final BufferDescriptor[] byStart;
 
     public SegmentDescriptor(
             String name, String protocol, List<BufferDescriptor> buffers, JsonObject extra) {
@@ -32,6 +37,26 @@ public final class SegmentDescriptor {
         this.protocol = Objects.requireNonNull(protocol, "protocol");
         this.buffers = List.copyOf(buffers);
         this.extra = extra == null ? new JsonObject() : extra.deepCopy();
+        BufferDescriptor[] sorted = this.buffers.toArray(new BufferDescriptor[0]);
+        Arrays.sort(sorted, (a, b) -> Long.compareUnsigned(a.address(), b.address()));
+        long[] starts = new long[sorted.length];
+        boolean disjoint = true;
+        for (int i = 0; i < sorted.length; i++) {
+            starts[i] = sorted[i].address() ^ Long.MIN_VALUE;
+            if (i > 0 && !endsBefore(sorted[i - 1], sorted[i].address())) {
+                disjoint = false;
+            }
+        }
+        this.byStart = disjoint ? sorted : null;
+        this.biasedStarts = disjoint ? starts : null;
+    }
+
+    /** Whether {@code b} ends at or before {@code address} (a zero-length or wrapping buffer never does). */
+    private static boolean endsBefore(BufferDescriptor b, long address) {
+        long end = b.address() + b.length();
+        return b.length() > 0
+                && Long.compareUnsigned(end, b.address()) > 0
+                && Long.compareUnsigned(end, address) <= 0;
     }
 
     public String name() {
@@ -71,14 +96,40 @@ public final class SegmentDescriptor {
         return e == null ? null : e.deepCopy();
     }
 
-    /** The buffer wholly containing {@code [addr, addr + len)}, or null. */
+    /**
+     * The buffer wholly containing {@code [addr, addr + len)}, or null. Called for every remote
+     * request: a binary search over the buffers by address (a peer may show thousands, one per KV
+     * layer tensor); allocates nothing.
+     */
     public BufferDescriptor bufferContaining(long addr, long len) {
-        for (BufferDescriptor b : buffers) {
-            if (b.contains(addr, len)) {
-                return b;
+        long[] starts = biasedStarts;
+        if (starts == null) {
+            for (BufferDescriptor b : buffers) { // overlapping buffers: the first that contains it
+                if (b.contains(addr, len)) {
+                    return b;
+                }
+            }
+            return null;
+        }
+        // the last buffer starting at or before addr is the only one that can contain the range
+        long key = addr ^ Long.MIN_VALUE;
+        int lo = 0;
+        int hi = starts.length - 1;
+        int found = -1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (starts[mid] <= key) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
             }
         }
-        return null;
+        if (found < 0) {
+            return null;
+        }
+        BufferDescriptor b = byStart[found];
+        return b.contains(addr, len) ? b : null;
     }
 
     /** Mooncake's compact JSON. */

@@ -12,6 +12,12 @@ import java.nio.channels.ScatteringByteChannel;
  * A per-connection direct buffer that reads the stream in chunks, so that many small frames (headers,
  * status frames, small payloads) cost one system call. Bytes {@code [rpos, wpos)} are unread.
  * Confined to one thread.
+ *
+ * <p>Every byte that lands here and belongs to a payload is copied once more on its way to memory;
+ * large payloads should go straight from the socket to memory instead. So a reader that expects a
+ * large payload next reads only the frame before it ({@link #fill(ReadableByteChannel, int, int,
+ * Watched)} with a small {@code max}), and {@link #scatterRead} takes only the next frame after the
+ * payload when more large payloads are likely to follow.
  */
 final class InputStage {
     final ByteBuffer buf;
@@ -38,14 +44,23 @@ final class InputStage {
      * @throws EOFException when the peer closed the stream first
      */
     void fill(ReadableByteChannel ch, int need, Watched watch) throws IOException {
+        fill(ch, need, capacity, watch);
+    }
+
+    /**
+     * As {@link #fill(ReadableByteChannel, int, Watched)}, but reads no further than {@code max}
+     * unread bytes (at least {@code need}), so that what follows the frame stays in the socket.
+     */
+    void fill(ReadableByteChannel ch, int need, int max, Watched watch) throws IOException {
         if (wpos - rpos >= need) {
             return;
         }
         if (capacity - rpos < need) {
             compact();
         }
+        int limit = (int) Math.min(capacity, (long) rpos + Math.max(need, max));
         while (wpos - rpos < need) {
-            buf.limit(capacity).position(wpos);
+            buf.limit(limit).position(wpos);
             int n = ch.read(buf);
             if (n < 0) {
                 throw new EOFException("peer closed the connection");
@@ -63,10 +78,19 @@ final class InputStage {
      * @throws EOFException when the peer closed the stream
      */
     int scatterRead(ScatteringByteChannel ch, ByteBuffer payload, Watched watch) throws IOException {
+        return scatterRead(ch, payload, capacity, watch);
+    }
+
+    /**
+     * As {@link #scatterRead(ScatteringByteChannel, ByteBuffer, Watched)}, taking at most {@code tail}
+     * bytes after the payload (e.g. just the next header, when another large payload is likely to
+     * follow it and should go straight to memory too).
+     */
+    int scatterRead(ScatteringByteChannel ch, ByteBuffer payload, int tail, Watched watch) throws IOException {
         rpos = 0;
         wpos = 0;
         int before = payload.position();
-        buf.limit(capacity).position(0);
+        buf.limit(Math.min(capacity, Math.max(1, tail))).position(0);
         pair[0] = payload;
         pair[1] = buf;
         long n = ch.read(pair, 0, 2);

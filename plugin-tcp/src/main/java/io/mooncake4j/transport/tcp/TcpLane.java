@@ -334,6 +334,10 @@ final class TcpLane {
         }
         boolean write = s.opcode(i) == Opcode.WRITE;
         long local = s.localAddress(i) + off;
+        long remote = s.remoteAddress(i) + off;
+        if (s.isDone(i)) {
+            return true; // ended (cancelled) while being read: its batch may already be reused
+        }
         long t = tail;
         int k = (int) t & MASK;
         rSub[k] = s;
@@ -349,7 +353,7 @@ final class TcpLane {
                 stage,
                 stagePos,
                 len,
-                s.remoteAddress(i) + off,
+                remote,
                 write ? TcpWire.OP_WRITE : TcpWire.OP_READ,
                 true);
         stagePos += TcpWire.HEADER_BYTES;
@@ -432,6 +436,10 @@ final class TcpLane {
         long len = plan.length;
         boolean write = s.opcode(i) == Opcode.WRITE;
         long local = s.localAddress(i) + off;
+        long remote = s.remoteAddress(i) + off;
+        if (s.isDone(i)) {
+            return true; // ended (cancelled) while being read: its batch may already be reused
+        }
         senderIo = true;
         c.progress();
         try {
@@ -439,7 +447,7 @@ final class TcpLane {
                     stage,
                     0,
                     len,
-                    s.remoteAddress(i) + off,
+                    remote,
                     write ? TcpWire.OP_WRITE : TcpWire.OP_READ,
                     false);
             stagePos = TcpWire.HEADER_BYTES;
@@ -496,7 +504,11 @@ final class TcpLane {
     private void receive(Conn c) throws IOException {
         final InputStage in = recvStage;
         while (true) {
-            in.fill(c.ch, TcpWire.STATUS_BYTES, c);
+            // the oldest part in flight, when known, says what follows its status frame: before a
+            // large READ payload read only the frame, so the payload goes straight to memory
+            long h0 = head;
+            boolean exact = h0 != tail && directPayload((int) h0 & MASK);
+            in.fill(c.ch, TcpWire.STATUS_BYTES, exact ? TcpWire.STATUS_BYTES : in.capacity, c);
             long h = head;
             if (h == tail) {
                 throw new IOException("protocol error: the peer sent data with nothing in flight");
@@ -545,16 +557,19 @@ final class TcpLane {
         final InputStage in = recvStage;
         counters.bytesRead.add(len);
         boolean drop = s.isDone(i);
+        // decided on the whole payload: the rest of a large one goes direct however little is left
+        boolean direct = len >= DIRECT_MIN;
         while (len > 0) {
             long n;
             if (in.available() > 0) {
                 n = drop ? in.skip(len) : in.drainTo(addr, len);
-            } else if (drop || len < DIRECT_MIN) {
+            } else if (drop || !direct) {
                 in.fill(c.ch, (int) Math.min(len, in.capacity), c);
                 continue;
             } else {
-                // the rest of the payload straight into memory, what follows into the stage
-                n = in.scatterRead(c.ch, recvViews.view(addr, len, 0), c);
+                // the rest of the payload straight into memory, and just the next status frame
+                // (another large payload is likely to follow it) into the stage
+                n = in.scatterRead(c.ch, recvViews.view(addr, len, 0), TcpWire.STATUS_BYTES, c);
             }
             addr += n;
             len -= n;
@@ -562,6 +577,11 @@ final class TcpLane {
                 drop = true;
             }
         }
+    }
+
+    /** Whether ring slot {@code k} is a READ whose payload is received straight into memory. */
+    private boolean directPayload(int k) {
+        return !rWrite[k] && rLen[k] >= DIRECT_MIN;
     }
 
     /** Fails every part in the ring. Caller: the receiver as it exits, or the sender after joining it. */

@@ -41,6 +41,8 @@ final class TcpServer implements AutoCloseable {
     private static final int MAX_IOV = 64;
     private static final int MAX_HELD = 32;
     private static final long FLUSH_BYTES = 16L << 20;
+    /** Replies queued while this many payload bytes came in are sent before the next blocking read. */
+    private static final long REPLY_LAG_BYTES = 1L << 20;
 
     private final LocalMemory memory;
     private final TcpSettings settings;
@@ -163,6 +165,10 @@ final class TcpServer implements AutoCloseable {
         private int iovCount;
         private int heldCount;
         private long pendingBytes;
+        // the last WRITE payload was large: read only the next header, so that a large payload
+        // after it goes straight to memory instead of through the stage (one copy less)
+        private boolean exactHeader;
+        private long receivedSinceReply; // payload bytes received since the oldest unsent reply
         volatile Thread thread;
 
         Served(SocketChannel ch) {
@@ -212,8 +218,9 @@ final class TcpServer implements AutoCloseable {
                         in.rpos = 0;
                         in.wpos = 0;
                     }
-                    in.fill(ch, TcpWire.HEADER_BYTES, this);
+                    in.fill(ch, TcpWire.HEADER_BYTES, exactHeader ? TcpWire.HEADER_BYTES : in.capacity, this);
                 }
+                exactHeader = false;
                 int h = in.rpos;
                 long size = TcpWire.headerSize(b, h);
                 long addr = TcpWire.headerAddress(b, h);
@@ -292,19 +299,29 @@ final class TcpServer implements AutoCloseable {
 
         /** Reads {@code size} payload bytes into validated memory at {@code addr}. */
         private void receive(long addr, long size) throws IOException {
+            // decided on the whole payload: the rest of a large one goes direct however little is left
+            boolean direct = size >= DIRECT_MIN;
             while (size > 0) {
                 long n;
                 if (in.available() > 0) {
                     n = in.drainTo(addr, size);
-                } else if (size < DIRECT_MIN) {
+                } else if (!direct) {
                     in.fill(ch, (int) size, this);
                     continue;
                 } else {
-                    // the rest of the payload straight into memory, what follows into the stage
-                    n = in.scatterRead(ch, views.view(addr, size, 0), this);
+                    if (receivedSinceReply >= REPLY_LAG_BYTES && (opos > 0 || iovCount > 0)) {
+                        // a stream of large WRITEs rarely leaves the stage empty, which is when
+                        // replies go out: do not let the initiator wait for them behind megabytes
+                        flushOut();
+                    }
+                    // the rest of the payload straight into memory, and just the next header (whose
+                    // payload is likely large too) into the stage
+                    n = in.scatterRead(ch, views.view(addr, size, 0), TcpWire.HEADER_BYTES, this);
+                    exactHeader = true;
                 }
                 addr += n;
                 size -= n;
+                receivedSinceReply += n;
             }
         }
 
@@ -361,6 +378,9 @@ final class TcpServer implements AutoCloseable {
 
         private void queueStatus(int code) throws IOException {
             ensureOut(TcpWire.STATUS_BYTES);
+            if (opos == 0 && iovCount == 0) {
+                receivedSinceReply = 0; // the oldest unsent reply is this one
+            }
             TcpWire.putStatus(out, opos, code);
             opos += TcpWire.STATUS_BYTES;
         }
@@ -384,6 +404,7 @@ final class TcpServer implements AutoCloseable {
         /** Writes every queued reply, then releases the pins of the payloads it carried. */
         private void flushOut() throws IOException {
             closeRun();
+            receivedSinceReply = 0;
             if (iovCount == 0) {
                 opos = 0;
                 runStart = 0;

@@ -41,6 +41,13 @@ public final class TcpTransport implements Transport {
     private final TcpServer server;
     private final Thread watchdog;
     private final Map<String, TcpPeer> peers = new ConcurrentHashMap<>();
+    /**
+     * The peer of each descriptor seen recently, by identity (descriptors are immutable and do not
+     * override equals): resolving a peer from its descriptor parses the name and builds a key, which
+     * would allocate on every submission. Cleared when it grows (descriptors are replaced on refresh).
+     */
+    private final Map<SegmentDescriptor, TcpPeer> byDescriptor = new ConcurrentHashMap<>();
+    private static final int MAX_CACHED_DESCRIPTORS = 1024;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
@@ -200,6 +207,19 @@ public final class TcpTransport implements Transport {
 
     /** The peer's data server, from its segment name (host) and {@code tcp_data_port}. */
     private TcpPeer peerFor(SegmentDescriptor d) {
+        TcpPeer cached = byDescriptor.get(d);
+        if (cached != null) {
+            return cached;
+        }
+        TcpPeer p = resolvePeer(d);
+        if (byDescriptor.size() >= MAX_CACHED_DESCRIPTORS) {
+            byDescriptor.clear();
+        }
+        byDescriptor.put(d, p);
+        return p;
+    }
+
+    private TcpPeer resolvePeer(SegmentDescriptor d) {
         long port = d.longField("tcp_data_port", -1);
         if (port <= 0 || port > 65535) {
             throw new MooncakeException(

@@ -115,15 +115,24 @@ public final class ProbeCommand implements Callable<Integer> {
     }
 
     @Option(names = "--jvm_warmup", arity = "0..1", paramLabel = "BOOL",
-            description = "First do one unreported run (its own engine and connections), so that class loading"
-                    + " and JIT compilation, which a C++ probe does not pay, stay out of the timings. Default: true.")
+            description = "First do unreported runs (each its own engine and connections) for --jvm_warmup_seconds,"
+                    + " so that class loading and JIT compilation, which a C++ probe does not pay, stay out of the"
+                    + " timings: the reported runs are a warm JVM meeting a new peer, as a long-running server"
+                    + " does. The first of them (a cold JVM) is printed too. Default: true.")
     boolean jvmWarmup = true;
+
+    @Option(names = "--jvm_warmup_seconds", paramLabel = "SECONDS",
+            description = "How long --jvm_warmup runs (at least one run). Default: 2.")
+    double jvmWarmupSeconds = 2;
 
     @Override
     public Integer call() {
         CommandLine cl = spec.commandLine();
         if (spawnTarget == (segmentId != null)) {
             throw new ParameterException(cl, "give either --segment_id=HOST:PORT (a running target) or --spawn_target");
+        }
+        if (!(jvmWarmupSeconds >= 0) || jvmWarmupSeconds > 3600) {
+            throw new ParameterException(cl, "--jvm_warmup_seconds must be 0..3600, not " + jvmWarmupSeconds);
         }
         if (iters < 1) {
             throw new ParameterException(cl, "--iters must be at least 1, not " + iters);
@@ -146,9 +155,19 @@ public final class ProbeCommand implements Callable<Integer> {
                 out.println("Spawned target: segment_id " + target + " (pid " + child.process().pid() + ")");
             }
             if (jvmWarmup) {
+                PrintWriter none = new PrintWriter(Writer.nullWriter());
                 long t0 = System.nanoTime();
-                probe(target, false, new PrintWriter(Writer.nullWriter()));
-                out.println(line("JVM warm-up", ms(t0), "one run, not reported: --jvm_warmup=false to skip"));
+                Run cold = probe(target, false, none);
+                out.println(String.format(Locale.ROOT, "Cold JVM (first run in this JVM, not in the summary):"
+                        + " openSegment %.2f ms, first WRITE %.2f ms, cold total %.2f ms", cold.openMs(),
+                        cold.submitMs()[0], cold.coldMs()));
+                int warmRuns = 1;
+                long end = t0 + (long) (jvmWarmupSeconds * 1e9);
+                while (System.nanoTime() < end) {
+                    probe(target, false, none);
+                    warmRuns++;
+                }
+                out.println(line("JVM warm-up", ms(t0), warmRuns + " runs, not reported: --jvm_warmup=false to skip"));
             }
             List<Run> runs = new ArrayList<>();
             for (boolean w : warmup.runs()) {
@@ -220,9 +239,9 @@ public final class ProbeCommand implements Callable<Integer> {
     static String summary(List<Run> runs) {
         StringBuilder sb = new StringBuilder("Summary:");
         for (Run r : runs) {
-            sb.append(String.format(Locale.ROOT, " warmup=%s: openSegment %.2f ms, first WRITE %.2f ms%s,"
-                    + " steady median %s ms;", r.warmup() ? "ON" : "OFF", r.openMs(), r.submitMs()[0],
-                    r.warmup() ? String.format(Locale.ROOT, " (after warmup %.2f ms)", r.warmupMs()) : "",
+            sb.append(String.format(Locale.ROOT, " warmup=%s: openSegment %.2f ms, first WRITE %.2f ms%s, cold total"
+                    + " %.2f ms, steady median %s ms;", r.warmup() ? "ON" : "OFF", r.openMs(), r.submitMs()[0],
+                    r.warmup() ? String.format(Locale.ROOT, " (after warmup %.2f ms)", r.warmupMs()) : "", r.coldMs(),
                     Double.isNaN(r.steadyMedianMs()) ? "n/a" : String.format(Locale.ROOT, "%.2f", r.steadyMedianMs())));
         }
         sb.setLength(sb.length() - 1);
