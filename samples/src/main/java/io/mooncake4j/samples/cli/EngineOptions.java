@@ -1,5 +1,6 @@
 package io.mooncake4j.samples.cli;
 
+import com.google.common.net.HostAndPort;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
@@ -123,38 +124,20 @@ public final class EngineOptions {
     public record HostPort(String host, int port) {
         /** Parses a host with an optional port; port 0 means none was given. */
         public static HostPort parse(String s) {
-            if (s.startsWith("[")) {
-                int end = s.indexOf(']');
-                if (end < 0) {
-                    throw new IllegalArgumentException("'" + s + "': missing ']' after the IPv6 address");
-                }
-                String host = s.substring(1, end);
-                String rest = s.substring(end + 1);
-                if (rest.isEmpty()) {
-                    return new HostPort(host, 0);
-                }
-                if (!rest.startsWith(":")) {
-                    throw new IllegalArgumentException("'" + s + "': expected [v6]:port");
-                }
-                return new HostPort(host, port(s, rest.substring(1)));
-            }
-            int colon = s.indexOf(':');
-            if (colon < 0 || colon != s.lastIndexOf(':')) {
-                return new HostPort(s, 0); // a name, an IPv4 address or a bare IPv6 literal
-            }
-            return new HostPort(s.substring(0, colon), port(s, s.substring(colon + 1)));
-        }
-
-        private static int port(String whole, String p) {
+            HostAndPort hp;
             try {
-                int n = Integer.parseInt(p);
-                if (n > 0 && n < 65536) {
-                    return n;
-                }
-            } catch (NumberFormatException e) {
-                // fall through
+                hp = HostAndPort.fromString(s);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("'" + s + "': " + e.getMessage(), e);
             }
-            throw new IllegalArgumentException("'" + whole + "': the port must be 1..65535");
+            if (hp.getHost().isEmpty()) {
+                throw new IllegalArgumentException("'" + s + "': the host is missing");
+            }
+            int port = hp.getPortOrDefault(0);
+            if (hp.hasPort() && (port < 1 || port > 65535)) {
+                throw new IllegalArgumentException("'" + s + "': the port must be 1..65535");
+            }
+            return new HostPort(hp.getHost(), port);
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.mooncake4j.samples.serving.worker;
 
+import com.google.common.net.HostAndPort;
 import com.sun.net.httpserver.HttpServer;
 import io.mooncake4j.djl.KvException;
 import io.mooncake4j.djl.llama.LlamaConfig;
@@ -21,10 +22,10 @@ public final class Workers {
                 h = "127.0.0.1";
             }
         }
-        if (h.contains(":") && !h.startsWith("[")) {
-            h = "[" + h + "]";
+        if (h.startsWith("[") && h.endsWith("]")) {
+            h = h.substring(1, h.length() - 1);
         }
-        return "http://" + h + ":" + server.getAddress().getPort();
+        return "http://" + HostAndPort.fromParts(h, server.getAddress().getPort());
     }
 
     /** Refuses token ids outside the vocabulary, an empty prompt or one longer than the context. */
