@@ -2,7 +2,8 @@
 # The engine's figures next to their physical baselines, measured in the same run on this host, each
 # engine figure printed as a ratio to its baseline (see docs/benchmarks.md for what each means).
 #
-#   scripts/bench-baselines.sh [--duration=S] [--repeats=N] [--threads=N] [--batch=N] [--quick] [--no-jni]
+#   scripts/bench-baselines.sh [--duration=S] [--repeats=N] [--threads=N] [--batch=N] [--standard]
+#                              [--quick] [--no-jni]
 #
 # Baselines:  iperf3 over loopback, one stream with 1 MiB writes (-l 1M), and -P <lanes> streams
 #             (MC_TCP_LANES_PER_PEER, default 4: as many connections as the engine opens); iperf3
@@ -15,7 +16,8 @@
 #             (requests/s), and same-process copies (--segment_id=self) at 1 MiB.
 # Each figure runs --duration seconds (default 3) after a 1 s unreported warm-up, --repeats times
 # (default 3), interleaved (baselines and engine alternate, so that noise from other work on the host
-# hits both); medians are reported. --quick: 1 repeat of 1 s (a smoke run, not figures).
+# hits both); medians are reported, and each ratio is the median of the per-repeat ratios (a figure
+# against the baseline of its own repeat). --quick: 1 repeat of 1 s (a smoke run, not figures).
 # The "CPU s/GB" column is CPU time of both ends per GB moved (iperf3's own report; the bench's
 # initiator line plus the target's /proc time, scaled to the timed part): on a host whose cores both
 # ends share, it predicts what a quiet host would give (cores / CPU s/GB) and is far less noisy
@@ -41,7 +43,7 @@ for a in "$@"; do
     --quick) duration=1; repeats=1 ;;
     --no-jni) jni=0 ;;
     --standard) standard=1 ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^# Needs/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-baselines: unknown argument $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,7 +51,7 @@ lanes=${MC_TCP_LANES_PER_PEER:-4}
 for tool in iperf3 gcc; do
   command -v "$tool" >/dev/null || { echo "bench-baselines: $tool is missing: run scripts/install-deps.sh" >&2; exit 2; }
 done
-"$launcher" --version >/dev/null 2>&1 || "$launcher" bench --help >/dev/null || exit 2
+"$launcher" bench --help >/dev/null || exit 2 # the launcher says how to build the jars
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mooncake4j-baselines.XXXXXX")
 target_pid=
@@ -122,11 +124,11 @@ bench() { # figure unit(gbps|reqs) extra-args -> records the figure and CPU s/GB
     'BEGIN {if (g > 0 && s > 0) printf "%.3f", (i + (b - a) * d / (d + 1)) / (g * s)}')"
 }
 
-jni_copy() { # block region -> GB/s through NativeMemory.copy (JMH), or nothing
+jni_copy() { # block working-set -> GB/s through NativeMemory.copy (JMH, same threads as memcpy), or nothing
   local jar="$root/benchmarks/target/benchmarks.jar"
   [ "$jni" = 1 ] && [ -f "$jar" ] || return 0
-  java --enable-native-access=ALL-UNNAMED -jar "$jar" 'CopyBandwidthBenchmark.jni$' -p block="$1" -p region="$2" \
-    -f 1 -wi 1 -w 1 -i 1 -r "$duration" -foe true 2>/dev/null \
+  java --enable-native-access=ALL-UNNAMED -jar "$jar" 'CopyBandwidthBenchmark.jni$' -p block="$1" \
+    -p region=$(($2 / threads)) -t "$threads" -f 1 -wi 1 -w 1 -i 1 -r "$duration" -foe true 2>/dev/null \
     | awk -v b="$1" '/CopyBandwidthBenchmark.jni/ && /thrpt/ {printf "%.2f", $5 * b / 1e9}'
 }
 
@@ -151,9 +153,9 @@ for r in $(seq 1 "$repeats"); do
     THREADS=12 bench rstd gbps --segment_id="$segment" --operation=read --block_size=64K
   fi
   record memcpy "$("$tmp/memcpy_bw" $mib "$self_set" "$duration" "$threads" | awk '{print $(NF-1)}')"
+  bench self gbps --segment_id=self --operation=write --block_size=1M
   j=$(jni_copy $mib "$self_set")
   [ -z "$j" ] || record jni "$j"
-  bench self gbps --segment_id=self --operation=write --block_size=1M
 done
 
 median() { # figure -> median of its values
@@ -161,30 +163,41 @@ median() { # figure -> median of its values
   sort -g "$tmp/fig.$1" | awk '{v[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
 }
 values() { [ -f "$tmp/fig.$1" ] && paste -sd' ' "$tmp/fig.$1" || echo "-"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a+0 > 0 && b+0 > 0) printf "%.2fx", a/b; else print "n/a"}'; }
+# the median of the ratios of each repeat's figure to the same repeat's baseline (the two ran
+# seconds apart), which noise from other work on the host distorts far less than a ratio of medians
+ratio() {
+  if [ -f "$tmp/fig.$1" ] && [ -f "$tmp/fig.$2" ]; then
+    paste "$tmp/fig.$1" "$tmp/fig.$2" | awk '$1 > 0 && $2 > 0 {print $1 / $2}' | sort -g \
+      | awk '{v[NR]=$1} END {if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2fx", v[(NR+1)/2]; else printf "%.2fx", (v[NR/2]+v[NR/2+1])/2}'
+  elif [ -f "$tmp/fig.$1" ]; then
+    awk -v a="$(median "$1")" -v b="$2" 'BEGIN {if (a+0 > 0 && b+0 > 0) printf "%.2fx", a/b; else print "n/a"}'
+  else
+    echo "n/a"
+  fi
+}
 line() { printf "%-42s %10s %-6s %-24s %-9s %s\n" "$@"; }
 cpu() { [ -f "$tmp/cpu.$1" ] && sort -g "$tmp/cpu.$1" | awk '{v[NR]=$1} END {if (NR) printf "%.3f", v[int((NR+1)/2)]}' || echo "-"; }
 
 i1=$(median iperf1); iN=$(median iperfN); mc=$(median memcpy)
 w1=$(median w1m); r1=$(median r1m); w64=$(median w64k); r64=$(median r64k)
 echo
-line "figure" "median" "unit" "runs" "CPU s/GB" "ratio (target)"
+line "figure" "median" "unit" "runs" "CPU s/GB" "ratio: median of per-repeat ratios (target)"
 line "iperf3 -l 1M, 1 stream (baseline)" "$i1" "GB/s" "$(values iperf1)" "$(cpu iperf1)" ""
 line "iperf3 -l 1M, -P $lanes (baseline)" "$iN" "GB/s" "$(values iperfN)" "$(cpu iperfN)" ""
-line "C tcp 1 stream, bench's working set (base)" "$(median ctcp)" "GB/s" "$(values ctcp)" "" "$(ratio "$(median ctcp)" "$i1") of iperf3 x1"
+line "C tcp 1 stream, bench's working set (base)" "$(median ctcp)" "GB/s" "$(values ctcp)" "" "$(ratio ctcp iperf1) of iperf3 x1"
 line "memcpy C, 1 MiB blocks (baseline)" "$mc" "GB/s" "$(values memcpy)" "" ""
-line "NativeMemory.copy (JNI), 1 MiB blocks" "$(median jni)" "GB/s" "$(values jni)" "" "$(ratio "$(median jni)" "$mc") of memcpy"
-line "tcp WRITE 1 MiB" "$w1" "GB/s" "$(values w1m)" "$(cpu w1m)" "$(ratio "$w1" "$i1") of iperf3 x1 (>=0.9), $(ratio "$w1" "$iN") of -P $lanes, $(ratio "$w1" "$(median ctcp)") of C tcp"
-line "tcp READ 1 MiB" "$r1" "GB/s" "$(values r1m)" "$(cpu r1m)" "$(ratio "$r1" "$i1") of iperf3 x1 (>=0.9), $(ratio "$r1" "$iN") of -P $lanes, $(ratio "$r1" "$(median ctcp)") of C tcp"
-line "tcp WRITE 1 MiB, 4 MiB buffers (hot)" "$(median w1mhot)" "GB/s" "$(values w1mhot)" "$(cpu w1mhot)" "$(ratio "$(median w1mhot)" "$i1") of iperf3 x1, $(ratio "$(median w1mhot)" "$iN") of -P $lanes"
-line "tcp READ 1 MiB, 4 MiB buffers (hot)" "$(median r1mhot)" "GB/s" "$(values r1mhot)" "$(cpu r1mhot)" "$(ratio "$(median r1mhot)" "$i1") of iperf3 x1, $(ratio "$(median r1mhot)" "$iN") of -P $lanes"
-line "tcp WRITE 64 KiB" "$w64" "GB/s" "$(values w64k)" "$(cpu w64k)" "$(ratio "$w64" "$w1") of WRITE 1 MiB (>=0.8)"
-line "tcp READ 64 KiB" "$r64" "GB/s" "$(values r64k)" "$(cpu r64k)" "$(ratio "$r64" "$r1") of READ 1 MiB (>=0.8)"
-line "tcp WRITE 4 KiB x batch $batch" "$(median w4k)" "req/s" "$(values w4k)" "$(cpu w4k)" "$(ratio "$(median w4k)" 300000) of 300k"
-line "tcp READ 4 KiB x batch $batch" "$(median r4k)" "req/s" "$(values r4k)" "$(cpu r4k)" "$(ratio "$(median r4k)" 300000) of 300k"
+line "NativeMemory.copy (JNI), 1 MiB blocks" "$(median jni)" "GB/s" "$(values jni)" "" "$(ratio jni memcpy) of memcpy"
+line "tcp WRITE 1 MiB" "$w1" "GB/s" "$(values w1m)" "$(cpu w1m)" "$(ratio w1m iperf1) of iperf3 x1 (>=0.9), $(ratio w1m iperfN) of -P $lanes, $(ratio w1m ctcp) of C tcp"
+line "tcp READ 1 MiB" "$r1" "GB/s" "$(values r1m)" "$(cpu r1m)" "$(ratio r1m iperf1) of iperf3 x1 (>=0.9), $(ratio r1m iperfN) of -P $lanes, $(ratio r1m ctcp) of C tcp"
+line "tcp WRITE 1 MiB, 4 MiB buffers (hot)" "$(median w1mhot)" "GB/s" "$(values w1mhot)" "$(cpu w1mhot)" "$(ratio w1mhot iperf1) of iperf3 x1, $(ratio w1mhot iperfN) of -P $lanes"
+line "tcp READ 1 MiB, 4 MiB buffers (hot)" "$(median r1mhot)" "GB/s" "$(values r1mhot)" "$(cpu r1mhot)" "$(ratio r1mhot iperf1) of iperf3 x1, $(ratio r1mhot iperfN) of -P $lanes"
+line "tcp WRITE 64 KiB" "$w64" "GB/s" "$(values w64k)" "$(cpu w64k)" "$(ratio w64k w1m) of WRITE 1 MiB (>=0.8)"
+line "tcp READ 64 KiB" "$r64" "GB/s" "$(values r64k)" "$(cpu r64k)" "$(ratio r64k r1m) of READ 1 MiB (>=0.8)"
+line "tcp WRITE 4 KiB x batch $batch" "$(median w4k)" "req/s" "$(values w4k)" "$(cpu w4k)" "$(ratio w4k 300000) of 300k"
+line "tcp READ 4 KiB x batch $batch" "$(median r4k)" "req/s" "$(values r4k)" "$(cpu r4k)" "$(ratio r4k 300000) of 300k"
 if [ "$standard" = 1 ]; then
-  line "tcp WRITE 64 KiB, 12 threads (Mooncake's)" "$(median wstd)" "GB/s" "$(values wstd)" "$(cpu wstd)" "$(ratio "$(median wstd)" "$w64") of the tuned"
-  line "tcp READ 64 KiB, 12 threads (Mooncake's)" "$(median rstd)" "GB/s" "$(values rstd)" "$(cpu rstd)" "$(ratio "$(median rstd)" "$r64") of the tuned"
+  line "tcp WRITE 64 KiB, 12 threads (Mooncake's)" "$(median wstd)" "GB/s" "$(values wstd)" "$(cpu wstd)" "$(ratio wstd w64k) of the tuned"
+  line "tcp READ 64 KiB, 12 threads (Mooncake's)" "$(median rstd)" "GB/s" "$(values rstd)" "$(cpu rstd)" "$(ratio rstd r64k) of the tuned"
 fi
-line "same process (self) WRITE 1 MiB" "$(median self)" "GB/s" "$(values self)" "" "$(ratio "$(median self)" "$mc") of memcpy (>=0.8)"
+line "same process (self) WRITE 1 MiB" "$(median self)" "GB/s" "$(values self)" "" "$(ratio self memcpy) of memcpy (>=0.8)"
 echo "== load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -371,6 +371,20 @@ public final class TransferEngine implements AutoCloseable {
                     ErrorCode.INVALID_ARGUMENT, "batch already submitted: reset() it once it is done, or create a new one");
         }
         // The batch cannot complete before releaseHold below, so nothing here races its waiters.
+        try {
+            submit(b, e, deadline);
+        } catch (RuntimeException | Error ex) {
+            // nothing was handed to a transport yet (submitTo does not throw): end what is pending
+            for (int i = 0; i < b.size(); i++) {
+                b.finish(i, TransferStatus.FAILED, "submit failed: " + ex, e);
+            }
+            throw ex;
+        } finally {
+            b.releaseHold(e);
+        }
+    }
+
+    private void submit(TransferBatch b, int e, long deadline) {
         int n = b.size();
         Map<Segment, int[]> groups = null;
         Segment single = null;
@@ -426,7 +440,6 @@ public final class TransferEngine implements AutoCloseable {
             }
         }
         if (single == null) {
-            b.releaseHold(e);
             return;
         }
         SegmentSubmission first = new SegmentSubmission(b, singleIdx, singleCount, e, deadline);
@@ -451,7 +464,6 @@ public final class TransferEngine implements AutoCloseable {
                 }
             }
         }
-        b.releaseHold(e);
     }
 
     /** Publishes the round's submissions and has the watchdog track the batch; false if it was cancelled meanwhile. */

@@ -5,8 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.mooncake4j.HostMemory;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.Segment;
+import io.mooncake4j.TransferBatch;
+import io.mooncake4j.TransferEngine;
+import io.mooncake4j.TransferStatus;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import java.util.ArrayList;
@@ -25,7 +32,7 @@ import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
  * The benchmarks still run (a few milliseconds each, in this JVM: figures mean nothing here), and
- * what they measure still gives the right answers.
+ * what they measure still gives the right answers (the descriptor lookup, batch reuse).
  */
 class BenchmarksSmokeTest {
     @Test
@@ -97,6 +104,63 @@ class BenchmarksSmokeTest {
         assertSame(a, o.bufferContaining(0x10000, 0x4000));
         assertNotNull(o.bufferContaining(0x13000, 0x1000));
         assertFalse(o.buffers().isEmpty());
+    }
+
+    /** SubmitBenchmark's reuse=true measures reset(): it must move the right bytes, round after round. */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldMoveTheRightBytesThroughAReusedBatch() throws Exception {
+        try (TransferEngine target = TransferEngine.create(SubmitBenchmark.config());
+                TransferEngine engine = TransferEngine.create(SubmitBenchmark.config());
+                HostMemory src = engine.allocate(1 << 20);
+                HostMemory back = engine.allocate(1 << 20);
+                HostMemory dst = target.allocate(1 << 20)) {
+            Segment peer = engine.openSegment(target.localSegmentName());
+            Random rnd = new Random(5);
+            TransferBatch b = engine.newBatch(32);
+            for (int round = 0; round < 50; round++) {
+                int n = 1 + rnd.nextInt(32);
+                int block = (1 << 20) / 32;
+                byte seed = (byte) round;
+                java.nio.ByteBuffer fill = src.buffer(0, 1 << 20);
+                for (int i = 0; i < (1 << 20); i++) {
+                    fill.put(i, (byte) (seed + i * 31));
+                }
+                b.reset();
+                assertEquals(0, b.size());
+                for (int i = 0; i < n; i++) {
+                    b.write(peer, src.address() + (long) i * block, dst.address() + (long) i * block, block);
+                }
+                assertTrue(b.submit().join().isAllCompleted(), "round " + round + ": " + b.failureReason(0));
+                b.reset();
+                for (int i = 0; i < n; i++) {
+                    b.read(peer, back.address() + (long) i * block, dst.address() + (long) i * block, block);
+                }
+                assertEquals(TransferStatus.WAITING, b.status(0));
+                assertTrue(b.submit().join().isAllCompleted(), "round " + round + ": " + b.failureReason(0));
+                int len = n * block;
+                assertEquals(src.buffer(0, len), back.buffer(0, len), "round " + round);
+            }
+        }
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldRefuseResetWhileRequestsAreInFlight() {
+        try (TransferEngine target = TransferEngine.create(SubmitBenchmark.config());
+                TransferEngine engine = TransferEngine.create(SubmitBenchmark.config());
+                HostMemory src = engine.allocate(256L << 20);
+                HostMemory dst = target.allocate(256L << 20)) {
+            Segment peer = engine.openSegment(target.localSegmentName());
+            TransferBatch b = engine.newBatch(1).write(peer, src.address(), dst.address(), 256L << 20).submit();
+            if (!b.isDone()) { // 256 MiB take tens of milliseconds
+                MooncakeException e = assertThrows(MooncakeException.class, b::reset);
+                assertTrue(e.getMessage().contains("in flight"), e.getMessage());
+            }
+            assertTrue(b.join().isAllCompleted());
+            b.reset().write(peer, src.address(), dst.address(), 4096);
+            assertTrue(b.submit().join().isAllCompleted());
+        }
     }
 
     private static BufferDescriptor linear(List<BufferDescriptor> list, long addr, long len) {

@@ -113,6 +113,15 @@ public final class SegmentDescriptor {
         }
         // the last buffer starting at or before addr is the only one that can contain the range
         long key = addr ^ Long.MIN_VALUE;
+        if (starts.length <= 4) { // a scan beats the search for a handful (most peers show one)
+            for (int i = starts.length - 1; i >= 0; i--) {
+                if (starts[i] <= key) {
+                    BufferDescriptor b = byStart[i];
+                    return b.contains(addr, len) ? b : null;
+                }
+            }
+            return null;
+        }
         int lo = 0;
         int hi = starts.length - 1;
         int found = -1;
