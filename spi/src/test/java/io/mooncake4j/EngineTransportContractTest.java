@@ -72,6 +72,30 @@ class EngineTransportContractTest {
     }
 
     @Test
+    void shouldIgnoreLateReportsAboutAnEarlierRoundOfAReusedBatch() throws Exception {
+        try (HostMemory src = engine.allocate(4096); HostMemory dst = peer.allocate(4096)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            TransferBatch b = engine.newBatch(1).write(seg, src.address(), dst.address(), 16).submit();
+            assertTrue(b.await(Duration.ofSeconds(5)));
+            assertEquals(TransferStatus.TIMEOUT, b.status(0));
+            ArgumentCaptor<Submission> first = ArgumentCaptor.forClass(Submission.class);
+            verify(transport, timeout(2000)).abort(first.capture());
+            Submission stale = first.getValue();
+
+            b.reset().write(seg, src.address(), dst.address(), 16).submit();
+            assertEquals(TransferStatus.PENDING, b.status(0));
+            stale.partDone(0, TransferStatus.COMPLETED);
+            stale.partFailed(0, TransferStatus.FAILED, "late");
+            assertEquals(TransferStatus.PENDING, b.status(0), "round 1's reports do not touch round 2");
+            ArgumentCaptor<Submission> both = ArgumentCaptor.forClass(Submission.class);
+            verify(transport, times(2)).submit(any(), both.capture());
+            both.getAllValues().get(1).partDone(0, TransferStatus.COMPLETED);
+            assertEquals(TransferStatus.COMPLETED, b.status(0));
+            assertTrue(b.isAllCompleted());
+        }
+    }
+
+    @Test
     void shouldEndARequestOnlyWhenAllItsPartsReported() throws Exception {
         try (HostMemory src = engine.allocate(4096); HostMemory dst = peer.allocate(4096)) {
             Segment seg = engine.openSegment(peer.localSegmentName());
