@@ -34,7 +34,6 @@ import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -65,21 +64,20 @@ public final class DecodeWorker implements AutoCloseable {
 
     private final ServingModel model;
     private final KvRuntime kv;
+    final WorkerStats stats;
     private final HttpServer server;
     private final String url;
     private final List<String> prefillUrls;
     private final HttpClient client;
     private final Duration timeout;
     private final AtomicInteger nextPrefill = new AtomicInteger();
-    private final AtomicInteger active = new AtomicInteger();
-    private final AtomicLong served = new AtomicLong();
-    private final AtomicLong failed = new AtomicLong();
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private DecodeWorker(ServingModel model, KvRuntime kv, HttpServer server, String url, List<String> prefillUrls,
             Duration timeout) {
         this.model = model;
         this.kv = kv;
+        this.stats = new WorkerStats("decode", model, kv);
         this.server = server;
         this.url = url;
         this.prefillUrls = List.copyOf(prefillUrls);
@@ -100,8 +98,8 @@ public final class DecodeWorker implements AutoCloseable {
                 prefillUrls.stream().map(u -> u.endsWith("/") ? u.substring(0, u.length() - 1) : u).toList(), timeout);
         server.createContext("/v1/completions", Http.route("POST", w::completions));
         server.createContext("/v1/models", Http.route("GET", w::models));
-        server.createContext("/health", Http.route("GET", w::health));
-        server.createContext("/metrics", Http.route("GET", w::metrics));
+        server.createContext("/health", Http.route("GET", w.stats::health));
+        server.createContext("/metrics", Http.route("GET", w.stats::metrics));
         return w;
     }
 
@@ -133,7 +131,7 @@ public final class DecodeWorker implements AutoCloseable {
         if (prefillUrl == null) {
             throw new HttpError(503, "server_error", "no prefill worker: start the decode worker with --prefill URL");
         }
-        active.incrementAndGet();
+        stats.active.incrementAndGet();
         try (DecodeRequest dr = expect(requestId, n, total)) {
             long allocated = System.nanoTime();
             Output output = req.stream() ? new StreamOutput(ex, requestId, model.name(), req.returnTokenIds())
@@ -145,15 +143,15 @@ public final class DecodeWorker implements AutoCloseable {
                 output.fail(e instanceof HttpError h ? h : new HttpError(500, "server_error", e.toString(), e));
                 throw e;
             }
-            served.incrementAndGet();
+            stats.served.incrementAndGet();
             if (LOG.isDebugEnabled()) {
                 LOG.debug("{} done: {}", requestId, figures);
             }
         } catch (RuntimeException | IOException e) {
-            failed.incrementAndGet();
+            stats.failed.incrementAndGet();
             throw e;
         } finally {
-            active.decrementAndGet();
+            stats.active.decrementAndGet();
         }
     }
 
@@ -475,26 +473,6 @@ public final class DecodeWorker implements AutoCloseable {
         JsonObject o = new JsonObject();
         o.addProperty("object", "list");
         o.add("data", data);
-        Http.sendJson(ex, 200, o);
-    }
-
-    private void health(HttpExchange ex) throws IOException {
-        JsonObject o = new JsonObject();
-        o.addProperty("status", "ok");
-        o.addProperty("role", "decode");
-        o.addProperty("model", model.name());
-        o.addProperty("active", active.get());
-        o.add("kv", kv.describe());
-        Http.sendJson(ex, 200, o);
-    }
-
-    private void metrics(HttpExchange ex) throws IOException {
-        JsonObject o = new JsonObject();
-        o.addProperty("role", "decode");
-        o.addProperty("served", served.get());
-        o.addProperty("failed", failed.get());
-        o.addProperty("active", active.get());
-        o.add("kv", kv.connector().metrics().toJson());
         Http.sendJson(ex, 200, o);
     }
 

@@ -15,8 +15,6 @@ import io.mooncake4j.samples.serving.model.ServingModel;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,16 +45,15 @@ public final class PrefillWorker implements AutoCloseable {
 
     private final ServingModel model;
     private final KvRuntime kv;
+    final WorkerStats stats;
     private final HttpServer server;
     private final String url;
-    private final AtomicInteger active = new AtomicInteger();
-    private final AtomicLong served = new AtomicLong();
-    private final AtomicLong failed = new AtomicLong();
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private PrefillWorker(ServingModel model, KvRuntime kv, HttpServer server, String url) {
         this.model = model;
         this.kv = kv;
+        this.stats = new WorkerStats("prefill", model, kv);
         this.server = server;
         this.url = url;
     }
@@ -67,8 +64,8 @@ public final class PrefillWorker implements AutoCloseable {
         HttpServer server = Http.start(host, port, threads, "prefill");
         PrefillWorker w = new PrefillWorker(model, kv, server, Workers.url(host, server));
         server.createContext("/v1/prefill", Http.route("POST", w::prefill));
-        server.createContext("/health", Http.route("GET", w::health));
-        server.createContext("/metrics", Http.route("GET", w::metrics));
+        server.createContext("/health", Http.route("GET", w.stats::health));
+        server.createContext("/metrics", Http.route("GET", w.stats::metrics));
         return w;
     }
 
@@ -105,7 +102,7 @@ public final class PrefillWorker implements AutoCloseable {
             throw new HttpError(400, "invalid_request_error", "request " + requestId + " needs " + blocks
                     + " KV blocks but the prefill pool has " + kv.pool().layout().numBlocks() + ": raise --kv_pool_mb");
         }
-        active.incrementAndGet();
+        stats.active.incrementAndGet();
         try {
             long t0 = System.nanoTime();
             PrefillRequest pr;
@@ -126,7 +123,7 @@ public final class PrefillWorker implements AutoCloseable {
             }
             ex.getResponseHeaders().remove(KV_PUSH_HEADER);
             pr.finish();
-            served.incrementAndGet();
+            stats.served.incrementAndGet();
             JsonObject out = new JsonObject();
             out.addProperty("request_id", requestId);
             out.add("tokens", Json.array(state.tokens()));
@@ -138,31 +135,11 @@ public final class PrefillWorker implements AutoCloseable {
             out.addProperty("segment", kv.engine().localSegmentName());
             Http.sendJson(ex, 200, out);
         } catch (RuntimeException e) {
-            failed.incrementAndGet();
+            stats.failed.incrementAndGet();
             throw e;
         } finally {
-            active.decrementAndGet();
+            stats.active.decrementAndGet();
         }
-    }
-
-    private void health(HttpExchange ex) throws IOException {
-        JsonObject o = new JsonObject();
-        o.addProperty("status", "ok");
-        o.addProperty("role", "prefill");
-        o.addProperty("model", model.name());
-        o.addProperty("active", active.get());
-        o.add("kv", kv.describe());
-        Http.sendJson(ex, 200, o);
-    }
-
-    private void metrics(HttpExchange ex) throws IOException {
-        JsonObject o = new JsonObject();
-        o.addProperty("role", "prefill");
-        o.addProperty("served", served.get());
-        o.addProperty("failed", failed.get());
-        o.addProperty("active", active.get());
-        o.add("kv", kv.connector().metrics().toJson());
-        Http.sendJson(ex, 200, o);
     }
 
     /** Stops the HTTP server. Idempotent. */
