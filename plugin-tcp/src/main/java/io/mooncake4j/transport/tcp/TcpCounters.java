@@ -16,6 +16,7 @@ final class TcpCounters {
     final LongAdder connectsFailed = new LongAdder();
     final LongAdder lanesKilled = new LongAdder();
     final LongAdder aborts = new LongAdder();
+    final LongAdder callerRuns = new LongAdder(); // lane shares sent by the submitting thread
     // target side
     final LongAdder served = new LongAdder();
     final LongAdder servedBytes = new LongAdder();
@@ -36,6 +37,7 @@ final class TcpCounters {
         m.put("connects_failed", connectsFailed.sum());
         m.put("lanes_killed", lanesKilled.sum());
         m.put("aborts", aborts.sum());
+        m.put("caller_runs", callerRuns.sum());
         m.put("served_requests", served.sum());
         m.put("served_bytes", servedBytes.sum());
         m.put("rejected_requests", rejected.sum());

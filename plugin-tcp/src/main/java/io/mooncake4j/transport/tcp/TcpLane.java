@@ -27,6 +27,9 @@ import org.slf4j.LoggerFactory;
  * per system call, straight from registered memory. The target answers in order, so the receiver
  * matches each status frame (and READ payload) with the ring's oldest slot and completes the part.
  *
+ * <p>Caller-runs send: a small batch for an idle lane is sent by the submitting thread itself
+ * ({@link #tryRunHere}), with the sender's code under the send side's lock, saving one thread wake-up.
+ *
  * <p>Protocol v1 has no status frames: the sender runs each part to its end before the next one, and
  * there is no receiver thread.
  *
@@ -60,12 +63,14 @@ final class TcpLane {
     private Submission[] qSub = new Submission[16];
     private int[] qStart = new int[16];
     private long[] qSeq = new long[16];
+    private int[] qSkip = new int[16]; // parts of this lane's plan already taken (a caller-run's rest)
     private int qHead;
     private int qCount;
     private long seqCounter;
     private long failBefore; // batches queued with a sequence <= this fail at once ...
     private String failReason; // ... with this reason (a connect just failed)
-    private volatile Submission current; // the batch the sender works on (written under qLock)
+    private volatile Submission current; // the batch the send side works on (written under qLock)
+    private volatile Thread currentOwner; // the thread working on current: the sender or a caller
     private boolean stopping;
     private Thread sender;
     private volatile boolean senderParked;
@@ -85,7 +90,14 @@ final class TcpLane {
     private volatile SocketChannel connecting;
     private final Object connectLock = new Object();
 
-    // ---- sender-confined
+    /**
+     * The send side: whoever holds it may use the fields below, append to the ring and write to the
+     * connection. The sender holds it while it works (not while it parks); a submitting thread holds
+     * it for a caller-run ({@link #tryRunHere}). Retiring a connection happens only under it.
+     */
+    private final ReentrantLock sendLock = new ReentrantLock();
+
+    // ---- confined to the holder of sendLock
     private final StripePlan plan = new StripePlan();
     private final ByteBuffer stage =
             ByteBuffer.allocateDirect(STAGE_BYTES).order(ByteOrder.LITTLE_ENDIAN);
@@ -129,32 +141,39 @@ final class TcpLane {
         Thread wake;
         qLock.lock();
         try {
-            if (stopping) {
-                wake = null;
-            } else {
-                if (qCount == qSub.length) {
-                    grow();
-                }
-                int slot = (qHead + qCount) % qSub.length;
-                qSub[slot] = s;
-                qStart[slot] = start;
-                qSeq[slot] = ++seqCounter;
-                qCount++;
-                if (sender == null) {
-                    sender = new Thread(this::senderLoop, "mc-tcp-send-" + transport.dataPort() + "-" + peer.label + "-" + index);
-                    sender.setDaemon(true);
-                    sender.start();
-                }
-                wake = sender;
-            }
+            wake = stopping ? null : enqueueLocked(s, start, 0);
         } finally {
             qLock.unlock();
         }
         if (wake == null) {
-            failMine(s, start, TransferStatus.CANCELED, CLOSED_REASON);
+            failMine(s, start, 0, TransferStatus.CANCELED, CLOSED_REASON);
         } else if (senderParked) {
             LockSupport.unpark(wake);
         }
+    }
+
+    /** Queues (s, start), skipping the first {@code skip} parts; returns the sender. Under qLock. */
+    private Thread enqueueLocked(Submission s, int start, int skip) {
+        if (qCount == qSub.length) {
+            grow();
+        }
+        int slot = (qHead + qCount) % qSub.length;
+        qSub[slot] = s;
+        qStart[slot] = start;
+        qSeq[slot] = ++seqCounter;
+        qSkip[slot] = skip;
+        qCount++;
+        return senderLocked();
+    }
+
+    /** The sender thread, started if there is none yet. Under qLock, not stopping. */
+    private Thread senderLocked() {
+        if (sender == null) {
+            sender = new LaneThread(this::senderLoop, "mc-tcp-send-" + transport.dataPort() + "-" + peer.label + "-" + index);
+            sender.setDaemon(true);
+            sender.start();
+        }
+        return sender;
     }
 
     private void grow() {
@@ -162,22 +181,57 @@ final class TcpLane {
         Submission[] s = new Submission[n * 2];
         int[] st = new int[n * 2];
         long[] sq = new long[n * 2];
+        int[] sk = new int[n * 2];
         for (int i = 0; i < qCount; i++) {
             int from = (qHead + i) % n;
             s[i] = qSub[from];
             st[i] = qStart[from];
             sq[i] = qSeq[from];
+            sk[i] = qSkip[from];
         }
         qSub = s;
         qStart = st;
         qSeq = sq;
+        qSkip = sk;
         qHead = 0;
     }
 
     private void senderLoop() {
         while (true) {
+            sendLock.lock();
+            try {
+                if (senderStep()) {
+                    return;
+                }
+            } finally {
+                sendLock.unlock();
+            }
+            senderParked = true;
+            boolean empty;
+            qLock.lock();
+            try {
+                empty = qCount == 0 && !stopping;
+            } finally {
+                qLock.unlock();
+            }
+            if (empty) {
+                LockSupport.park(this);
+            }
+            senderParked = false;
+        }
+    }
+
+    /**
+     * Under sendLock: runs the next queued batch and everything after it; when the queue is empty,
+     * flushes and retires a dead connection. Returns true when the lane is stopping and the sender
+     * is done.
+     */
+    private boolean senderStep() {
+        Thread self = Thread.currentThread();
+        while (true) {
             Submission s = null;
             int start = 0;
+            int skip = 0;
             String fastFail = null;
             boolean exit = false;
             qLock.lock();
@@ -185,6 +239,7 @@ final class TcpLane {
                 if (qCount > 0) {
                     s = qSub[qHead];
                     start = qStart[qHead];
+                    skip = qSkip[qHead];
                     long seq = qSeq[qHead];
                     qSub[qHead] = null;
                     qHead = (qHead + 1) % qSub.length;
@@ -197,19 +252,20 @@ final class TcpLane {
                     exit = true;
                 }
                 current = s;
+                currentOwner = s == null ? null : self;
             } finally {
                 qLock.unlock();
             }
             if (s != null) {
                 try {
-                    runBatch(s, start, fastFail);
+                    runBatch(s, start, skip, fastFail);
                 } catch (RuntimeException | Error e) {
                     LOG.error("{}: sender failed unexpectedly", this, e);
                     Conn c = conn;
                     if (c != null) {
                         c.kill("sender failed: " + e);
                     }
-                    failMine(s, start, TransferStatus.FAILED, "tcp sender failed: " + e);
+                    failMine(s, start, skip, TransferStatus.FAILED, "tcp sender failed: " + e);
                 }
                 continue;
             }
@@ -227,30 +283,156 @@ final class TcpLane {
                     last.kill(CLOSED_REASON);
                     retire(last);
                 }
-                return;
+                return true;
             }
-            senderParked = true;
-            boolean empty;
+            return false;
+        }
+    }
+
+    // ------------------------------------------------------------------ caller-runs send
+
+    /**
+     * Sends this lane's parts of a small batch on the submitting thread, saving the hand-off to the
+     * sender (one thread wake-up). Only when the lane is idle (nothing queued, no batch being sent,
+     * nothing in flight, the send side free), connected and alive, protocol v2, and the batch's
+     * headers and payloads ({@code maxParts}, {@code bytes}: upper bounds of this lane's share) fit in
+     * the socket's send buffer: with nothing in flight the target has read everything sent before, so
+     * the write does not wait for the peer and submit still returns promptly. The caller then appends
+     * to the ring and writes with the sender's own code, under the send side's lock. It never
+     * connects, retires a live connection or waits for ring space; when the connection dies before all
+     * parts are taken, the rest goes to the sender, which reconnects.
+     *
+     * @return false when the batch was not taken: the caller must {@link #enqueue} it
+     */
+    boolean tryRunHere(Submission s, int start, int maxParts, long bytes) {
+        if (!peer.v2) {
+            return false; // v1 runs each part to its end: the caller would wait for the answer
+        }
+        Conn c = conn;
+        if (c == null
+                || c.dead
+                || head != tail
+                || bytes + (long) maxParts * TcpWire.HEADER_BYTES > c.sendBuffer) {
+            return false;
+        }
+        Thread self = Thread.currentThread();
+        // left to the sender: a lane's own thread (a completion callback on a receiver must not
+        // block in a write that may wait for that receiver), a completion callback of this lane's
+        // caller-run submitting again, a pending interrupt (it would close the channel mid-write)
+        if (self instanceof LaneThread
+                || sendLock.isHeldByCurrentThread()
+                || self.isInterrupted()
+                || !sendLock.tryLock()) {
+            return false;
+        }
+        try {
             qLock.lock();
             try {
-                empty = qCount == 0 && !stopping;
+                if (stopping || qCount > 0 || current != null || conn != c || c.dead || head != tail) {
+                    return false;
+                }
+                current = s;
+                currentOwner = self;
+                abortCurrent = false;
             } finally {
                 qLock.unlock();
             }
-            if (empty) {
-                LockSupport.park(this);
+            counters.callerRuns.increment();
+            int rest = -1; // parts already taken when the rest goes to the sender
+            try {
+                rest = runHere(c, s, start);
+            } catch (RuntimeException | Error e) {
+                LOG.error("{}: caller-run send failed unexpectedly", this, e);
+                c.kill("sender failed: " + e);
+                failMine(s, start, 0, TransferStatus.FAILED, "tcp sender failed: " + e);
+                rest = -1;
             }
-            senderParked = false;
+            Thread wake = null;
+            boolean cancelRest = false;
+            boolean retireHere = false;
+            qLock.lock();
+            try {
+                // hand the rest over before letting go of current: abort must find it queued or current
+                if (rest >= 0 && !abortCurrent && !stopping) {
+                    wake = enqueueLocked(s, start, rest);
+                } else {
+                    cancelRest = rest >= 0 && !abortCurrent;
+                    if (c.dead) {
+                        // parts may have gone into the ring after the receiver's drain: the connection
+                        // must be retired, by the sender, or here when closing (close() may have
+                        // found no sender)
+                        if (stopping) {
+                            retireHere = true;
+                        } else {
+                            wake = senderLocked();
+                        }
+                    }
+                }
+                current = null;
+                currentOwner = null;
+            } finally {
+                qLock.unlock();
+            }
+            if (cancelRest) {
+                failMine(s, start, rest, TransferStatus.CANCELED, CLOSED_REASON);
+            }
+            if (wake != null) {
+                LockSupport.unpark(wake);
+            }
+            if (retireHere) {
+                retire(c);
+            }
+            return true;
+        } finally {
+            sendLock.unlock();
+        }
+    }
+
+    /**
+     * The caller-run of {@link #tryRunHere}: appends and flushes this lane's parts. Returns -1 when
+     * done, or the number of parts taken when the connection died and the rest is the sender's.
+     */
+    private int runHere(Conn c, Submission s, int start) {
+        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
+        int taken = 0;
+        try {
+            while (plan.next()) {
+                int i = plan.request;
+                if (abortCurrent) {
+                    break; // the engine ended these requests; stop touching their memory
+                }
+                if (!s.isDone(i)) {
+                    if (transport.isClosed()) {
+                        fail(s, i, TransferStatus.CANCELED, CLOSED_REASON);
+                    } else if (c.dead || !appendV2(c, s, i, plan.offset, plan.length)) {
+                        if (iovCount + stagePos > 0) {
+                            flush(c); // fails on the dead connection: resets the gather
+                        }
+                        return taken;
+                    }
+                }
+                taken++;
+            }
+            if (iovCount + stagePos > 0) {
+                flush(c);
+            }
+            return -1;
+        } finally {
+            plan.clear();
         }
     }
 
     /** Sends this lane's parts of one batch. */
-    private void runBatch(Submission s, int start, String fastFail) {
+    private void runBatch(Submission s, int start, int skip, String fastFail) {
         plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
         int connects = 0;
         String failure = fastFail;
         try {
             while (plan.next()) {
+                if (skip > 0) {
+                    skip--; // taken by a caller-run before its connection died
+                    continue;
+                }
                 int i = plan.request;
                 if (abortCurrent) {
                     return; // the engine ended these requests; stop touching their memory
@@ -634,7 +816,7 @@ final class TcpLane {
                 recvStage.wpos = 0;
                 if (peer.v2) {
                     String name = "mc-tcp-recv-" + transport.dataPort() + "-" + peer.label + "-" + index;
-                    Thread r = new Thread(() -> receiverLoop(c), name);
+                    Thread r = new LaneThread(() -> receiverLoop(c), name);
                     r.setDaemon(true);
                     c.receiver = r;
                     r.start();
@@ -698,6 +880,7 @@ final class TcpLane {
     void abort(Submission work) {
         boolean touching = false;
         boolean sending = false;
+        boolean self = false;
         qLock.lock();
         try {
             for (int n = 0, len = qSub.length; n < qCount; n++) {
@@ -711,6 +894,7 @@ final class TcpLane {
                 abortCurrent = true;
                 touching = true;
                 sending = true;
+                self = currentOwner == Thread.currentThread();
             }
         } finally {
             qLock.unlock();
@@ -738,6 +922,10 @@ final class TcpLane {
         Thread snd = sender;
         if (snd != null && snd != Thread.currentThread()) {
             LockSupport.unpark(snd);
+        }
+        // wait for the thread sending it, the sender or a submitting thread in a caller-run (never
+        // for this thread itself: a completion callback of the batch being sent here)
+        if (!self) {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
             while (current == work && System.nanoTime() - deadline < 0) {
                 LockSupport.parkNanos(this, 50_000);
@@ -753,6 +941,7 @@ final class TcpLane {
             qSub[to] = qSub[from];
             qStart[to] = qStart[from];
             qSeq[to] = qSeq[from];
+            qSkip[to] = qSkip[from];
         }
         qSub[(qHead + qCount - 1) % len] = null;
         qCount--;
@@ -762,16 +951,19 @@ final class TcpLane {
     void close() {
         Submission[] dropped;
         int[] starts;
+        int[] skips;
         Thread snd;
         qLock.lock();
         try {
             stopping = true;
             dropped = new Submission[qCount];
             starts = new int[qCount];
+            skips = new int[qCount];
             for (int n = 0; n < qCount; n++) {
                 int slot = (qHead + n) % qSub.length;
                 dropped[n] = qSub[slot];
                 starts[n] = qStart[slot];
+                skips[n] = qSkip[slot];
                 qSub[slot] = null;
             }
             qCount = 0;
@@ -780,7 +972,7 @@ final class TcpLane {
             qLock.unlock();
         }
         for (int n = 0; n < dropped.length; n++) {
-            failMine(dropped[n], starts[n], TransferStatus.CANCELED, CLOSED_REASON);
+            failMine(dropped[n], starts[n], skips[n], TransferStatus.CANCELED, CLOSED_REASON);
         }
         TcpServer.closeQuietly(connecting);
         Conn c = conn;
@@ -791,6 +983,10 @@ final class TcpLane {
             LockSupport.unpark(snd);
             TcpServer.join(snd);
         }
+        if (!sendLock.isHeldByCurrentThread()) {
+            sendLock.lock(); // a caller-run in progress ends (its connection is dead) before close returns
+            sendLock.unlock();
+        }
         if (c != null) {
             TcpServer.join(c.receiver);
         }
@@ -799,10 +995,14 @@ final class TcpLane {
     // ------------------------------------------------------------------ helpers
 
     /** Fails this lane's parts of a batch that will not be sent. */
-    private void failMine(Submission s, int start, TransferStatus status, String reason) {
+    private void failMine(Submission s, int start, int skip, TransferStatus status, String reason) {
         StripePlan p = new StripePlan(); // rare path (closing, sender crash): allocation is fine
         p.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
         while (p.next()) {
+            if (skip > 0) {
+                skip--;
+                continue;
+            }
             if (!s.isDone(p.request)) {
                 fail(s, p.request, status, reason);
             }
@@ -828,6 +1028,13 @@ final class TcpLane {
         return "connection failed: " + e;
     }
 
+    /** A lane's sender or receiver: never sends a caller-run. */
+    private static final class LaneThread extends Thread {
+        LaneThread(Runnable task, String name) {
+            super(task, name);
+        }
+    }
+
     /** One TCP connection of the lane. */
     final class Conn extends Watched {
         final SocketChannel ch;
@@ -835,8 +1042,18 @@ final class TcpLane {
         private String reason;
         volatile Thread receiver;
 
+        /** SO_SNDBUF as the kernel set it (0 when unknown): how much a caller-run may write. */
+        final int sendBuffer;
+
         Conn(SocketChannel ch) {
             this.ch = ch;
+            int sb;
+            try {
+                sb = ch.getOption(StandardSocketOptions.SO_SNDBUF);
+            } catch (IOException | RuntimeException e) {
+                sb = 0;
+            }
+            this.sendBuffer = sb;
         }
 
         @Override

@@ -20,6 +20,9 @@ import java.time.Duration;
  *       is in progress on it before it is closed (its parts end FAILED, a served request releases
  *       its pin); default 10.
  *   <li>{@value #MAX_SERVED_CONNECTIONS}: connections the data server serves at once; default 1024.
+ *   <li>{@value #CALLER_RUN_BYTES}: a batch of at most this many bytes (and 64 parts) is sent by the
+ *       submitting thread itself when its lane is idle and connected, instead of being handed to
+ *       the lane's sender thread; default 64 KiB; 0 turns this off.
  * </ul>
  */
 final class TcpSettings {
@@ -31,6 +34,8 @@ final class TcpSettings {
     static final String STALL_TIMEOUT = "MC_TCP_STALL_TIMEOUT";
     /** Connections served at once. */
     static final String MAX_SERVED_CONNECTIONS = "MC_TCP_MAX_SERVED_CONNECTIONS";
+    /** Largest batch (bytes) the submitting thread sends itself; 0 = never. */
+    static final String CALLER_RUN_BYTES = "MC_TCP_CALLER_RUN_BYTES";
 
     final int dataPort;
     final int lanesPerPeer;
@@ -39,6 +44,7 @@ final class TcpSettings {
     final long stallTimeoutNanos;
     final long connectTimeoutMillis;
     final int maxServedConnections;
+    final long callerRunBytes;
 
     TcpSettings(EngineConfig config) {
         this.dataPort = (int) config.getLong(DATA_PORT, 0, 0, 65535);
@@ -49,6 +55,7 @@ final class TcpSettings {
         Duration connect = config.handshakeTimeout();
         this.connectTimeoutMillis = Math.max(1, Math.min(Integer.MAX_VALUE, connect.toMillis()));
         this.maxServedConnections = (int) config.getLong(MAX_SERVED_CONNECTIONS, 1024, 1, 1 << 20);
+        this.callerRunBytes = config.getLong(CALLER_RUN_BYTES, 64 << 10, 0, 1 << 30);
     }
 
     @Override
@@ -65,6 +72,8 @@ final class TcpSettings {
                 + stallTimeoutNanos / 1_000_000
                 + "ms, connectTimeout="
                 + connectTimeoutMillis
-                + "ms]";
+                + "ms, callerRunBytes="
+                + callerRunBytes
+                + "]";
     }
 }

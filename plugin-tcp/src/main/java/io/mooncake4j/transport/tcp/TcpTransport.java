@@ -48,6 +48,12 @@ public final class TcpTransport implements Transport {
      */
     private final Map<SegmentDescriptor, TcpPeer> byDescriptor = new ConcurrentHashMap<>();
     private static final int MAX_CACHED_DESCRIPTORS = 1024;
+    /**
+     * A batch of at most this many parts (and {@code MC_TCP_CALLER_RUN_BYTES}) is sent by the
+     * submitting thread itself when its lane is idle and connected ({@link TcpLane#tryRunHere}): the
+     * hand-off to the sender would cost more than sending it.
+     */
+    static final int CALLER_RUN_PARTS = 64;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
@@ -131,6 +137,8 @@ public final class TcpTransport implements Transport {
         }
         long slice = settings.sliceSize;
         boolean any = false;
+        long bytes = 0;
+        long totalParts = 0;
         for (int i = 0, n = work.size(); i < n; i++) {
             if (work.localIsCuda(i)) {
                 counters.partsFailed.increment();
@@ -141,6 +149,8 @@ public final class TcpTransport implements Transport {
             if (parts > 1) {
                 work.expectParts(i, parts);
             }
+            bytes += work.length(i);
+            totalParts += parts;
             any = true;
         }
         if (!any) {
@@ -149,10 +159,17 @@ public final class TcpTransport implements Transport {
         TcpLane[] lanes = peer.lanes;
         int start = peer.nextStart();
         long mask = StripePlan.laneMask(work, start, lanes.length, slice);
+        // a small batch: the other lanes' senders start first, then this thread sends one lane's share
+        int here = settings.callerRunBytes > 0 && bytes <= settings.callerRunBytes && totalParts <= CALLER_RUN_PARTS
+                ? Long.numberOfTrailingZeros(mask)
+                : -1;
         for (int l = 0; l < lanes.length; l++) {
-            if ((mask & (1L << l)) != 0) {
+            if ((mask & (1L << l)) != 0 && l != here) {
                 lanes[l].enqueue(work, start);
             }
+        }
+        if (here >= 0 && here < lanes.length && !lanes[here].tryRunHere(work, start, (int) totalParts, bytes)) {
+            lanes[here].enqueue(work, start);
         }
     }
 
