@@ -2,6 +2,7 @@ package io.mooncake4j.djl.connector;
 
 import ai.djl.ndarray.NDManager;
 import com.google.gson.JsonObject;
+import io.mooncake4j.Opcode;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferBatch;
 import io.mooncake4j.TransferEngine;
@@ -397,19 +398,8 @@ public final class KvConnector implements AutoCloseable {
                 notifyPeer(d.engine(), KvMessage.Type.DONE, d.connector(), r.requestId, statsBody(stats));
                 return;
             }
-            Segment seg = engine.openSegment(d.engine());
-            TransferBatch b = engine.newBatch(layout.layers() * 2 * runs.size());
-            long bb = layout.blockBytes();
-            long bytes = 0;
-            for (int l = 0; l < layout.layers(); l++) {
-                for (KvPart part : KvPart.values()) {
-                    for (BlockRun run : runs) {
-                        long len = run.count() * bb;
-                        b.write(seg, pool.blockAddress(l, part, run.src()), d.base(l, part) + run.dst() * bb, len);
-                        bytes += len;
-                    }
-                }
-            }
+            TransferBatch b = blockBatch(Opcode.WRITE, d, runs);
+            long bytes = bytesOf(runs);
             allocator.retain(src);
             pinned = src;
             synchronized (r) {
@@ -705,6 +695,34 @@ public final class KvConnector implements AutoCloseable {
     }
 
     /** Reads the request's blocks from the prefill worker; runs on an I/O thread. */
+    /**
+     * One request per (layer, K/V, run of blocks): the local run starting at {@code run.src()} and the
+     * peer's starting at {@code run.dst()}, so runs contiguous on both sides move in one request.
+     */
+    private TransferBatch blockBatch(Opcode op, KvTransferParams peer, List<BlockRun> runs) {
+        Segment seg = engine.openSegment(peer.engine());
+        TransferBatch b = engine.newBatch(layout.layers() * 2 * runs.size());
+        long bb = layout.blockBytes();
+        for (int l = 0; l < layout.layers(); l++) {
+            for (KvPart part : KvPart.values()) {
+                for (BlockRun run : runs) {
+                    b.add(op, seg, pool.blockAddress(l, part, run.src()), peer.base(l, part) + run.dst() * bb,
+                            run.count() * bb);
+                }
+            }
+        }
+        return b;
+    }
+
+    /** The bytes {@link #blockBatch} moves for these runs. */
+    private long bytesOf(List<BlockRun> runs) {
+        long blocks = 0;
+        for (BlockRun run : runs) {
+            blocks += run.count();
+        }
+        return blocks * layout.blockBytes() * layout.layers() * 2;
+    }
+
     private void pull(DecodeRequest r) {
         KvTransferParams s = r.source;
         int[] pinned = null;
@@ -721,19 +739,8 @@ public final class KvConnector implements AutoCloseable {
                 notifyPeer(s.engine(), KvMessage.Type.RELEASE, s.connector(), r.requestId, statsBody(stats));
                 return;
             }
-            Segment seg = engine.openSegment(s.engine());
-            TransferBatch b = engine.newBatch(layout.layers() * 2 * runs.size());
-            long bb = layout.blockBytes();
-            long bytes = 0;
-            for (int l = 0; l < layout.layers(); l++) {
-                for (KvPart part : KvPart.values()) {
-                    for (BlockRun run : runs) {
-                        long len = run.count() * bb;
-                        b.read(seg, pool.blockAddress(l, part, run.src()), s.base(l, part) + run.dst() * bb, len);
-                        bytes += len;
-                    }
-                }
-            }
+            TransferBatch b = blockBatch(Opcode.READ, s, runs);
+            long bytes = bytesOf(runs);
             allocator.retain(local);
             pinned = local;
             synchronized (r) {
