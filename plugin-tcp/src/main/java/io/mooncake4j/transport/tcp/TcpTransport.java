@@ -1,5 +1,6 @@
 package io.mooncake4j.transport.tcp;
 
+import com.google.common.net.HostAndPort;
 import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
@@ -268,16 +269,11 @@ public final class TcpTransport implements Transport {
 
     /** The host part of a segment name: {@code host:port}, {@code [v6]:port}, or a bare host. */
     static String hostOf(String segmentName) {
-        String s = segmentName.trim();
-        if (s.startsWith("[")) {
-            int end = s.indexOf(']');
-            return end > 0 ? s.substring(1, end) : s;
+        try {
+            return HostAndPort.fromString(segmentName.trim()).getHost();
+        } catch (IllegalArgumentException e) {
+            return segmentName.trim(); // not host[:port]: let the connect attempt report it
         }
-        int colon = s.indexOf(':');
-        if (colon >= 0 && colon == s.lastIndexOf(':')) {
-            return s.substring(0, colon);
-        }
-        return s; // a bare host, or an IPv6 address without brackets or port
     }
 
     private void watch() {
