@@ -115,6 +115,13 @@ public final class DemoCommand implements Callable<Integer> {
                     cluster.routerUrl(), cluster.prefillUrl(), cluster.decodeUrl(), protocol, (System.nanoTime() - t0) / 1e9);
             out.flush();
             CompletionClient client = new CompletionClient(cluster.routerUrl(), Duration.ofMinutes(10));
+            // One unreported request first, so that the table shows steady state rather than the
+            // JIT compiler and the first TCP connections between the workers.
+            try {
+                client.complete(CompletionRequest.body(null, ps.get(0), 4, 0, false));
+            } catch (CompletionClient.CompletionException e) {
+                throw new CommandFailure("the warm-up request failed: " + e.getMessage() + logTails(cluster), e);
+            }
             List<CompletionResult> results = new ArrayList<>();
             for (int i = 0; i < ps.size(); i++) {
                 String prompt = ps.get(i);
@@ -136,6 +143,8 @@ public final class DemoCommand implements Callable<Integer> {
                 out.print(newline[0] ? "\n" : "\n\n");
             }
             printTable(out, ps, results, protocol);
+            out.println("(after one unreported warm-up request; the first request of a fresh JVM also pays for JIT"
+                    + " compilation and the first connections)");
             if (serve) {
                 out.println();
                 out.println("serving until Ctrl-C; try:");
