@@ -239,6 +239,25 @@ class TransferEngineTest {
     }
 
     @Test
+    void shouldRetainNoForgottenBatch() throws Exception {
+        try (HostMemory src = a.allocate(4096); HostMemory dst = b.allocate(4096)) {
+            Segment seg = a.openSegment(b.localSegmentName());
+            java.lang.ref.WeakReference<TransferBatch> completed =
+                    new java.lang.ref.WeakReference<>(a.newBatch(1).write(seg, src.address(), dst.address(), 8).submit());
+            InMemoryTransportProvider.STALLED.add(b.localSegmentName());
+            java.lang.ref.WeakReference<TransferBatch> timedOut =
+                    new java.lang.ref.WeakReference<>(a.newBatch(1).write(seg, src.address(), dst.address(), 8).submit());
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while ((completed.get() != null || timedOut.get() != null) && System.nanoTime() < end) {
+                System.gc();
+                TimeUnit.MILLISECONDS.sleep(50);
+            }
+            assertTrue(completed.get() == null, "a completed batch nobody holds is collected");
+            assertTrue(timedOut.get() == null, "a timed-out batch nobody holds is collected");
+        }
+    }
+
+    @Test
     void shouldCompleteFutureAndReportAllCompleted() throws Exception {
         try (HostMemory src = a.allocate(4096); HostMemory dst = b.allocate(4096)) {
             Segment seg = a.openSegment(b.localSegmentName());
