@@ -335,11 +335,12 @@ public final class HandshakeServer implements AutoCloseable {
                 workers.execute(new Connection(socket));
             } catch (RejectedExecutionException e) {
                 open.remove(socket);
-                closeQuietly(socket);
                 if (closed.get()) {
+                    closeQuietly(socket);
                     return;
                 }
-                connectionsRejected.increment();
+                connectionsRejected.increment(); // before the close the peer sees, so counts agree
+                closeQuietly(socket);
                 if (shouldWarn(lastRejectWarn)) {
                     LOG.warn(
                             "handshake server on port {} is saturated ({} connections being served,"
