@@ -37,7 +37,11 @@ public final class NetnsHosts implements AutoCloseable {
         NetnsHosts h = new NetnsHosts(p.resolve("scripts/netns-hosts.sh"),
                 tag + (ProcessHandle.current().pid() % 10000));
         h.run("down");
-        return h.run("up") == 0 ? h : null;
+        if (h.run("up") == 0) {
+            return h;
+        }
+        h.run("down"); // whatever half of it was made
+        return null;
     }
 
     private int run(String action) throws IOException, InterruptedException {
