@@ -6,6 +6,7 @@ import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.Main;
 import io.mooncake4j.samples.cli.Sizes;
+import io.mooncake4j.samples.cli.StdinWatch;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -94,19 +95,7 @@ final class TargetRunner {
     }
 
     private void watchStdin(InputStream in) {
-        Thread t = new Thread(() -> {
-            byte[] buf = new byte[256];
-            try {
-                while (in.read(buf) >= 0) {
-                    // discard: only the end of the stream matters
-                }
-            } catch (IOException e) {
-                // a broken stdin counts as closed
-            }
-            stop.countDown();
-        }, "bench-target-stdin");
-        t.setDaemon(true);
-        t.start();
+        StdinWatch.onClose(in, stop::countDown);
     }
 
     /** Removes the segment file and closes the engine and the buffer, once. */

@@ -2,6 +2,7 @@ package io.mooncake4j.samples.serving;
 
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.Main;
+import io.mooncake4j.samples.cli.StdinWatch;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -281,19 +282,7 @@ public final class ChildJvm implements AutoCloseable {
      * #EXIT_ON_STDIN_CLOSE} turns on in a worker. {@code onClose} runs on a daemon thread.
      */
     public static void watchStdin(Runnable onClose) {
-        Thread t = new Thread(() -> {
-            try {
-                byte[] buf = new byte[256];
-                while (System.in.read(buf) >= 0) {
-                    // nothing is sent; only the end matters
-                }
-            } catch (IOException e) {
-                // closed
-            }
-            onClose.run();
-        }, "mooncake4j-stdin-watch");
-        t.setDaemon(true);
-        t.start();
+        StdinWatch.onClose(System.in, onClose);
     }
 
     @Override
