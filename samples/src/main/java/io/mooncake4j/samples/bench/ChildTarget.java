@@ -1,14 +1,13 @@
 package io.mooncake4j.samples.bench;
 
 import io.mooncake4j.samples.cli.CommandFailure;
+import io.mooncake4j.samples.cli.JavaCommand;
 import io.mooncake4j.samples.cli.Main;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -20,9 +19,6 @@ import java.util.concurrent.TimeUnit;
  * error when the target does not start.
  */
 public final class ChildTarget implements AutoCloseable {
-    /** System properties handed to the child: engine settings and logging. */
-    private static final String[] PROPAGATED = {"mc.", "mooncake.", "org.slf4j.simpleLogger."};
-
     private final Process process;
     private final Path dir;
     private final Path log;
@@ -50,22 +46,7 @@ public final class ChildTarget implements AutoCloseable {
         }
         Path segmentFile = dir.resolve("segment");
         Path log = dir.resolve("target.log");
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        for (String key : System.getProperties().stringPropertyNames()) {
-            for (String prefix : PROPAGATED) {
-                if (key.startsWith(prefix)) {
-                    cmd.add("-D" + key + "=" + System.getProperty(key));
-                }
-            }
-        }
-        for (String jvmArg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            if (jvmArg.startsWith("--enable-native-access")) {
-                cmd.add(jvmArg); // what bin/mooncake4j passes, so JNI is allowed the same way
-            }
-        }
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
+        List<String> cmd = JavaCommand.current();
         cmd.add(Main.class.getName());
         cmd.add("bench");
         cmd.add("--mode=target");

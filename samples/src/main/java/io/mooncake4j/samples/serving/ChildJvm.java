@@ -1,6 +1,7 @@
 package io.mooncake4j.samples.serving;
 
 import io.mooncake4j.samples.cli.CommandFailure;
+import io.mooncake4j.samples.cli.JavaCommand;
 import io.mooncake4j.samples.cli.Main;
 import io.mooncake4j.samples.cli.StdinWatch;
 import java.io.BufferedReader;
@@ -8,7 +9,6 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.io.Writer;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -41,8 +41,6 @@ public final class ChildJvm implements AutoCloseable {
 
     private static final Set<ChildJvm> LIVE = ConcurrentHashMap.newKeySet();
     private static final AtomicBoolean HOOK = new AtomicBoolean();
-    /** System properties handed to children: engine, connector, logging and DJL settings. */
-    private static final String[] PROPAGATED = {"mc.", "mooncake.", "mooncake4j.", "org.slf4j.simpleLogger.", "ai.djl."};
 
     private final String name;
     private final Process process;
@@ -67,7 +65,7 @@ public final class ChildJvm implements AutoCloseable {
      */
     public static ChildJvm start(String name, List<String> args, Path log, PrintStream echo) {
         installHook();
-        List<String> cmd = new ArrayList<>(javaCommand());
+        List<String> cmd = JavaCommand.current();
         cmd.add(Main.class.getName());
         cmd.addAll(args);
         cmd.add(EXIT_ON_STDIN_CLOSE);
@@ -90,38 +88,6 @@ public final class ChildJvm implements AutoCloseable {
         return child;
     }
 
-    /** {@code java [jvm options] -cp <class path>}, as this JVM was started. */
-    static List<String> javaCommand() {
-        String java = ProcessHandle.current().info().command()
-                .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> cmd = new ArrayList<>();
-        cmd.add(java);
-        boolean gc = false;
-        try {
-            for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-                if (a.startsWith("--enable-native-access") || a.startsWith("-Xss") || a.startsWith("-Xmx")) {
-                    cmd.add(a);
-                }
-                gc |= a.startsWith("-XX:+Use") && a.endsWith("GC");
-            }
-        } catch (RuntimeException | LinkageError e) {
-            // no management module: the defaults will do
-        }
-        if (!gc) {
-            cmd.add("-XX:+UseSerialGC"); // small heaps, few cores: no parallel GC threads
-        }
-        for (String key : System.getProperties().stringPropertyNames()) {
-            for (String prefix : PROPAGATED) {
-                if (key.startsWith(prefix)) {
-                    cmd.add("-D" + key + "=" + System.getProperty(key));
-                    break;
-                }
-            }
-        }
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
-        return cmd;
-    }
 
     private void pump(PrintStream echo) {
         try (BufferedReader in = new BufferedReader(new InputStreamReader(process.getInputStream(),

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.samples.cli.CliRun;
 import io.mooncake4j.samples.cli.Main;
+import io.mooncake4j.samples.cli.JavaCommand;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -54,7 +55,7 @@ class DemoCommandIntegrationTest {
     @Test
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
     void shouldStopItsJvmsWhenTheDemoIsInterrupted() throws Exception {
-        List<String> cmd = new ArrayList<>(ChildJvm.javaCommand());
+        List<String> cmd = JavaCommand.current();
         cmd.add(Main.class.getName());
         cmd.addAll(List.of("demo", "--max_tokens", "4", "--prompt", "Once upon a time", "--serve"));
         cmd.addAll(modelArgs());

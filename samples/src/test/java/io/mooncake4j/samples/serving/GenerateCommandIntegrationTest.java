@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.samples.cli.Main;
 import io.mooncake4j.samples.serving.model.ModelSpec;
+import io.mooncake4j.samples.cli.JavaCommand;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -52,7 +53,7 @@ class GenerateCommandIntegrationTest {
     void shouldPrintRunCsReferenceOutputColocated() throws Exception {
         // a real process, as bin/mooncake4j runs it: nothing else may reach stdout
         ModelSpec spec = TestModels.stories();
-        List<String> cmd = new ArrayList<>(ChildJvm.javaCommand());
+        List<String> cmd = JavaCommand.current();
         cmd.add(Main.class.getName());
         cmd.add("generate");
         cmd.addAll(List.of(args(spec, "--prompt", "Once upon a time", "--steps", "64", "--temperature", "0")));
