@@ -1,5 +1,7 @@
 package io.mooncake4j.samples;
 
+import io.mooncake4j.samples.cli.JavaCommand;
+import io.mooncake4j.samples.cli.Main;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -52,9 +54,9 @@ public final class NetnsHosts implements AutoCloseable {
 
     /** The command that runs {@code io.mooncake4j.samples.cli.Main args} in a JVM on host a or b. */
     public List<String> java(char host, String... args) {
-        List<String> c = new ArrayList<>(List.of("ip", "netns", "exec", name + host,
-                ProcessHandle.current().info().command().orElse("java"), "-Xmx512m",
-                "-cp", System.getProperty("java.class.path"), "io.mooncake4j.samples.cli.Main"));
+        List<String> c = new ArrayList<>(List.of("ip", "netns", "exec", name + host));
+        c.addAll(JavaCommand.current());
+        c.add(Main.class.getName());
         c.addAll(List.of(args));
         return c;
     }
