@@ -36,6 +36,17 @@ public final class EngineConfig {
     public static final String HANDSHAKE_CONNECT_TIMEOUT = "MC_HANDSHAKE_CONNECT_TIMEOUT";
     /** Largest handshake frame in bytes; default 1 MiB. */
     public static final String HANDSHAKE_MAX_LENGTH = "MC_HANDSHAKE_MAX_LENGTH";
+    /** Seconds a new handshake connection may stay silent before its first byte; default 1. */
+    public static final String HANDSHAKE_FIRST_FRAME_TIMEOUT = "MC_HANDSHAKE_FIRST_FRAME_TIMEOUT";
+    /** Handshake connections open at once from one remote address; default 64. */
+    public static final String HANDSHAKE_MAX_CONNECTIONS_PER_ADDRESS =
+            "MC_HANDSHAKE_MAX_CONNECTIONS_PER_ADDRESS";
+    /** Notifications received and not yet polled, at most; default 65536. */
+    public static final String NOTIFY_MAX_PENDING = "MC_NOTIFY_MAX_PENDING";
+    /** UTF-8 bytes of notifications received and not yet polled, at most; default 64 MiB. */
+    public static final String NOTIFY_MAX_PENDING_BYTES = "MC_NOTIFY_MAX_PENDING_BYTES";
+    /** Largest notification text accepted, in UTF-8 bytes; default 64 KiB. */
+    public static final String NOTIFY_MAX_MESSAGE_SIZE = "MC_NOTIFY_MAX_MESSAGE_SIZE";
     /** TCP connections per peer; default 4. */
     public static final String TCP_LANES_PER_PEER = "MC_TCP_LANES_PER_PEER";
     /** Largest part a request is split into across lanes, in bytes; default 1 MiB. */
@@ -49,6 +60,11 @@ public final class EngineConfig {
                     Map.entry(MAX_RPC_PORT, "17000"),
                     Map.entry(HANDSHAKE_CONNECT_TIMEOUT, "5"),
                     Map.entry(HANDSHAKE_MAX_LENGTH, Integer.toString(1 << 20)),
+                    Map.entry(HANDSHAKE_FIRST_FRAME_TIMEOUT, "1"),
+                    Map.entry(HANDSHAKE_MAX_CONNECTIONS_PER_ADDRESS, "64"),
+                    Map.entry(NOTIFY_MAX_PENDING, "65536"),
+                    Map.entry(NOTIFY_MAX_PENDING_BYTES, Integer.toString(64 << 20)),
+                    Map.entry(NOTIFY_MAX_MESSAGE_SIZE, Integer.toString(64 << 10)),
                     Map.entry(TCP_LANES_PER_PEER, "4"),
                     Map.entry(SLICE_SIZE, Integer.toString(1 << 20)));
 
@@ -202,6 +218,27 @@ public final class EngineConfig {
 
     public int handshakeMaxLength() {
         return (int) getLong(HANDSHAKE_MAX_LENGTH, 1 << 20, 64, 64 << 20);
+    }
+
+    /** How long a new handshake connection may stay silent before its first byte. */
+    public Duration handshakeFirstFrameTimeout() {
+        return getSeconds(HANDSHAKE_FIRST_FRAME_TIMEOUT, 1);
+    }
+
+    public int handshakeMaxConnectionsPerAddress() {
+        return (int) getLong(HANDSHAKE_MAX_CONNECTIONS_PER_ADDRESS, 64, 1, 65536);
+    }
+
+    public int notifyMaxPending() {
+        return (int) getLong(NOTIFY_MAX_PENDING, 65536, 1, 1 << 24);
+    }
+
+    public long notifyMaxPendingBytes() {
+        return getLong(NOTIFY_MAX_PENDING_BYTES, 64 << 20, 1, 1L << 40);
+    }
+
+    public int notifyMaxMessageSize() {
+        return (int) getLong(NOTIFY_MAX_MESSAGE_SIZE, 64 << 10, 1, 64 << 20);
     }
 
     public int tcpLanesPerPeer() {

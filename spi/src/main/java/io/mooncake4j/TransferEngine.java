@@ -3,11 +3,13 @@ package io.mooncake4j;
 import com.google.gson.JsonObject;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.MemoryRegistry;
+import io.mooncake4j.internal.NotificationInbox;
 import io.mooncake4j.internal.ProviderLoader;
 import io.mooncake4j.internal.RegisteredRegion;
 import io.mooncake4j.internal.TransportSelector;
 import io.mooncake4j.internal.handshake.HandshakeClient;
 import io.mooncake4j.internal.handshake.HandshakeFrame;
+import io.mooncake4j.internal.handshake.HandshakeLimits;
 import io.mooncake4j.internal.handshake.HandshakeMessages;
 import io.mooncake4j.internal.handshake.HandshakeServer;
 import io.mooncake4j.metadata.BufferDescriptor;
@@ -32,8 +34,6 @@ import java.util.Collection;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
@@ -57,13 +57,12 @@ import org.slf4j.LoggerFactory;
  */
 public final class TransferEngine implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TransferEngine.class);
-    private static final int MAX_PENDING_NOTIFICATIONS = 65536;
 
     private final EngineConfig config;
     private final String hostname;
     private final MemoryRegistry registry = new MemoryRegistry();
     private final Map<String, Segment> segments = new ConcurrentHashMap<>();
-    private final BlockingQueue<Notification> notifications = new ArrayBlockingQueue<>(MAX_PENDING_NOTIFICATIONS);
+    private final NotificationInbox notifications;
     private final AtomicBoolean closed = new AtomicBoolean();
     private final Duration timeout;
     private final long timeoutNanos;
@@ -82,6 +81,7 @@ public final class TransferEngine implements AutoCloseable {
         this.timeoutNanos = timeout.toNanos();
         this.handshakeTimeout = config.handshakeTimeout();
         this.maxFrame = config.handshakeMaxLength();
+        this.notifications = NotificationInbox.from(config);
         this.hostname = config.localHostname() != null ? config.localHostname() : detectHostname();
         NativeMemory.ensureAvailable();
     }
@@ -107,7 +107,7 @@ public final class TransferEngine implements AutoCloseable {
         TransportProvider provider = TransportSelector.select(config);
         MetadataStoreProvider metaProvider = selectMetadata(config.metadataServer());
         handshake = HandshakeServer.start(
-                null, config.minRpcPort(), config.maxRpcPort(), maxFrame, handshakeTimeout, this::onHandshake);
+                null, config.minRpcPort(), config.maxRpcPort(), HandshakeLimits.from(config), this::onHandshake);
         store = metaProvider.create(config.metadataServer(), new MetadataContext() {
             @Override
             public EngineConfig config() {
@@ -600,9 +600,7 @@ public final class TransferEngine implements AutoCloseable {
 
     /** Takes every notification received since the last call, oldest first. */
     public List<Notification> pollNotifications() {
-        List<Notification> out = new ArrayList<>();
-        notifications.drainTo(out);
-        return out;
+        return notifications.poll();
     }
 
     /**
@@ -611,28 +609,23 @@ public final class TransferEngine implements AutoCloseable {
      */
     public List<Notification> pollNotifications(Duration wait) throws InterruptedException {
         ensureOpen();
-        Notification first = notifications.poll(wait.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
-        if (first == null) {
-            return List.of();
-        }
-        List<Notification> out = new ArrayList<>();
-        out.add(first);
-        notifications.drainTo(out);
-        return out;
+        return notifications.poll(wait);
+    }
+
+    /**
+     * Notifications refused because too many were waiting to be polled or one was too large
+     * ({@code MC_NOTIFY_*}); each sender was told.
+     */
+    public long notificationsRefused() {
+        return notifications.refused();
     }
 
     private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote) {
         switch (type) {
             case HandshakeFrame.METADATA:
                 return localDescriptor().toJson();
-            case HandshakeFrame.NOTIFY: {
-                HandshakeMessages.Notify n = HandshakeMessages.parseNotify(request);
-                if (!notifications.offer(new Notification(n.sender(), n.message()))) {
-                    throw new MooncakeException(ErrorCode.IO, MAX_PENDING_NOTIFICATIONS
-                            + " notifications are waiting: the application does not call pollNotifications");
-                }
-                return HandshakeMessages.notifyOk();
-            }
+            case HandshakeFrame.NOTIFY:
+                return notifications.accept(HandshakeMessages.parseNotify(request), remote);
             case HandshakeFrame.PROBE:
                 return HandshakeMessages.probeOk();
             case HandshakeFrame.CONNECTION: {

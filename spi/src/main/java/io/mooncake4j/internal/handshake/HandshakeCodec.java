@@ -40,6 +40,13 @@ public final class HandshakeCodec {
     /** Mooncake's {@code MC_HANDSHAKE_MAX_LENGTH} default: 1 MiB. */
     public static final int DEFAULT_MAX_FRAME_LENGTH = 1 << 20;
 
+    /**
+     * Deepest JSON nesting accepted. Mooncake's deepest message (an RDMA segment descriptor) nests
+     * 4 levels; Gson writes JSON recursively, so a 100,000-deep object that was merely parsed would
+     * overflow the stack the first time anything printed it.
+     */
+    public static final int MAX_JSON_DEPTH = 64;
+
     private static final int INITIAL_BUFFER = 64 << 10;
     // Compact, no HTML escaping (Mooncake does none), NaN/Infinity refused rather than written.
     private static final Gson GSON =
@@ -188,6 +195,7 @@ public final class HandshakeCodec {
     /** Parses exactly one JSON object from UTF-8 bytes. */
     public static JsonObject parseObject(byte[] bytes, int offset, int length)
             throws MalformedFrameException {
+        checkDepth(bytes, offset, length);
         String text;
         try {
             text =
@@ -222,6 +230,34 @@ public final class HandshakeCodec {
         return element.getAsJsonObject();
     }
 
+    /**
+     * Refuses JSON nested deeper than {@link #MAX_JSON_DEPTH}, before any parser sees it. Brackets
+     * inside strings do not count; multi-byte UTF-8 never contains an ASCII byte, so bytes will do.
+     */
+    static void checkDepth(byte[] bytes, int offset, int length) throws MalformedFrameException {
+        int depth = 0;
+        boolean inString = false;
+        for (int i = offset, end = offset + length; i < end; i++) {
+            byte b = bytes[i];
+            if (inString) {
+                if (b == '\\') {
+                    i++; // skip the escaped character
+                } else if (b == '"') {
+                    inString = false;
+                }
+            } else if (b == '"') {
+                inString = true;
+            } else if (b == '{' || b == '[') {
+                if (++depth > MAX_JSON_DEPTH) {
+                    throw new MalformedFrameException(
+                            "JSON nested deeper than " + MAX_JSON_DEPTH + " levels");
+                }
+            } else if (b == '}' || b == ']') {
+                depth--;
+            }
+        }
+    }
+
     /** Reads until {@code len} bytes or end of stream; returns how many were read. */
     private static int readUpTo(
             InputStream in, byte[] buf, int off, int len, long frameBytesSoFar, ReadGuard guard)
@@ -238,7 +274,11 @@ public final class HandshakeCodec {
         return got;
     }
 
-    private static String kind(JsonElement e) {
+    /** What a JSON value is, for messages: "an object", "an array", "a string", ... */
+    static String kind(JsonElement e) {
+        if (e.isJsonObject()) {
+            return "an object";
+        }
         if (e.isJsonArray()) {
             return "an array";
         }

@@ -67,9 +67,22 @@ public final class HandshakeMessages {
 
     /** The Notify reply: {@code {"name": "", "notify_msg": "success"}}. */
     public static JsonObject notifyOk() {
+        return notifyReply(SUCCESS);
+    }
+
+    /**
+     * A Notify reply refusing the message: {@code {"name": "", "notify_msg": reason}}. Anything
+     * other than {@code success} tells the sender it was not delivered.
+     */
+    public static JsonObject notifyRefused(String reason) {
+        return notifyReply(
+                reason == null || reason.isEmpty() || SUCCESS.equals(reason) ? "refused" : reason);
+    }
+
+    private static JsonObject notifyReply(String msg) {
         JsonObject o = new JsonObject();
         o.addProperty(NOTIFY_NAME, "");
-        o.addProperty(NOTIFY_MSG, SUCCESS);
+        o.addProperty(NOTIFY_MSG, msg);
         return o;
     }
 
@@ -119,16 +132,22 @@ public final class HandshakeMessages {
                 : null;
     }
 
+    /**
+     * The string {@code field}. The error names what was found instead, never the request's text:
+     * the request is a peer's, of any size and nesting.
+     */
     private static String requiredString(JsonObject o, String field, String what) {
         String s = optionalString(o, field);
         if (s == null) {
+            JsonElement e = o == null ? null : o.get(field);
             throw new MooncakeException(
                     ErrorCode.METADATA,
                     what
                             + " needs a string '"
                             + field
-                            + "', got "
-                            + (o == null ? "null" : HandshakeCodec.abbreviate(o.toString())));
+                            + "', "
+                            + (e == null ? "which is missing" : "got " + HandshakeCodec.kind(e))
+                            + "; is the peer a Mooncake engine of a compatible version?");
         }
         return s;
     }

@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.internal.RateLimitedLog;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -19,9 +20,16 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.net.UnknownHostException;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
@@ -36,7 +44,6 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -44,84 +51,95 @@ import java.util.concurrent.atomic.LongAdder;
  * HandshakeHandler}.
  *
  * <p>Unlike Mooncake's server (one thread, one connection at a time, so 32+ peers opening segments
- * at once see refusals), this one serves many peers at once and bounds what each may cost:
+ * at once see refusals), this one serves many peers at once and bounds what each may cost ({@link
+ * HandshakeLimits}):
  *
  * <ul>
- *   <li>one acceptor thread hands each connection to a pool of at most {@code maxHandlerThreads}
- *       threads (128 by default) with a queue of at most {@code maxQueuedConnections} (512); beyond
- *       that a connection is closed at once, so its client fails fast instead of waiting out its
- *       timeout, and {@link #connectionsRejected()} counts it;
- *   <li>every frame is bounded in size ({@code maxFrameLength}) and in time: a connection may sit
- *       idle for {@code ioTimeout} before a frame, and a frame must be complete {@code ioTimeout}
- *       after its first byte, so a peer trickling one byte a second is cut off; replies are written
- *       under the same deadline;
+ *   <li>one intake thread accepts connections and waits, in a selector, for each one's first byte:
+ *       a silent connection costs a socket, not a thread, and is closed after {@code
+ *       firstFrameTimeout} (1 s by default); when {@code maxSilentConnections} wait at once, the
+ *       oldest is closed, so a flood of silent sockets cannot lock out a peer that talks at once;
+ *   <li>a remote address may hold at most {@code maxConnectionsPerAddress} connections; more are
+ *       closed at once;
+ *   <li>a connection that has sent a byte goes to a pool of at most {@code maxHandlerThreads}
+ *       threads with a queue of at most {@code maxQueuedConnections}; beyond that it is closed at
+ *       once, so its client fails fast instead of waiting out its timeout;
+ *   <li>every frame is bounded in size ({@code maxFrameLength}), in JSON nesting, and in time: a
+ *       frame must be complete {@code ioTimeout} after its first byte, so a peer trickling one byte
+ *       a second is cut off, and a connection may idle {@code ioTimeout} between frames; replies
+ *       are written under the same deadline;
  *   <li>a connection may carry several frames, each answered in order (Mooncake's client opens one
  *       per call and closes it after the reply, which ends the loop); between frames it gives up
  *       its thread as soon as other connections are queued, so kept-alive connections cannot starve
  *       new ones;
- *   <li>a malformed frame (bad length, not UTF-8, not a JSON object) closes that connection and is
- *       counted in {@link #framesRejected()}; nothing a peer sends can stop the server.
+ *   <li>a malformed frame closes that connection. Nothing a peer sends can stop the server: every
+ *       refusal is counted and logged with the peer's address, at most one line per kind every 30
+ *       s, and a failure in a service thread is logged and the thread carries on.
  * </ul>
  *
  * <p>{@link #close()} is idempotent: it stops accepting, closes every connection, and waits briefly
  * for handlers to return.
  */
 public final class HandshakeServer implements AutoCloseable {
-    /** Default most connections served at once. */
-    public static final int DEFAULT_MAX_HANDLER_THREADS = 128;
-
-    /** Default most accepted connections waiting for a handler thread. */
-    public static final int DEFAULT_MAX_QUEUED_CONNECTIONS = 512;
-
     private static final Logger LOG = LoggerFactory.getLogger(HandshakeServer.class);
     private static final int ACCEPT_BACKLOG = 1024;
+    private static final int ACCEPTS_PER_WAKEUP = 256;
     private static final long CLOSE_GRACE_MILLIS = 2000;
     private static final long IDLE_POLL_MILLIS = 50;
-    private static final long WARN_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(30);
+    private static final long FAILURE_BACKOFF_MILLIS = 50;
+    private static final Duration WARN_INTERVAL = Duration.ofSeconds(30);
 
     private final ServerSocket serverSocket;
     private final int port;
-    private final int maxFrameLength;
+    private final HandshakeLimits limits;
     private final long ioTimeoutNanos;
     private final int ioTimeoutMillis;
     private final HandshakeHandler handler;
+    private final Selector selector;
     private final ThreadPoolExecutor workers;
     private final ScheduledThreadPoolExecutor writeWatchdog;
     private final Thread acceptor;
-    private final Set<Socket> open = ConcurrentHashMap.newKeySet();
+    private final Set<Connection> open = ConcurrentHashMap.newKeySet();
+    private final ConcurrentHashMap<InetAddress, Integer> perAddress = new ConcurrentHashMap<>();
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final RateLimitedLog warnings = new RateLimitedLog(LOG, WARN_INTERVAL);
+
+    // Intake state, touched only by the acceptor thread. Every silent connection has the same
+    // timeout, so arrival order is deadline order: the head is the next to expire, and the oldest.
+    private final ArrayDeque<Connection> silent = new ArrayDeque<>();
+    private final List<Connection> talking = new ArrayList<>();
+    private int silentCount;
 
     private final LongAdder framesServed = new LongAdder();
     private final LongAdder framesRejected = new LongAdder();
     private final LongAdder handlerFailures = new LongAdder();
     private final LongAdder connectionsAccepted = new LongAdder();
     private final LongAdder connectionsRejected = new LongAdder();
-    private final AtomicLong lastRejectWarn =
-            new AtomicLong(System.nanoTime() - WARN_INTERVAL_NANOS);
-    private final AtomicLong lastMalformedWarn =
-            new AtomicLong(System.nanoTime() - WARN_INTERVAL_NANOS);
+    private final LongAdder connectionsOverAddressLimit = new LongAdder();
+    private final LongAdder silentConnectionsClosed = new LongAdder();
+    private final LongAdder serviceFailures = new LongAdder();
 
     private HandshakeServer(
             ServerSocket serverSocket,
-            int maxFrameLength,
-            Duration ioTimeout,
-            HandshakeHandler handler,
-            int maxHandlerThreads,
-            int maxQueuedConnections) {
+            Selector selector,
+            HandshakeLimits limits,
+            HandshakeHandler handler) {
         this.serverSocket = serverSocket;
+        this.selector = selector;
         this.port = serverSocket.getLocalPort();
-        this.maxFrameLength = maxFrameLength;
-        this.ioTimeoutNanos = ioTimeout.toNanos();
-        this.ioTimeoutMillis = (int) Math.max(1, Math.min(Integer.MAX_VALUE, ioTimeout.toMillis()));
+        this.limits = limits;
+        this.ioTimeoutNanos = limits.ioTimeout().toNanos();
+        this.ioTimeoutMillis =
+                (int) Math.max(1, Math.min(Integer.MAX_VALUE, limits.ioTimeout().toMillis()));
         this.handler = handler;
         String prefix = "mooncake4j-handshake-" + port;
         this.workers =
                 new ThreadPoolExecutor(
-                        maxHandlerThreads,
-                        maxHandlerThreads,
+                        limits.maxHandlerThreads(),
+                        limits.maxHandlerThreads(),
                         30,
                         TimeUnit.SECONDS,
-                        new ArrayBlockingQueue<>(maxQueuedConnections),
+                        new ArrayBlockingQueue<>(limits.maxQueuedConnections()),
                         daemonThreads(prefix + "-handler-"));
         workers.allowCoreThreadTimeOut(true);
         this.writeWatchdog =
@@ -134,17 +152,9 @@ public final class HandshakeServer implements AutoCloseable {
     }
 
     /**
-     * Binds and starts a server with the default thread and queue limits.
+     * Binds and starts a server with the default limits ({@link HandshakeLimits#of}).
      *
-     * @param bindHost the local address to listen on; null or empty for every address
-     * @param minPort lowest port to try
-     * @param maxPort highest port to try; {@code minPort == maxPort == 0} lets the OS choose
-     * @param maxFrameLength largest frame accepted or sent, in bytes (type byte plus JSON)
-     * @param ioTimeout how long a connection may idle before a frame, and how long a frame may take
-     *     to arrive once started, or a reply to be written
-     * @param handler answers requests, from many threads at once
-     * @throws MooncakeException {@code IO} if no port in the range is free, {@code CONFIGURATION}
-     *     for a bad range or bind address
+     * @see #start(String, int, int, HandshakeLimits, HandshakeHandler)
      */
     public static HandshakeServer start(
             String bindHost,
@@ -154,57 +164,50 @@ public final class HandshakeServer implements AutoCloseable {
             Duration ioTimeout,
             HandshakeHandler handler) {
         return start(
-                bindHost,
-                minPort,
-                maxPort,
-                maxFrameLength,
-                ioTimeout,
-                handler,
-                DEFAULT_MAX_HANDLER_THREADS,
-                DEFAULT_MAX_QUEUED_CONNECTIONS);
+                bindHost, minPort, maxPort, HandshakeLimits.of(maxFrameLength, ioTimeout), handler);
     }
 
     /**
-     * As {@link #start(String, int, int, int, Duration, HandshakeHandler)}, with explicit limits.
+     * Binds and starts a server.
+     *
+     * @param bindHost the local address to listen on; null or empty for every address
+     * @param minPort lowest port to try
+     * @param maxPort highest port to try; {@code minPort == maxPort == 0} lets the OS choose
+     * @param limits what one peer may cost
+     * @param handler answers requests, from many threads at once
+     * @throws MooncakeException {@code IO} if no port in the range is free, {@code CONFIGURATION}
+     *     for a bad range or bind address
      */
     public static HandshakeServer start(
             String bindHost,
             int minPort,
             int maxPort,
-            int maxFrameLength,
-            Duration ioTimeout,
-            HandshakeHandler handler,
-            int maxHandlerThreads,
-            int maxQueuedConnections) {
+            HandshakeLimits limits,
+            HandshakeHandler handler) {
         Objects.requireNonNull(handler, "handler");
-        Objects.requireNonNull(ioTimeout, "ioTimeout");
-        if (maxFrameLength < 2) {
-            throw invalid("maxFrameLength must be at least 2, got " + maxFrameLength);
-        }
-        if (ioTimeout.isNegative() || ioTimeout.isZero()) {
-            throw invalid("ioTimeout must be positive, got " + ioTimeout);
-        }
-        if (maxHandlerThreads < 1 || maxQueuedConnections < 1) {
-            throw invalid(
-                    "maxHandlerThreads and maxQueuedConnections must be at least 1, got "
-                            + maxHandlerThreads
-                            + " and "
-                            + maxQueuedConnections);
-        }
+        Objects.requireNonNull(limits, "limits");
         ServerSocket ss = bind(bindHost, minPort, maxPort);
         HandshakeServer server;
+        Selector selector = null;
         try {
-            server =
-                    new HandshakeServer(
-                            ss,
-                            maxFrameLength,
-                            ioTimeout,
-                            handler,
-                            maxHandlerThreads,
-                            maxQueuedConnections);
+            selector = Selector.open();
+            ServerSocketChannel channel = ss.getChannel();
+            channel.configureBlocking(false);
+            channel.register(selector, SelectionKey.OP_ACCEPT);
+            server = new HandshakeServer(ss, selector, limits, handler);
             server.acceptor.start();
+        } catch (IOException e) {
+            closeQuietly(ss);
+            if (selector != null) {
+                closeQuietly(selector);
+            }
+            throw new MooncakeException(
+                    ErrorCode.IO, "cannot start the handshake server: " + e.getMessage(), e);
         } catch (RuntimeException | Error e) {
             closeQuietly(ss);
+            if (selector != null) {
+                closeQuietly(selector);
+            }
             throw e;
         }
         LOG.debug("handshake server listening on {}", ss.getLocalSocketAddress());
@@ -221,14 +224,19 @@ public final class HandshakeServer implements AutoCloseable {
         return (InetSocketAddress) serverSocket.getLocalSocketAddress();
     }
 
+    /** The limits it enforces. */
+    public HandshakeLimits limits() {
+        return limits;
+    }
+
     /** Requests answered. */
     public long framesServed() {
         return framesServed.sum();
     }
 
     /**
-     * Frames refused: bad length, not UTF-8, not a JSON object, truncated, or not complete in time.
-     * Each closed its connection.
+     * Frames refused: bad length, not UTF-8, not a JSON object, nested too deep, truncated, or not
+     * complete in time. Each closed its connection.
      */
     public long framesRejected() {
         return framesRejected.sum();
@@ -239,7 +247,7 @@ public final class HandshakeServer implements AutoCloseable {
         return handlerFailures.sum();
     }
 
-    /** Connections accepted from the OS (including those then rejected). */
+    /** Connections accepted from the OS (including those then closed unread). */
     public long connectionsAccepted() {
         return connectionsAccepted.sum();
     }
@@ -249,7 +257,25 @@ public final class HandshakeServer implements AutoCloseable {
         return connectionsRejected.sum();
     }
 
-    /** Connections open now (being served or queued). */
+    /** Connections closed at once because their address already held its most connections. */
+    public long connectionsOverAddressLimit() {
+        return connectionsOverAddressLimit.sum();
+    }
+
+    /**
+     * Connections closed before their first byte: silent for the first-frame timeout, or the oldest
+     * silent one when too many waited.
+     */
+    public long silentConnectionsClosed() {
+        return silentConnectionsClosed.sum();
+    }
+
+    /** Unexpected failures in the server's own threads, each logged; the threads carried on. */
+    public long serviceFailures() {
+        return serviceFailures.sum();
+    }
+
+    /** Connections open now (silent, being served or queued). */
     public int activeConnections() {
         return open.size();
     }
@@ -264,16 +290,17 @@ public final class HandshakeServer implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        closeQuietly(serverSocket);
+        selector.wakeup();
         workers.shutdown();
-        // Blocking socket reads ignore interrupts: closing the sockets is what frees the threads.
-        // Queued connections are in the set too, so their tasks find a closed socket and return.
-        for (Socket s : open) {
-            closeQuietly(s);
-        }
         boolean interrupted = false;
         try {
+            // The acceptor closes the listening socket and the silent connections on its way out.
             acceptor.join(CLOSE_GRACE_MILLIS);
+            // Blocking socket reads ignore interrupts: closing the sockets is what frees the
+            // threads. Queued connections are in the set too, so their tasks find a closed socket.
+            for (Connection c : open) {
+                closeQuietly(c.channel);
+            }
             if (!workers.awaitTermination(CLOSE_GRACE_MILLIS, TimeUnit.MILLISECONDS)) {
                 LOG.warn(
                         "handshake server on port {}: {} handler(s) still running {} ms after"
@@ -288,18 +315,25 @@ public final class HandshakeServer implements AutoCloseable {
             workers.shutdownNow();
         } finally {
             writeWatchdog.shutdownNow();
+            if (acceptor.isAlive()) {
+                LOG.warn("handshake server on port {}: the acceptor did not stop", port);
+            }
         }
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
         LOG.debug(
                 "handshake server on port {} closed: {} frames served, {} rejected, {} connections"
-                        + " rejected, {} handler failures",
+                        + " rejected when saturated, {} over the per-address limit, {} silent"
+                        + " closed, {} handler failures, {} service failures",
                 port,
                 framesServed(),
                 framesRejected(),
                 connectionsRejected(),
-                handlerFailures());
+                connectionsOverAddressLimit(),
+                silentConnectionsClosed(),
+                handlerFailures(),
+                serviceFailures());
     }
 
     @Override
@@ -309,82 +343,283 @@ public final class HandshakeServer implements AutoCloseable {
                 + (closed.get() ? ", closed]" : "]");
     }
 
+    // ---------------------------------------------------------------- intake (acceptor thread)
+
     private void acceptLoop() {
-        while (!closed.get()) {
-            Socket socket;
+        try {
+            while (!closed.get()) {
+                try {
+                    intakeOnce();
+                } catch (Throwable t) {
+                    // Nothing may stop the intake silently: log, back off, carry on. An
+                    // OutOfMemoryError here is usually someone else's allocation failing.
+                    serviceFailures.increment();
+                    warnings.warn(
+                            "intake",
+                            "handshake server on port {}: the acceptor failed and carries on ({}"
+                                    + " failures so far)",
+                            port,
+                            serviceFailures(),
+                            t);
+                    sleepQuietly(FAILURE_BACKOFF_MILLIS);
+                }
+            }
+        } finally {
+            for (Connection c : silent) {
+                c.release();
+            }
+            for (Connection c : talking) {
+                c.release();
+            }
+            closeQuietly(selector); // deregisters, and so really closes, the listening socket
+            closeQuietly(serverSocket);
+        }
+    }
+
+    private void intakeOnce() throws IOException {
+        if (talking.isEmpty()) {
+            selector.select(millisToNextDeadline());
+        } else {
+            // Their keys were cancelled; this select deregisters them, so they can block again.
+            selector.selectNow();
+            dispatchTalking();
+        }
+        Iterator<SelectionKey> it = selector.selectedKeys().iterator();
+        while (it.hasNext()) {
+            SelectionKey key = it.next();
+            it.remove();
+            if (!key.isValid()) {
+                continue;
+            }
+            if (key.isAcceptable()) {
+                acceptAll();
+            } else if (key.isReadable()) {
+                Connection c = (Connection) key.attachment();
+                key.cancel();
+                c.silent = false;
+                silentCount--;
+                talking.add(c);
+            }
+        }
+        closeOverdueSilent();
+    }
+
+    private long millisToNextDeadline() {
+        Connection head = firstSilent();
+        if (head == null) {
+            return 0; // no deadline: wait for an event (or close's wakeup)
+        }
+        long nanos = head.firstByteDeadline - System.nanoTime();
+        return Math.max(1, TimeUnit.NANOSECONDS.toMillis(nanos + 999_999));
+    }
+
+    /** The oldest connection still silent; drops the handed-off ones in front of it. */
+    private Connection firstSilent() {
+        Connection head;
+        while ((head = silent.peekFirst()) != null && !head.silent) {
+            silent.pollFirst();
+        }
+        return head;
+    }
+
+    private void acceptAll() throws IOException {
+        ServerSocketChannel listener = serverSocket.getChannel();
+        for (int i = 0; i < ACCEPTS_PER_WAKEUP && !closed.get(); i++) {
+            SocketChannel channel;
             try {
-                socket = serverSocket.accept();
+                channel = listener.accept();
             } catch (IOException e) {
                 if (closed.get()) {
                     return;
                 }
                 // Typically EMFILE: back off instead of spinning, and keep serving.
-                LOG.warn("handshake server on port {}: accept failed: {}", port, e.toString());
-                sleepQuietly(50);
-                continue;
-            }
-            connectionsAccepted.increment();
-            open.add(socket);
-            if (closed.get()) {
-                // close() may have swept the set before this socket was added.
-                open.remove(socket);
-                closeQuietly(socket);
+                warnings.warn(
+                        "accept", "handshake server on port {}: accept failed: {}", port, e.toString());
+                sleepQuietly(FAILURE_BACKOFF_MILLIS);
                 return;
             }
-            try {
-                workers.execute(new Connection(socket));
-            } catch (RejectedExecutionException e) {
-                open.remove(socket);
-                if (closed.get()) {
-                    closeQuietly(socket);
-                    return;
-                }
-                connectionsRejected.increment(); // before the close the peer sees, so counts agree
-                closeQuietly(socket);
-                if (shouldWarn(lastRejectWarn)) {
-                    LOG.warn(
-                            "handshake server on port {} is saturated ({} connections being served,"
-                                + " {} queued): closed a connection from {} unread; {} refused so"
-                                + " far",
-                            port,
-                            workers.getActiveCount(),
-                            workers.getQueue().size(),
-                            socket.getRemoteSocketAddress(),
-                            connectionsRejected());
-                }
+            if (channel == null) {
+                return;
             }
+            admit(channel);
         }
     }
 
-    private final class Connection implements Runnable {
-        private final Socket socket;
+    private void admit(SocketChannel channel) {
+        connectionsAccepted.increment();
+        Connection c;
+        try {
+            c = new Connection(channel);
+        } catch (IOException e) {
+            closeQuietly(channel); // reset before we could look at it
+            return;
+        }
+        if (!reserveAddress(c.remote.getAddress())) {
+            connectionsOverAddressLimit.increment(); // before the close the peer sees
+            closeQuietly(channel);
+            warnings.warn(
+                    "per-address",
+                    "handshake server on port {}: closed a connection from {} at once: that"
+                            + " address already has {} connections open"
+                            + " (MC_HANDSHAKE_MAX_CONNECTIONS_PER_ADDRESS); {} closed so far",
+                    port,
+                    c.remote,
+                    limits.maxConnectionsPerAddress(),
+                    connectionsOverAddressLimit());
+            return;
+        }
+        c.reserved = true;
+        open.add(c);
+        Connection oldest = silentCount >= limits.maxSilentConnections() ? firstSilent() : null;
+        if (oldest != null) {
+            silent.pollFirst();
+            oldest.silent = false;
+            silentCount--;
+            closeSilent(oldest, "the oldest of " + limits.maxSilentConnections() + " silent ones");
+        }
+        try {
+            channel.configureBlocking(false);
+            channel.register(selector, SelectionKey.OP_READ, c);
+        } catch (IOException e) {
+            c.release(); // reset before we could look at it
+            return;
+        }
+        c.firstByteDeadline = System.nanoTime() + limits.firstFrameTimeout().toNanos();
+        c.silent = true;
+        silentCount++;
+        silent.addLast(c);
+    }
 
-        Connection(Socket socket) {
-            this.socket = socket;
+    private void closeOverdueSilent() {
+        long now = System.nanoTime();
+        Connection head;
+        while ((head = firstSilent()) != null && now - head.firstByteDeadline >= 0) {
+            silent.pollFirst();
+            head.silent = false;
+            silentCount--;
+            closeSilent(
+                    head,
+                    "silent for "
+                            + limits.firstFrameTimeout().toMillis()
+                            + " ms (MC_HANDSHAKE_FIRST_FRAME_TIMEOUT)");
+        }
+    }
+
+    private void closeSilent(Connection c, String why) {
+        silentConnectionsClosed.increment();
+        c.release();
+        warnings.warn(
+                "silent",
+                "handshake server on port {}: closed a connection from {} before its first byte:"
+                        + " {}; {} closed so far",
+                port,
+                c.remote,
+                why,
+                silentConnectionsClosed());
+    }
+
+    private void dispatchTalking() {
+        for (Connection c : talking) {
+            try {
+                c.channel.configureBlocking(true);
+                workers.execute(c);
+            } catch (IOException e) {
+                c.release(); // reset meanwhile
+            } catch (RejectedExecutionException e) {
+                c.release();
+                if (closed.get()) {
+                    continue;
+                }
+                connectionsRejected.increment();
+                warnings.warn(
+                        "saturated",
+                        "handshake server on port {} is saturated ({} connections being served,"
+                                + " {} queued): closed a connection from {} unread; {} refused so"
+                                + " far",
+                        port,
+                        workers.getActiveCount(),
+                        workers.getQueue().size(),
+                        c.remote,
+                        connectionsRejected());
+            }
+        }
+        talking.clear();
+    }
+
+    private boolean reserveAddress(InetAddress address) {
+        boolean[] reserved = {false};
+        perAddress.compute(
+                address,
+                (a, n) -> {
+                    int now = n == null ? 0 : n;
+                    if (now >= limits.maxConnectionsPerAddress()) {
+                        return n;
+                    }
+                    reserved[0] = true;
+                    return now + 1;
+                });
+        return reserved[0];
+    }
+
+    private void releaseAddress(InetAddress address) {
+        perAddress.computeIfPresent(address, (a, n) -> n <= 1 ? null : n - 1);
+    }
+
+    // ---------------------------------------------------------------- service (handler threads)
+
+    /** One accepted connection: silent in the selector, then served by a handler thread. */
+    private final class Connection implements Runnable {
+        final SocketChannel channel;
+        final Socket socket;
+        final InetSocketAddress remote;
+        private final AtomicBoolean released = new AtomicBoolean();
+        boolean reserved;
+        // Acceptor thread only:
+        boolean silent;
+        long firstByteDeadline;
+
+        Connection(SocketChannel channel) throws IOException {
+            this.channel = channel;
+            this.socket = channel.socket();
+            this.remote = (InetSocketAddress) channel.getRemoteAddress();
+            if (remote == null) {
+                throw new IOException("not connected");
+            }
+        }
+
+        /** Closes the connection and frees its place; idempotent. */
+        void release() {
+            if (released.compareAndSet(false, true)) {
+                open.remove(this);
+                if (reserved) {
+                    releaseAddress(remote.getAddress());
+                }
+                closeQuietly(channel);
+            }
         }
 
         @Override
         public void run() {
             try {
-                serve(socket);
-            } catch (RuntimeException | Error e) {
-                LOG.error(
-                        "handshake server on port {}: connection from {} failed",
-                        port,
-                        socket.getRemoteSocketAddress(),
-                        e);
-                if (e instanceof Error) {
-                    throw (Error) e;
-                }
+                serve(this);
+            } catch (Throwable t) {
+                // A handler thread must not die: log (rate-limited, no trace for an Error such as
+                // StackOverflowError, whose trace is a thousand lines) and take the next task.
+                serviceFailures.increment();
+                Object[] args = {port, remote, t.toString(), t};
+                warnings.warn(
+                        "connection",
+                        "handshake server on port {}: serving {} failed: {}",
+                        t instanceof Error ? Arrays.copyOf(args, 3) : args);
             } finally {
-                open.remove(socket);
-                closeQuietly(socket);
+                release();
             }
         }
     }
 
-    private void serve(Socket socket) {
-        InetSocketAddress remote = (InetSocketAddress) socket.getRemoteSocketAddress();
+    private void serve(Connection c) {
+        Socket socket = c.socket;
+        InetSocketAddress remote = c.remote;
         PushbackInputStream in;
         OutputStream out;
         try {
@@ -408,7 +643,7 @@ public final class HandshakeServer implements AutoCloseable {
             guard.start();
             HandshakeFrame request;
             try {
-                request = HandshakeCodec.read(in, maxFrameLength, guard);
+                request = HandshakeCodec.read(in, limits.maxFrameLength(), guard);
             } catch (MalformedFrameException e) {
                 rejected(remote, e.getMessage());
                 return;
@@ -434,20 +669,18 @@ public final class HandshakeServer implements AutoCloseable {
             try {
                 bytes = HandshakeCodec.encode(request.reply(reply));
             } catch (MooncakeException e) {
-                handlerFailed(
-                        request, remote, "its reply cannot be encoded: " + e.getMessage(), null);
+                handlerFailed(request, remote, "its reply cannot be encoded: " + e.getMessage());
                 return;
             }
-            if (bytes.length - HandshakeCodec.LENGTH_BYTES > maxFrameLength) {
+            if (bytes.length - HandshakeCodec.LENGTH_BYTES > limits.maxFrameLength()) {
                 handlerFailed(
                         request,
                         remote,
                         "its reply of "
                                 + (bytes.length - HandshakeCodec.LENGTH_BYTES)
                                 + " bytes exceeds the handshake limit of "
-                                + maxFrameLength
-                                + " (MC_HANDSHAKE_MAX_LENGTH)",
-                        null);
+                                + limits.maxFrameLength()
+                                + " (MC_HANDSHAKE_MAX_LENGTH)");
                 return;
             }
             if (!write(socket, out, bytes)) {
@@ -462,15 +695,18 @@ public final class HandshakeServer implements AutoCloseable {
         JsonObject reply;
         try {
             reply = handler.handle(request.type(), request.body(), remote);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | StackOverflowError e) {
             String why = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
-            handlerFailed(request, remote, why, e);
+            // A MooncakeException is an expected refusal; anything else is a bug: keep its trace,
+            // except for a stack overflow, whose trace would be a thousand lines.
+            boolean bug = !(e instanceof MooncakeException || e instanceof StackOverflowError);
+            handlerFailed(request, remote, why, bug ? e : null);
             return request.type() == HandshakeFrame.CONNECTION
                     ? HandshakeMessages.connectionRefused("handshake refused: " + why)
                     : null;
         }
         if (reply == null) {
-            handlerFailed(request, remote, "the handler returned no reply", null);
+            handlerFailed(request, remote, "the handler returned no reply");
             return request.type() == HandshakeFrame.CONNECTION
                     ? HandshakeMessages.connectionRefused("handshake refused: no reply")
                     : null;
@@ -478,48 +714,40 @@ public final class HandshakeServer implements AutoCloseable {
         return reply;
     }
 
+    private void handlerFailed(HandshakeFrame request, InetSocketAddress remote, String why) {
+        handlerFailed(request, remote, why, null);
+    }
+
+    /** Counts and logs a failed request, with {@code bug}'s stack trace when there is one. */
     private void handlerFailed(
-            HandshakeFrame request, InetSocketAddress remote, String why, RuntimeException e) {
+            HandshakeFrame request, InetSocketAddress remote, String why, Throwable bug) {
         handlerFailures.increment();
-        String what = HandshakeFrame.typeName(request.type());
-        String outcome =
-                request.type() == HandshakeFrame.CONNECTION ? "refused" : "connection closed";
-        if (e == null || e instanceof MooncakeException) {
-            LOG.warn(
-                    "handshake server on port {}: {} request from {} failed ({}): {}",
-                    port,
-                    what,
-                    remote,
-                    outcome,
-                    why);
-        } else {
-            LOG.error(
-                    "handshake server on port {}: {} request from {} failed ({})",
-                    port,
-                    what,
-                    remote,
-                    outcome,
-                    e);
-        }
+        Object[] args = {
+            port,
+            HandshakeFrame.typeName(request.type()),
+            remote,
+            request.type() == HandshakeFrame.CONNECTION ? "refused" : "connection closed",
+            handlerFailures(),
+            why,
+            bug
+        };
+        warnings.warn(
+                "handler",
+                "handshake server on port {}: {} request from {} failed ({}; {} failures so far):"
+                        + " {}",
+                bug == null ? Arrays.copyOf(args, args.length - 1) : args);
     }
 
     private void rejected(InetSocketAddress remote, String why) {
         framesRejected.increment();
-        if (shouldWarn(lastMalformedWarn)) {
-            LOG.warn(
-                    "handshake server on port {}: closed the connection from {}: {} ({} rejected so"
-                            + " far; more are logged at debug level)",
-                    port,
-                    remote,
-                    why,
-                    framesRejected());
-        } else {
-            LOG.debug(
-                    "handshake server on port {}: closed the connection from {}: {}",
-                    port,
-                    remote,
-                    why);
-        }
+        warnings.warn(
+                "malformed",
+                "handshake server on port {}: closed the connection from {}: {} ({} rejected so"
+                        + " far)",
+                port,
+                remote,
+                why,
+                framesRejected());
     }
 
     /** Writes a reply; a peer that does not read it within the I/O timeout loses its connection. */
@@ -689,7 +917,8 @@ public final class HandshakeServer implements AutoCloseable {
     }
 
     private static ServerSocket tryBind(InetAddress address, int port) throws IOException {
-        ServerSocket ss = new ServerSocket();
+        // From a channel, so that the acceptor can wait for first bytes in a selector.
+        ServerSocket ss = ServerSocketChannel.open().socket();
         try {
             ss.setReuseAddress(true);
             ss.bind(new InetSocketAddress(address, port), ACCEPT_BACKLOG);
@@ -710,15 +939,6 @@ public final class HandshakeServer implements AutoCloseable {
                 e);
     }
 
-    private static MooncakeException invalid(String message) {
-        return new MooncakeException(ErrorCode.INVALID_ARGUMENT, message);
-    }
-
-    private static boolean shouldWarn(AtomicLong last) {
-        long now = System.nanoTime();
-        long prev = last.get();
-        return now - prev >= WARN_INTERVAL_NANOS && last.compareAndSet(prev, now);
-    }
 
     private static ThreadFactory daemonThreads(String prefix) {
         AtomicInteger n = new AtomicInteger();

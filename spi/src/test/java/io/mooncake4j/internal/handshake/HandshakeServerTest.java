@@ -443,7 +443,12 @@ class HandshakeServerTest {
     @Timeout(20)
     void shouldCloseExcessConnectionsAtOnceWhenSaturated() throws Exception {
         HandshakeServer small =
-                HandshakeServer.start(LOOPBACK, 0, 0, MAX, Duration.ofSeconds(5), handler, 2, 1);
+                HandshakeServer.start(
+                        LOOPBACK,
+                        0,
+                        0,
+                        HandshakeLimits.of(MAX, Duration.ofSeconds(5)).withHandlerThreads(2, 1),
+                        handler);
         handler.gate = new CountDownLatch(1);
         List<Socket> sockets = new ArrayList<>();
         try {
@@ -462,6 +467,8 @@ class HandshakeServerTest {
                     Duration.ofSeconds(3),
                     "third accepted");
             try (Socket excess = connect(small.port())) {
+                // A connection takes a place in the queue only once it has sent something.
+                send(excess, HandshakeFrame.of(HandshakeFrame.PROBE, new JsonObject()));
                 Duration closedAfter = awaitClosedByPeer(excess, Duration.ofSeconds(3));
                 assertTrue(closedAfter.toMillis() < 1000, "rejected after " + closedAfter);
             }

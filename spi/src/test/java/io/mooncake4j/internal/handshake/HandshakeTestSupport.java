@@ -31,6 +31,15 @@ final class HandshakeTestSupport {
         return s;
     }
 
+    /** A connection from a chosen loopback address (127.0.0.2, ...), to stand for another host. */
+    static Socket connectFrom(String localAddress, int port) throws IOException {
+        Socket s = new Socket();
+        s.bind(new InetSocketAddress(localAddress, 0));
+        s.connect(new InetSocketAddress(LOOPBACK, port), 2000);
+        s.setSoTimeout(5000);
+        return s;
+    }
+
     static byte[] le64(long v) {
         return ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(v).array();
     }
