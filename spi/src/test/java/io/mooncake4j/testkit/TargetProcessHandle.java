@@ -25,9 +25,18 @@ public final class TargetProcessHandle implements AutoCloseable {
 
     /** Starts a target with {@code bytes} of registered memory and waits until it serves. */
     public static TargetProcessHandle start(String protocol, long bytes) throws IOException {
+        return start(protocol, bytes, List.of("-Xmx256m"));
+    }
+
+    /** As {@link #start(String, long)}, with these JVM options (heap size, {@code -Dmc.*} settings). */
+    public static TargetProcessHandle start(String protocol, long bytes, List<String> jvmOptions) throws IOException {
         String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
-        ProcessBuilder pb = new ProcessBuilder(List.of(java, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
+        List<String> command = new java.util.ArrayList<>();
+        command.add(java);
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"),
                 TargetProcess.class.getName(), protocol, Long.toString(bytes)));
+        ProcessBuilder pb = new ProcessBuilder(command);
         pb.redirectError(ProcessBuilder.Redirect.INHERIT);
         Process p = pb.start();
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));

@@ -361,4 +361,44 @@ class HandshakeCodecTest {
                 HandshakeMessages.NOTIFY_OK_JSON,
                 HandshakeCodec.toJson(HandshakeMessages.notifyOk()));
     }
+
+    private static byte[] nested(int depth, String inner) {
+        return ("[".repeat(depth - 1) + "{\"x\":\"" + inner + "\"}" + "]".repeat(depth - 1))
+                .getBytes(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void shouldRefuseJsonNestedDeeperThanTheLimit() throws MalformedFrameException {
+        byte[] atLimit = nested(HandshakeCodec.MAX_JSON_DEPTH, "ok");
+        HandshakeCodec.checkDepth(atLimit, 0, atLimit.length);
+        byte[] over = nested(HandshakeCodec.MAX_JSON_DEPTH + 1, "ok");
+        MalformedFrameException e =
+                assertThrows(
+                        MalformedFrameException.class,
+                        () -> HandshakeCodec.parseObject(over, 0, over.length));
+        assertTrue(e.getMessage().contains("nested deeper than 64"), e.getMessage());
+        // Brackets inside strings, escaped quotes included, are text, not nesting.
+        String text = "\\\"" + "[{".repeat(200);
+        byte[] quoted = ("{\"x\":\"" + text + "\"}").getBytes(StandardCharsets.UTF_8);
+        assertEquals(
+                "\"" + "[{".repeat(200),
+                HandshakeCodec.parseObject(quoted, 0, quoted.length).get("x").getAsString());
+    }
+
+    @Test
+    void shouldNotQuoteTheRequestWhenANotifyFieldIsMissing() {
+        JsonObject request = new JsonObject();
+        request.addProperty("notify_msg", "secret-token-123");
+        request.add("name", new JsonObject());
+        MooncakeException e =
+                assertThrows(MooncakeException.class, () -> HandshakeMessages.parseNotify(request));
+        assertEquals(ErrorCode.METADATA, e.code());
+        assertTrue(e.getMessage().contains("'name', got an object"), e.getMessage());
+        assertFalse(e.getMessage().contains("secret-token-123"), e.getMessage());
+        request.remove("name");
+        assertTrue(
+                assertThrows(MooncakeException.class, () -> HandshakeMessages.parseNotify(request))
+                        .getMessage()
+                        .contains("which is missing"));
+    }
 }

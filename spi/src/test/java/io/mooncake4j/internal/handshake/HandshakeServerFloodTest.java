@@ -94,6 +94,17 @@ class HandshakeServerFloodTest {
                 n + " connections accepted");
     }
 
+    /** Limits under which only the limit under test can close a connection within 30 s. */
+    private static HandshakeLimits patient() {
+        return HandshakeLimits.of(MAX, Duration.ofSeconds(30))
+                .withFirstFrameTimeout(Duration.ofSeconds(30));
+    }
+
+    private static void assertProbeAnswered(Socket s) throws IOException {
+        send(s, HandshakeFrame.of(HandshakeFrame.PROBE, new JsonObject()));
+        assertEquals(HandshakeMessages.probeOk(), receive(s).body());
+    }
+
     private String handlerThreads() {
         return "mooncake4j-handshake-" + server.port() + "-handler-";
     }
@@ -165,26 +176,21 @@ class HandshakeServerFloodTest {
                 "silent connection counted");
         assertEquals(0, server.framesRejected(), "a silent connection is not a bad frame");
         try (Socket prompt = connect(server.port())) {
-            send(prompt, HandshakeFrame.of(HandshakeFrame.PROBE, new JsonObject()));
-            assertEquals(HandshakeMessages.probeOk(), receive(prompt).body());
+            assertProbeAnswered(prompt);
         }
     }
 
     @Test
     @Timeout(20)
     void shouldCloseConnectionsOverThePerAddressLimitAtOnce() throws Exception {
-        start(
-                HandshakeLimits.of(MAX, Duration.ofSeconds(30))
-                        .withFirstFrameTimeout(Duration.ofSeconds(30))
-                        .withMaxConnectionsPerAddress(4));
+        start(patient().withMaxConnectionsPerAddress(4));
         openSilent(null, 4);
         try (Socket fifth = connect(server.port())) {
             awaitClosedByPeer(fifth, Duration.ofSeconds(5)); // not the 30 s first-frame timeout
         }
         assertEquals(1, server.connectionsOverAddressLimit());
         try (Socket other = connectFrom(OTHER_HOST, server.port())) {
-            send(other, HandshakeFrame.of(HandshakeFrame.PROBE, new JsonObject()));
-            assertEquals(HandshakeMessages.probeOk(), receive(other).body());
+            assertProbeAnswered(other);
         }
         for (Socket s : flood) {
             s.close();
@@ -198,15 +204,11 @@ class HandshakeServerFloodTest {
     @Test
     @Timeout(20)
     void shouldCloseTheOldestSilentConnectionWhenTooManyWait() throws Exception {
-        start(
-                HandshakeLimits.of(MAX, Duration.ofSeconds(30))
-                        .withFirstFrameTimeout(Duration.ofSeconds(30))
-                        .withMaxSilentConnections(3));
+        start(patient().withMaxSilentConnections(3));
         openSilent(null, 3);
         try (Socket newest = connect(server.port())) {
             awaitClosedByPeer(flood.get(0), Duration.ofSeconds(5));
-            send(newest, HandshakeFrame.of(HandshakeFrame.PROBE, new JsonObject()));
-            assertEquals(HandshakeMessages.probeOk(), receive(newest).body());
+            assertProbeAnswered(newest);
         }
         assertEquals(1, server.silentConnectionsClosed());
     }
