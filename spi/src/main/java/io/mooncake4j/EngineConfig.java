@@ -45,7 +45,7 @@ public final class EngineConfig {
     public static final String NOTIFY_MAX_PENDING = "MC_NOTIFY_MAX_PENDING";
     /** UTF-8 bytes of notifications received and not yet polled, at most; default 64 MiB. */
     public static final String NOTIFY_MAX_PENDING_BYTES = "MC_NOTIFY_MAX_PENDING_BYTES";
-    /** Largest notification text accepted, in UTF-8 bytes; default 64 KiB. */
+    /** Largest notification text accepted, in UTF-8 bytes; default 1 MiB (what a frame can hold). */
     public static final String NOTIFY_MAX_MESSAGE_SIZE = "MC_NOTIFY_MAX_MESSAGE_SIZE";
     /** TCP connections per peer; default 4. */
     public static final String TCP_LANES_PER_PEER = "MC_TCP_LANES_PER_PEER";
@@ -64,7 +64,7 @@ public final class EngineConfig {
                     Map.entry(HANDSHAKE_MAX_CONNECTIONS_PER_ADDRESS, "64"),
                     Map.entry(NOTIFY_MAX_PENDING, "65536"),
                     Map.entry(NOTIFY_MAX_PENDING_BYTES, Integer.toString(64 << 20)),
-                    Map.entry(NOTIFY_MAX_MESSAGE_SIZE, Integer.toString(64 << 10)),
+                    Map.entry(NOTIFY_MAX_MESSAGE_SIZE, Integer.toString(1 << 20)),
                     Map.entry(TCP_LANES_PER_PEER, "4"),
                     Map.entry(SLICE_SIZE, Integer.toString(1 << 20)));
 
@@ -238,7 +238,7 @@ public final class EngineConfig {
     }
 
     public int notifyMaxMessageSize() {
-        return (int) getLong(NOTIFY_MAX_MESSAGE_SIZE, 64 << 10, 1, 64 << 20);
+        return (int) getLong(NOTIFY_MAX_MESSAGE_SIZE, 1 << 20, 1, 64 << 20);
     }
 
     public int tcpLanesPerPeer() {

@@ -152,8 +152,7 @@ class TransferEngineFloodTest {
     void shouldSurviveANotificationFloodInASmallHeap() throws Exception {
         TransferEngine a = engine(TransferEngineTest.config().transferTimeout(Duration.ofSeconds(30)));
         try (TargetProcessHandle target = TargetProcessHandle.start(InMemoryTransportProvider.PROTOCOL, 4096,
-                List.of("-Xmx128m", "-D" + EngineConfig.propertyName(EngineConfig.NOTIFY_MAX_MESSAGE_SIZE) + "="
-                        + (1 << 20)))) {
+                List.of("-Xmx128m"))) {
             int size = 1_000_000;
             int accepted = 0;
             for (int i = 0; i < 150; i++) {
