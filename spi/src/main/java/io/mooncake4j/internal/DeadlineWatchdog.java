@@ -2,6 +2,7 @@ package io.mooncake4j.internal;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -34,6 +35,7 @@ public final class DeadlineWatchdog<T> implements AutoCloseable {
     private int freeCount;
     private int highWater; // slots [0, highWater) have been handed out at least once
     private volatile boolean running = true;
+    private final RateLimitedLog failures = new RateLimitedLog(LOG, Duration.ofSeconds(30));
 
     public DeadlineWatchdog(String name, long tickNanos, ToLongFunction<T> deadline, Consumer<T> expire) {
         this.deadline = deadline;
@@ -104,8 +106,10 @@ public final class DeadlineWatchdog<T> implements AutoCloseable {
                 if (work != null && now - deadline.applyAsLong(work) >= 0) {
                     try {
                         expire.accept(work);
-                    } catch (RuntimeException e) {
-                        LOG.warn("expiring {} failed", work, e);
+                    } catch (Throwable t) {
+                        // This thread must outlive any failure (an OutOfMemoryError included), or
+                        // no deadline would be enforced again.
+                        failures.warn("expire", "expiring {} failed; deadlines are still enforced", work, t);
                     }
                 }
             }
