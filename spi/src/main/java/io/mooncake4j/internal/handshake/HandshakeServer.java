@@ -20,16 +20,11 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.net.UnknownHostException;
-import java.nio.channels.SelectionKey;
-import java.nio.channels.Selector;
 import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
@@ -55,8 +50,8 @@ import java.util.concurrent.atomic.LongAdder;
  * HandshakeLimits}):
  *
  * <ul>
- *   <li>one intake thread accepts connections and waits, in a selector, for each one's first byte:
- *       a silent connection costs a socket, not a thread, and is closed after {@code
+ *   <li>one acceptor thread ({@link HandshakeIntake}) accepts connections and waits, in a
+ *       selector, for each one's first byte: a silent connection costs a socket, not a thread, and is closed after {@code
  *       firstFrameTimeout} (1 s by default); when {@code maxSilentConnections} wait at once, the
  *       oldest is closed, so a flood of silent sockets cannot lock out a peer that talks at once;
  *   <li>a remote address may hold at most {@code maxConnectionsPerAddress} connections; more are
@@ -83,50 +78,36 @@ import java.util.concurrent.atomic.LongAdder;
 public final class HandshakeServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(HandshakeServer.class);
     private static final int ACCEPT_BACKLOG = 1024;
-    private static final int ACCEPTS_PER_WAKEUP = 256;
     private static final long CLOSE_GRACE_MILLIS = 2000;
     private static final long IDLE_POLL_MILLIS = 50;
-    private static final long FAILURE_BACKOFF_MILLIS = 50;
     private static final Duration WARN_INTERVAL = Duration.ofSeconds(30);
 
     private final ServerSocket serverSocket;
     private final int port;
+    private final String name;
     private final HandshakeLimits limits;
     private final long ioTimeoutNanos;
     private final int ioTimeoutMillis;
     private final HandshakeHandler handler;
-    private final Selector selector;
     private final ThreadPoolExecutor workers;
     private final ScheduledThreadPoolExecutor writeWatchdog;
+    private final HandshakeIntake intake;
     private final Thread acceptor;
-    private final Set<Connection> open = ConcurrentHashMap.newKeySet();
-    private final ConcurrentHashMap<InetAddress, Integer> perAddress = new ConcurrentHashMap<>();
+    private final Set<HandshakeConnection> open = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final RateLimitedLog warnings = new RateLimitedLog(LOG, WARN_INTERVAL);
-
-    // Intake state, touched only by the acceptor thread. Every silent connection has the same
-    // timeout, so arrival order is deadline order: the head is the next to expire, and the oldest.
-    private final ArrayDeque<Connection> silent = new ArrayDeque<>();
-    private final List<Connection> talking = new ArrayList<>();
-    private int silentCount;
 
     private final LongAdder framesServed = new LongAdder();
     private final LongAdder framesRejected = new LongAdder();
     private final LongAdder handlerFailures = new LongAdder();
-    private final LongAdder connectionsAccepted = new LongAdder();
     private final LongAdder connectionsRejected = new LongAdder();
-    private final LongAdder connectionsOverAddressLimit = new LongAdder();
-    private final LongAdder silentConnectionsClosed = new LongAdder();
-    private final LongAdder serviceFailures = new LongAdder();
+    private final LongAdder connectionFailures = new LongAdder();
 
-    private HandshakeServer(
-            ServerSocket serverSocket,
-            Selector selector,
-            HandshakeLimits limits,
-            HandshakeHandler handler) {
+    private HandshakeServer(ServerSocket serverSocket, HandshakeLimits limits, HandshakeHandler handler)
+            throws IOException {
         this.serverSocket = serverSocket;
-        this.selector = selector;
         this.port = serverSocket.getLocalPort();
+        this.name = "handshake server on port " + port;
         this.limits = limits;
         this.ioTimeoutNanos = limits.ioTimeout().toNanos();
         this.ioTimeoutMillis =
@@ -147,7 +128,10 @@ public final class HandshakeServer implements AutoCloseable {
         writeWatchdog.setRemoveOnCancelPolicy(true);
         writeWatchdog.allowCoreThreadTimeOut(true);
         writeWatchdog.setKeepAliveTime(10, TimeUnit.SECONDS);
-        this.acceptor = new Thread(this::acceptLoop, prefix + "-accept");
+        this.intake =
+                new HandshakeIntake(
+                        serverSocket.getChannel(), limits, name, warnings, open, this::dispatch);
+        this.acceptor = new Thread(intake, prefix + "-accept");
         acceptor.setDaemon(true);
     }
 
@@ -188,26 +172,15 @@ public final class HandshakeServer implements AutoCloseable {
         Objects.requireNonNull(limits, "limits");
         ServerSocket ss = bind(bindHost, minPort, maxPort);
         HandshakeServer server;
-        Selector selector = null;
         try {
-            selector = Selector.open();
-            ServerSocketChannel channel = ss.getChannel();
-            channel.configureBlocking(false);
-            channel.register(selector, SelectionKey.OP_ACCEPT);
-            server = new HandshakeServer(ss, selector, limits, handler);
+            server = new HandshakeServer(ss, limits, handler);
             server.acceptor.start();
         } catch (IOException e) {
             closeQuietly(ss);
-            if (selector != null) {
-                closeQuietly(selector);
-            }
             throw new MooncakeException(
                     ErrorCode.IO, "cannot start the handshake server: " + e.getMessage(), e);
         } catch (RuntimeException | Error e) {
             closeQuietly(ss);
-            if (selector != null) {
-                closeQuietly(selector);
-            }
             throw e;
         }
         LOG.debug("handshake server listening on {}", ss.getLocalSocketAddress());
@@ -249,7 +222,7 @@ public final class HandshakeServer implements AutoCloseable {
 
     /** Connections accepted from the OS (including those then closed unread). */
     public long connectionsAccepted() {
-        return connectionsAccepted.sum();
+        return intake.accepted();
     }
 
     /** Connections closed unread because every handler thread was busy and the queue full. */
@@ -259,7 +232,7 @@ public final class HandshakeServer implements AutoCloseable {
 
     /** Connections closed at once because their address already held its most connections. */
     public long connectionsOverAddressLimit() {
-        return connectionsOverAddressLimit.sum();
+        return intake.overAddressLimit();
     }
 
     /**
@@ -267,12 +240,12 @@ public final class HandshakeServer implements AutoCloseable {
      * silent one when too many waited.
      */
     public long silentConnectionsClosed() {
-        return silentConnectionsClosed.sum();
+        return intake.silentClosed();
     }
 
     /** Unexpected failures in the server's own threads, each logged; the threads carried on. */
     public long serviceFailures() {
-        return serviceFailures.sum();
+        return intake.failures() + connectionFailures.sum();
     }
 
     /** Connections open now (silent, being served or queued). */
@@ -290,7 +263,7 @@ public final class HandshakeServer implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        selector.wakeup();
+        intake.stop();
         workers.shutdown();
         boolean interrupted = false;
         try {
@@ -298,14 +271,13 @@ public final class HandshakeServer implements AutoCloseable {
             acceptor.join(CLOSE_GRACE_MILLIS);
             // Blocking socket reads ignore interrupts: closing the sockets is what frees the
             // threads. Queued connections are in the set too, so their tasks find a closed socket.
-            for (Connection c : open) {
+            for (HandshakeConnection c : open) {
                 closeQuietly(c.channel);
             }
             if (!workers.awaitTermination(CLOSE_GRACE_MILLIS, TimeUnit.MILLISECONDS)) {
                 LOG.warn(
-                        "handshake server on port {}: {} handler(s) still running {} ms after"
-                                + " close; interrupting them",
-                        port,
+                        "{}: {} handler(s) still running {} ms after close; interrupting them",
+                        name,
                         workers.getActiveCount(),
                         CLOSE_GRACE_MILLIS);
                 workers.shutdownNow();
@@ -316,17 +288,17 @@ public final class HandshakeServer implements AutoCloseable {
         } finally {
             writeWatchdog.shutdownNow();
             if (acceptor.isAlive()) {
-                LOG.warn("handshake server on port {}: the acceptor did not stop", port);
+                LOG.warn("{}: the acceptor did not stop within {} ms", name, CLOSE_GRACE_MILLIS);
             }
         }
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
         LOG.debug(
-                "handshake server on port {} closed: {} frames served, {} rejected, {} connections"
-                        + " rejected when saturated, {} over the per-address limit, {} silent"
-                        + " closed, {} handler failures, {} service failures",
-                port,
+                "{} closed: {} frames served, {} rejected, {} connections rejected when saturated,"
+                        + " {} over the per-address limit, {} silent closed, {} handler failures,"
+                        + " {} service failures",
+                name,
                 framesServed(),
                 framesRejected(),
                 connectionsRejected(),
@@ -343,281 +315,48 @@ public final class HandshakeServer implements AutoCloseable {
                 + (closed.get() ? ", closed]" : "]");
     }
 
-    // ---------------------------------------------------------------- intake (acceptor thread)
-
-    private void acceptLoop() {
-        try {
-            while (!closed.get()) {
-                try {
-                    intakeOnce();
-                } catch (Throwable t) {
-                    // Nothing may stop the intake silently: log, back off, carry on. An
-                    // OutOfMemoryError here is usually someone else's allocation failing.
-                    serviceFailures.increment();
-                    warnings.warn(
-                            "intake",
-                            "handshake server on port {}: the acceptor failed and carries on ({}"
-                                    + " failures so far)",
-                            port,
-                            serviceFailures(),
-                            t);
-                    sleepQuietly(FAILURE_BACKOFF_MILLIS);
-                }
-            }
-        } finally {
-            for (Connection c : silent) {
-                c.release();
-            }
-            for (Connection c : talking) {
-                c.release();
-            }
-            closeQuietly(selector); // deregisters, and so really closes, the listening socket
-            closeQuietly(serverSocket);
-        }
-    }
-
-    private void intakeOnce() throws IOException {
-        if (talking.isEmpty()) {
-            selector.select(millisToNextDeadline());
-        } else {
-            // Their keys were cancelled; this select deregisters them, so they can block again.
-            selector.selectNow();
-            dispatchTalking();
-        }
-        Iterator<SelectionKey> it = selector.selectedKeys().iterator();
-        while (it.hasNext()) {
-            SelectionKey key = it.next();
-            it.remove();
-            if (!key.isValid()) {
-                continue;
-            }
-            if (key.isAcceptable()) {
-                acceptAll();
-            } else if (key.isReadable()) {
-                Connection c = (Connection) key.attachment();
-                key.cancel();
-                c.silent = false;
-                silentCount--;
-                talking.add(c);
-            }
-        }
-        closeOverdueSilent();
-    }
-
-    private long millisToNextDeadline() {
-        Connection head = firstSilent();
-        if (head == null) {
-            return 0; // no deadline: wait for an event (or close's wakeup)
-        }
-        long nanos = head.firstByteDeadline - System.nanoTime();
-        return Math.max(1, TimeUnit.NANOSECONDS.toMillis(nanos + 999_999));
-    }
-
-    /** The oldest connection still silent; drops the handed-off ones in front of it. */
-    private Connection firstSilent() {
-        Connection head;
-        while ((head = silent.peekFirst()) != null && !head.silent) {
-            silent.pollFirst();
-        }
-        return head;
-    }
-
-    private void acceptAll() throws IOException {
-        ServerSocketChannel listener = serverSocket.getChannel();
-        for (int i = 0; i < ACCEPTS_PER_WAKEUP && !closed.get(); i++) {
-            SocketChannel channel;
-            try {
-                channel = listener.accept();
-            } catch (IOException e) {
-                if (closed.get()) {
-                    return;
-                }
-                // Typically EMFILE: back off instead of spinning, and keep serving.
-                warnings.warn(
-                        "accept", "handshake server on port {}: accept failed: {}", port, e.toString());
-                sleepQuietly(FAILURE_BACKOFF_MILLIS);
-                return;
-            }
-            if (channel == null) {
-                return;
-            }
-            admit(channel);
-        }
-    }
-
-    private void admit(SocketChannel channel) {
-        connectionsAccepted.increment();
-        Connection c;
-        try {
-            c = new Connection(channel);
-        } catch (IOException e) {
-            closeQuietly(channel); // reset before we could look at it
-            return;
-        }
-        if (!reserveAddress(c.remote.getAddress())) {
-            connectionsOverAddressLimit.increment(); // before the close the peer sees
-            closeQuietly(channel);
-            warnings.warn(
-                    "per-address",
-                    "handshake server on port {}: closed a connection from {} at once: that"
-                            + " address already has {} connections open"
-                            + " (MC_HANDSHAKE_MAX_CONNECTIONS_PER_ADDRESS); {} closed so far",
-                    port,
-                    c.remote,
-                    limits.maxConnectionsPerAddress(),
-                    connectionsOverAddressLimit());
-            return;
-        }
-        c.reserved = true;
-        open.add(c);
-        Connection oldest = silentCount >= limits.maxSilentConnections() ? firstSilent() : null;
-        if (oldest != null) {
-            silent.pollFirst();
-            oldest.silent = false;
-            silentCount--;
-            closeSilent(oldest, "the oldest of " + limits.maxSilentConnections() + " silent ones");
-        }
-        try {
-            channel.configureBlocking(false);
-            channel.register(selector, SelectionKey.OP_READ, c);
-        } catch (IOException e) {
-            c.release(); // reset before we could look at it
-            return;
-        }
-        c.firstByteDeadline = System.nanoTime() + limits.firstFrameTimeout().toNanos();
-        c.silent = true;
-        silentCount++;
-        silent.addLast(c);
-    }
-
-    private void closeOverdueSilent() {
-        long now = System.nanoTime();
-        Connection head;
-        while ((head = firstSilent()) != null && now - head.firstByteDeadline >= 0) {
-            silent.pollFirst();
-            head.silent = false;
-            silentCount--;
-            closeSilent(
-                    head,
-                    "silent for "
-                            + limits.firstFrameTimeout().toMillis()
-                            + " ms (MC_HANDSHAKE_FIRST_FRAME_TIMEOUT)");
-        }
-    }
-
-    private void closeSilent(Connection c, String why) {
-        silentConnectionsClosed.increment();
-        c.release();
-        warnings.warn(
-                "silent",
-                "handshake server on port {}: closed a connection from {} before its first byte:"
-                        + " {}; {} closed so far",
-                port,
-                c.remote,
-                why,
-                silentConnectionsClosed());
-    }
-
-    private void dispatchTalking() {
-        for (Connection c : talking) {
-            try {
-                c.channel.configureBlocking(true);
-                workers.execute(c);
-            } catch (IOException e) {
-                c.release(); // reset meanwhile
-            } catch (RejectedExecutionException e) {
-                c.release();
-                if (closed.get()) {
-                    continue;
-                }
-                connectionsRejected.increment();
-                warnings.warn(
-                        "saturated",
-                        "handshake server on port {} is saturated ({} connections being served,"
-                                + " {} queued): closed a connection from {} unread; {} refused so"
-                                + " far",
-                        port,
-                        workers.getActiveCount(),
-                        workers.getQueue().size(),
-                        c.remote,
-                        connectionsRejected());
-            }
-        }
-        talking.clear();
-    }
-
-    private boolean reserveAddress(InetAddress address) {
-        boolean[] reserved = {false};
-        perAddress.compute(
-                address,
-                (a, n) -> {
-                    int now = n == null ? 0 : n;
-                    if (now >= limits.maxConnectionsPerAddress()) {
-                        return n;
-                    }
-                    reserved[0] = true;
-                    return now + 1;
-                });
-        return reserved[0];
-    }
-
-    private void releaseAddress(InetAddress address) {
-        perAddress.computeIfPresent(address, (a, n) -> n <= 1 ? null : n - 1);
-    }
-
     // ---------------------------------------------------------------- service (handler threads)
 
-    /** One accepted connection: silent in the selector, then served by a handler thread. */
-    private final class Connection implements Runnable {
-        final SocketChannel channel;
-        final Socket socket;
-        final InetSocketAddress remote;
-        private final AtomicBoolean released = new AtomicBoolean();
-        boolean reserved;
-        // Acceptor thread only:
-        boolean silent;
-        long firstByteDeadline;
-
-        Connection(SocketChannel channel) throws IOException {
-            this.channel = channel;
-            this.socket = channel.socket();
-            this.remote = (InetSocketAddress) channel.getRemoteAddress();
-            if (remote == null) {
-                throw new IOException("not connected");
+    /** Called by the intake with a connection that has sent a byte. */
+    private void dispatch(HandshakeConnection c) {
+        try {
+            workers.execute(() -> serveAndRelease(c));
+        } catch (RejectedExecutionException e) {
+            c.release();
+            if (closed.get()) {
+                return;
             }
-        }
-
-        /** Closes the connection and frees its place; idempotent. */
-        void release() {
-            if (released.compareAndSet(false, true)) {
-                open.remove(this);
-                if (reserved) {
-                    releaseAddress(remote.getAddress());
-                }
-                closeQuietly(channel);
-            }
-        }
-
-        @Override
-        public void run() {
-            try {
-                serve(this);
-            } catch (Throwable t) {
-                // A handler thread must not die: log (rate-limited, no trace for an Error such as
-                // StackOverflowError, whose trace is a thousand lines) and take the next task.
-                serviceFailures.increment();
-                Object[] args = {port, remote, t.toString(), t};
-                warnings.warn(
-                        "connection",
-                        "handshake server on port {}: serving {} failed: {}",
-                        t instanceof Error ? Arrays.copyOf(args, 3) : args);
-            } finally {
-                release();
-            }
+            connectionsRejected.increment();
+            warnings.warn(
+                    "saturated",
+                    "{} is saturated ({} connections being served, {} queued): closed a"
+                            + " connection from {} unread; {} refused so far",
+                    name,
+                    workers.getActiveCount(),
+                    workers.getQueue().size(),
+                    c.remote,
+                    connectionsRejected());
         }
     }
 
-    private void serve(Connection c) {
+    private void serveAndRelease(HandshakeConnection c) {
+        try {
+            serve(c);
+        } catch (Throwable t) {
+            // A handler thread must not die: log (rate-limited, no trace for an Error such as
+            // StackOverflowError, whose trace is a thousand lines) and take the next task.
+            connectionFailures.increment();
+            Object[] args = {name, c.remote, t.toString(), t};
+            warnings.warn(
+                    "connection",
+                    "{}: serving {} failed: {}",
+                    t instanceof Error ? Arrays.copyOf(args, 3) : args);
+        } finally {
+            c.release();
+        }
+    }
+
+    private void serve(HandshakeConnection c) {
         Socket socket = c.socket;
         InetSocketAddress remote = c.remote;
         PushbackInputStream in;
@@ -723,7 +462,7 @@ public final class HandshakeServer implements AutoCloseable {
             HandshakeFrame request, InetSocketAddress remote, String why, Throwable bug) {
         handlerFailures.increment();
         Object[] args = {
-            port,
+            name,
             HandshakeFrame.typeName(request.type()),
             remote,
             request.type() == HandshakeFrame.CONNECTION ? "refused" : "connection closed",
@@ -733,8 +472,7 @@ public final class HandshakeServer implements AutoCloseable {
         };
         warnings.warn(
                 "handler",
-                "handshake server on port {}: {} request from {} failed ({}; {} failures so far):"
-                        + " {}",
+                "{}: {} request from {} failed ({}; {} failures so far): {}",
                 bug == null ? Arrays.copyOf(args, args.length - 1) : args);
     }
 
@@ -742,9 +480,8 @@ public final class HandshakeServer implements AutoCloseable {
         framesRejected.increment();
         warnings.warn(
                 "malformed",
-                "handshake server on port {}: closed the connection from {}: {} ({} rejected so"
-                        + " far)",
-                port,
+                "{}: closed the connection from {}: {} ({} rejected so far)",
+                name,
                 remote,
                 why,
                 framesRejected());
@@ -947,14 +684,6 @@ public final class HandshakeServer implements AutoCloseable {
             t.setDaemon(true);
             return t;
         };
-    }
-
-    private static void sleepQuietly(long millis) {
-        try {
-            Thread.sleep(millis);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
     }
 
     static void closeQuietly(Closeable c) {
