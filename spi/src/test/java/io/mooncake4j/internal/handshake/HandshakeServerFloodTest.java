@@ -36,6 +36,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /** Floods and crafted frames from raw loopback clients (issue #7, items 3, 6 and 8). */
 @Tag("integration")
@@ -140,6 +142,52 @@ class HandshakeServerFloodTest {
         assertTrue(
                 ResourceCount.liveThreads(handlerThreads()) <= 2,
                 "silent connections took handler threads");
+        assertFloodLeavesNothingBehind(fds);
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldAnswerEveryCallWhileASilentFloodKeepsReopening() throws Exception {
+        server = HandshakeServer.start(LOOPBACK, 0, 0, MAX, IO_TIMEOUT, handler); // defaults
+        long fds = ResourceCount.openFileDescriptors();
+        openSilent(OTHER_HOST, FLOOD);
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicInteger reopened = new AtomicInteger();
+        Thread flooder =
+                new Thread(
+                        () -> {
+                            // Keeps 500 open: each new connection replaces the oldest.
+                            for (int i = 0; i < 5_000 && !stop.get(); i++) {
+                                try {
+                                    Socket s = connectFrom(OTHER_HOST, server.port());
+                                    synchronized (flood) {
+                                        flood.add(s);
+                                        flood.remove(0).close();
+                                    }
+                                    reopened.incrementAndGet();
+                                } catch (IOException e) {
+                                    return;
+                                }
+                            }
+                        },
+                        "flooder");
+        flooder.setDaemon(true);
+        flooder.start();
+        try {
+            long worst = 0;
+            for (int i = 0; i < 20; i++) {
+                long start = System.nanoTime();
+                assertEquals(descriptorJson(SELF), metadata());
+                worst = Math.max(worst, System.nanoTime() - start);
+            }
+            System.out.printf(
+                    "20 Metadata calls, slowest %.1f ms, while the flood re-opened %d connections%n",
+                    worst / 1e6, reopened.get());
+        } finally {
+            stop.set(true);
+            flooder.join(10_000);
+        }
+        assertTrue(reopened.get() > 0, "the flood did not run");
         assertFloodLeavesNothingBehind(fds);
     }
 
