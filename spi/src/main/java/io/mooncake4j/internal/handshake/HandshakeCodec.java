@@ -41,8 +41,8 @@ public final class HandshakeCodec {
     public static final int DEFAULT_MAX_FRAME_LENGTH = 1 << 20;
 
     /**
-     * Deepest JSON nesting accepted. Mooncake's deepest message (an RDMA segment descriptor) nests
-     * 4 levels; Gson writes JSON recursively, so a 100,000-deep object that was merely parsed would
+     * Deepest JSON nesting accepted. Mooncake's deepest message (an RDMA segment descriptor) nests a
+     * few levels; Gson writes JSON recursively, so a 100,000-deep object that was merely parsed would
      * overflow the stack the first time anything printed it.
      */
     public static final int MAX_JSON_DEPTH = 64;

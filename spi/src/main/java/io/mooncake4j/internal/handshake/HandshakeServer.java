@@ -102,6 +102,7 @@ public final class HandshakeServer implements AutoCloseable {
     private final LongAdder handlerFailures = new LongAdder();
     private final LongAdder connectionsRejected = new LongAdder();
     private final LongAdder connectionFailures = new LongAdder();
+    private final LongAdder repliesFailed = new LongAdder();
 
     private HandshakeServer(ServerSocket serverSocket, HandshakeLimits limits, HandshakeHandler handler)
             throws IOException {
@@ -241,6 +242,11 @@ public final class HandshakeServer implements AutoCloseable {
      */
     public long silentConnectionsClosed() {
         return intake.silentClosed();
+    }
+
+    /** Replies not written: the peer reset the connection or did not read within the I/O timeout. */
+    public long repliesFailed() {
+        return repliesFailed.sum();
     }
 
     /** Unexpected failures in the server's own threads, each logged; the threads carried on. */
@@ -502,11 +508,18 @@ public final class HandshakeServer implements AutoCloseable {
             out.flush();
             return true;
         } catch (IOException e) {
-            LOG.debug(
-                    "handshake server on port {}: reply to {} failed: {}",
-                    port,
-                    socket.getRemoteSocketAddress(),
-                    e.toString());
+            if (!closed.get()) {
+                repliesFailed.increment();
+                warnings.warn(
+                        "reply",
+                        "{}: the reply to {} was not written (reset, or not read within {} ms):"
+                                + " {}; {} so far",
+                        name,
+                        socket.getRemoteSocketAddress(),
+                        ioTimeoutMillis,
+                        e.toString(),
+                        repliesFailed());
+            }
             return false;
         } finally {
             kill.cancel(false);
