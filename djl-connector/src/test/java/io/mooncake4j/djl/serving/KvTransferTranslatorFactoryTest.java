@@ -110,7 +110,7 @@ class KvTransferTranslatorFactoryTest {
                 .optModelName("stories260K-" + role)
                 .optEngine("PyTorch")
                 // as serving.properties would say it
-                .optArgument("blockFactory", IdentityBlockFactory.class.getName())
+                .optArgument("blockFactory", "ai.djl.nn.IdentityBlockFactory")
                 .optOption("hasParameter", "false")
                 .optArgument("role", role)
                 .optArgument("checkpoint", "stories260K.bin")
