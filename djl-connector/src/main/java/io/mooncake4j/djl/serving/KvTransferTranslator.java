@@ -451,7 +451,8 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
         BytesSupplier data = input.getData();
         String text = data == null ? null : data.getAsString();
         if (text == null || text.isBlank()) {
-            throw new KvException(KvError.INVALID_PARAMS, "the request body is empty: send a JSON object");
+            throw new KvException(KvError.INVALID_PARAMS, "the request body is empty: send a JSON object with"
+                    + " Content-Type: application/json (DJL Serving reads a form-encoded body as parameters)");
         }
         JsonElement e;
         try {

@@ -194,6 +194,10 @@ class KvTransferTranslatorFactoryTest {
             JsonObject bad = call(decode, broken);
             assertEquals(400, bad.get("_status").getAsInt());
             assertEquals("INVALID_PARAMS", bad.get("code").getAsString());
+            Output empty = decode.predict(new Input()); // what DJL Serving makes of a form-encoded body
+            assertEquals(400, empty.getCode());
+            assertTrue(empty.getData().getAsString().contains("Content-Type: application/json"),
+                    empty.getData().getAsString());
 
             TransferEngine engine = SharedTransferEngine.peek();
             assertNotNull(engine);
