@@ -1,12 +1,12 @@
 package io.mooncake4j.samples.serving;
 
 import io.mooncake4j.EngineConfig;
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.EngineOptions;
 import io.mooncake4j.samples.cli.Main;
 import io.mooncake4j.samples.serving.model.ModelSpec;
 import io.mooncake4j.samples.serving.model.ServingModel;
-import io.mooncake4j.djl.serving.KvRuntime;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
