@@ -23,11 +23,9 @@ import io.mooncake4j.djl.connector.KvTransferParams;
 import io.mooncake4j.djl.connector.KvTransferStats;
 import io.mooncake4j.djl.connector.PrefillRequest;
 import io.mooncake4j.djl.connector.TransferMode;
-import io.mooncake4j.djl.kv.KvLayout;
 import io.mooncake4j.djl.kv.KvPrefixCache;
 import io.mooncake4j.djl.kv.PagedKvPool;
 import io.mooncake4j.djl.llama.Generation;
-import io.mooncake4j.djl.llama.LlamaConfig;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Arrays;
@@ -39,10 +37,15 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The serving translator behind {@link KvTransferTranslatorFactory}: runs a llama2.c checkpoint
- * over a paged KV cache in registered memory and moves the prompt's KV cache from the prefill
- * worker to the decode worker with a {@link KvConnector}. All work happens in {@link
- * #processInput}; the model's block is an identity.
+ * Makes a DJL model a prefill or decode worker: runs a llama2.c checkpoint over a paged KV cache in
+ * registered memory and moves the prompt's KV cache from the prefill worker to the decode worker
+ * with a {@link KvConnector}. All work happens in {@link #processInput}; the model's block is an
+ * identity ({@code blockFactory=ai.djl.nn.IdentityBlockFactory}, {@code option.hasParameter=false}).
+ * DJL Serving creates it from {@code translator=io.mooncake4j.djl.serving.KvTransferTranslator}
+ * (the serving jar in the model's {@code libs/} or in {@code deps/}; see docs/djl-serving.md); DJL
+ * Java code from {@link KvTransferTranslatorFactory}. Settings come from the model's arguments and
+ * {@code serving.properties}: {@code role} ({@code prefill} or {@code decode}), {@code checkpoint},
+ * {@code tokenizer}, {@code prefill_url} and the connector's {@code MC_KV_*}.
  *
  * <p><b>Prefill request</b> (role {@code prefill}): {@code {"request_id", "prompt" | "prompt_tokens",
  * "max_new_tokens" (32) | "steps", "temperature" (0), "top_p", "seed", "kv_transfer_params"
@@ -63,45 +66,58 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
     private static final Logger LOG = LoggerFactory.getLogger(KvTransferTranslator.class);
     private static final String RESULT = "mooncake4j.kv.result";
 
-    private final Model model;
     private final ClassLoader contextLoader;
-    private Map<String, Object> arguments;
+    private volatile Model model;
+    private Map<String, Object> arguments = new HashMap<>();
     private volatile Runtime runtime;
 
     /** The per-model state built on first use. */
     private static final class Runtime implements AutoCloseable {
         final KvRole role;
         final KvConnectorConfig config;
-        final TransferEngine engine;
         final LlamaRunner runner;
-        final PagedKvPool pool;
-        final KvConnector connector;
+        final KvRuntime kv;
         final PrefillClient prefillClient;
         final KvPrefixCache prefixCache;
 
-        Runtime(KvRole role, KvConnectorConfig config, TransferEngine engine, LlamaRunner runner, PagedKvPool pool,
-                KvConnector connector, PrefillClient prefillClient) {
+        Runtime(KvRole role, KvConnectorConfig config, LlamaRunner runner, KvRuntime kv, PrefillClient prefillClient) {
             this.role = role;
             this.config = config;
-            this.engine = engine;
             this.runner = runner;
-            this.pool = pool;
-            this.connector = connector;
+            this.kv = kv;
             this.prefillClient = prefillClient;
             this.prefixCache = role == KvRole.DECODE && config.prefixCacheBlocks() > 0
-                    ? new KvPrefixCache(pool.allocator(), pool.layout().blockTokens(), config.prefixCacheBlocks())
+                    ? new KvPrefixCache(kv.pool().allocator(), kv.pool().layout().blockTokens(), config.prefixCacheBlocks())
                     : null;
+        }
+
+        KvConnector connector() {
+            return kv.connector();
+        }
+
+        PagedKvPool pool() {
+            return kv.pool();
         }
 
         @Override
         public void close() {
-            connector.close();
             if (prefixCache != null) {
                 prefixCache.clear();
             }
-            pool.close();
+            kv.close();
             runner.close();
         }
+    }
+
+    /**
+     * For DJL Serving's {@code translator=io.mooncake4j.djl.serving.KvTransferTranslator}: DJL
+     * Serving finds the class in the model's {@code libs/} (or on its classpath and {@code deps/}),
+     * hands over the model's settings with {@link #setArguments} and the model with {@link
+     * #prepare}. The transport plugins are looked up with this translator's own classloader and the
+     * thread context classloader of the thread that constructs it.
+     */
+    public KvTransferTranslator() {
+        this(null, null, Thread.currentThread().getContextClassLoader());
     }
 
     KvTransferTranslator(Model model, Map<String, ?> arguments, ClassLoader contextLoader) {
@@ -117,7 +133,7 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
 
     /** The role, connector, pool and engine (built on first use). */
     public KvConnector connector() {
-        return runtime().connector;
+        return runtime().connector();
     }
 
     /** The role this model serves. */
@@ -127,6 +143,9 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
 
     @Override
     public void prepare(TranslatorContext ctx) {
+        if (model == null) {
+            model = ctx.getModel();
+        }
         runtime();
     }
 
@@ -136,7 +155,12 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
             synchronized (this) {
                 r = runtime;
                 if (r == null) {
-                    r = start();
+                    if (model == null) {
+                        throw new IllegalStateException("KvTransferTranslator has no model yet: DJL calls prepare"
+                                + " before the first request; outside a Predictor, build it with"
+                                + " KvTransferTranslatorFactory");
+                    }
+                    r = start(model);
                     runtime = r;
                 }
             }
@@ -159,7 +183,7 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
         return null;
     }
 
-    private Runtime start() {
+    private Runtime start(Model model) {
         KvRole role = KvRole.parse(setting("role"));
         Map<String, Object> settings = new HashMap<>(model.getProperties());
         settings.putAll(arguments);
@@ -168,21 +192,14 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
         String checkpoint = setting("checkpoint") != null ? setting("checkpoint") : "model.bin";
         String tokenizer = setting("tokenizer") != null ? setting("tokenizer") : "tokenizer.bin";
         LlamaRunner runner = LlamaRunner.load(model.getModelPath(), checkpoint, tokenizer, model.getNDManager());
-        PagedKvPool pool = null;
         try {
-            LlamaConfig c = runner.config();
-            KvLayout layout = config.layout(c.nLayers(), c.nKvHeads(), c.headSize());
-            pool = PagedKvPool.allocate(engine, layout);
-            KvConnector connector = KvConnector.create(pool, config, model.getNDManager());
-            Runtime r = new Runtime(role, config, engine, runner, pool, connector, prefillClient());
+            KvRuntime kv = KvRuntime.on(engine, config, runner.config(), model.getNDManager());
+            Runtime r = new Runtime(role, config, runner, kv, prefillClient());
             model.getNDManager().attachInternal("mooncake4j-kv-" + UUID.randomUUID(), r);
-            LOG.info("model {}: role {}, {} on {}, {}", model.getName(), role.jsonName(), layout,
+            LOG.info("model {}: role {}, {} on {}, {}", model.getName(), role.jsonName(), kv.pool().layout(),
                     engine.localSegmentName(), config);
             return r;
         } catch (RuntimeException e) {
-            if (pool != null) {
-                pool.close();
-            }
             runner.close();
             throw e;
         }
@@ -235,7 +252,7 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
         int total = steps(r, req, tokens.length);
         int n = Math.min(tokens.length, total);
         TransferMode mode = req.has("kv_mode") ? TransferMode.parse(req.get("kv_mode").getAsString()) : null;
-        PrefillRequest p = r.connector.startPrefill(rid, n, destination);
+        PrefillRequest p = r.connector().startPrefill(rid, n, destination);
         Generation g;
         try {
             g = r.runner.generator.prefill(tokens, total, sampler(r, req), p.cache(), null);
@@ -291,7 +308,7 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
             int steps = total;
             prompt = Arrays.copyOf(state.tokens(), state.promptLength());
             d = withPrefix(r, prompt, source.numTokens(), steps,
-                    (prefix, wait) -> r.connector.fetch(source, steps, prefix, wait));
+                    (prefix, wait) -> r.connector().fetch(source, steps, prefix, wait));
         } else {
             // Only the model's own setting names the prefill worker: a URL from the request body would
             // let any client make this worker POST anywhere.
@@ -310,7 +327,7 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
             int n = Math.min(tokens.length, total);
             int steps = total;
             prompt = tokens;
-            d = withPrefix(r, tokens, n, steps, (prefix, wait) -> r.connector.expect(rid, n, steps, prefix, wait));
+            d = withPrefix(r, tokens, n, steps, (prefix, wait) -> r.connector().expect(rid, n, steps, prefix, wait));
             JsonObject preq = new JsonObject();
             preq.addProperty("request_id", rid);
             preq.add("prompt_tokens", ints(tokens));
@@ -380,12 +397,12 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
                 if (e.error() != KvError.POOL_EXHAUSTED) {
                     throw e;
                 }
-                int need = r.pool.layout().blocksFor(capacityTokens) - prefix.length - r.pool.allocator().freeBlocks();
+                int need = r.pool().layout().blocksFor(capacityTokens) - prefix.length - r.pool().allocator().freeBlocks();
                 cache.evict(Math.max(1, need));
                 return start.apply(prefix, wait);
             }
         } finally {
-            r.pool.allocator().release(prefix);
+            r.pool().allocator().release(prefix);
         }
     }
 
@@ -434,7 +451,8 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
         BytesSupplier data = input.getData();
         String text = data == null ? null : data.getAsString();
         if (text == null || text.isBlank()) {
-            throw new KvException(KvError.INVALID_PARAMS, "the request body is empty: send a JSON object");
+            throw new KvException(KvError.INVALID_PARAMS, "the request body is empty: send a JSON object with"
+                    + " Content-Type: application/json (DJL Serving reads a form-encoded body as parameters)");
         }
         JsonElement e;
         try {
@@ -507,7 +525,7 @@ public final class KvTransferTranslator implements ServingTranslator, NoBatchify
     @Override
     public String toString() {
         Runtime r = runtime;
-        return "KvTransferTranslator[" + model.getName() + (r == null ? ", not started" : ", " + r.role.jsonName() + ", "
-                + r.connector) + "]";
+        return "KvTransferTranslator[" + (model == null ? "no model" : model.getName()) + (r == null ? ", not started" : ", " + r.role.jsonName() + ", "
+                + r.connector()) + "]";
     }
 }

@@ -11,7 +11,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import ai.djl.inference.Predictor;
 import ai.djl.modality.Input;
 import ai.djl.modality.Output;
-import ai.djl.ndarray.NDManager;
 import ai.djl.repository.zoo.Criteria;
 import ai.djl.repository.zoo.ZooModel;
 import com.google.gson.JsonArray;
@@ -22,12 +21,6 @@ import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.djl.KvTestSupport;
-import io.mooncake4j.djl.llama.Generation;
-import io.mooncake4j.djl.llama.Generator;
-import io.mooncake4j.djl.llama.LlamaModel;
-import io.mooncake4j.djl.llama.LlamaWeights;
-import io.mooncake4j.djl.llama.Sampler;
-import io.mooncake4j.djl.llama.Tokenizer;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
@@ -63,7 +56,7 @@ class KvTransferTranslatorFactoryTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        models = findModels();
+        models = GreedyReference.findModels();
         assumeTrue(models != null, "stories260K.bin and tok512.bin not found (shared/models or -Dmooncake4j.models)");
         KvTestSupport.newManager().close(); // DJL offline settings
         SharedTransferEngine.close();
@@ -89,20 +82,6 @@ class KvTransferTranslatorFactoryTest {
         }
     }
 
-    static Path findModels() {
-        String configured = System.getProperty("mooncake4j.models", System.getenv("MOONCAKE4J_MODELS"));
-        if (configured != null && !configured.isBlank()) {
-            return Files.isRegularFile(Path.of(configured, "stories260K.bin")) ? Path.of(configured) : null;
-        }
-        for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
-            Path dir = d.resolve("shared").resolve("models");
-            if (Files.isRegularFile(dir.resolve("stories260K.bin")) && Files.isRegularFile(dir.resolve("tok512.bin"))) {
-                return dir;
-            }
-        }
-        return null;
-    }
-
     private ZooModel<Input, Output> load(String role, Map<String, Object> extra) throws Exception {
         Criteria.Builder<Input, Output> b = Criteria.builder()
                 .setTypes(Input.class, Output.class)
@@ -110,11 +89,11 @@ class KvTransferTranslatorFactoryTest {
                 .optModelName("stories260K-" + role)
                 .optEngine("PyTorch")
                 // as serving.properties would say it
-                .optArgument("blockFactory", IdentityBlockFactory.class.getName())
+                .optArgument("blockFactory", "ai.djl.nn.IdentityBlockFactory")
                 .optOption("hasParameter", "false")
                 .optArgument("role", role)
-                .optArgument("checkpoint", "stories260K.bin")
-                .optArgument("tokenizer", "tok512.bin")
+                .optArgument("checkpoint", GreedyReference.CHECKPOINT)
+                .optArgument("tokenizer", GreedyReference.TOKENIZER)
                 .optArgument("MC_KV_NUM_BLOCKS", "256")
                 .optArgument("kv_block_tokens", "4");
         if (role.equals("prefill")) {
@@ -136,17 +115,10 @@ class KvTransferTranslatorFactoryTest {
     }
 
     private int[] reference() throws Exception {
-        try (NDManager m = KvTestSupport.newManager();
-                LlamaWeights w = LlamaWeights.load(models.resolve("stories260K.bin"), m);
-                LlamaModel model = new LlamaModel(w)) {
-            Tokenizer tok = Tokenizer.load(models.resolve("tok512.bin"), w.config().vocabSize());
-            Generator g = new Generator(model, tok);
-            int steps = tok.encode(PROMPT, true, false).length + NEW_TOKENS;
-            Generation gen = g.generate(PROMPT, steps, Sampler.greedy(w.config().vocabSize()), null);
-            promptLength = gen.promptLength();
-            assertTrue(gen.tokens().length > promptLength + 1, "the reference must decode past the first token");
-            return gen.tokens();
-        }
+        GreedyReference ref = GreedyReference.generate(models, PROMPT, NEW_TOKENS);
+        promptLength = ref.promptLength();
+        assertTrue(ref.tokens().length > promptLength + 1, "the reference must decode past the first token");
+        return ref.tokens();
     }
 
     private static int[] ints(JsonArray a) {
@@ -222,6 +194,10 @@ class KvTransferTranslatorFactoryTest {
             JsonObject bad = call(decode, broken);
             assertEquals(400, bad.get("_status").getAsInt());
             assertEquals("INVALID_PARAMS", bad.get("code").getAsString());
+            Output empty = decode.predict(new Input()); // what DJL Serving makes of a form-encoded body
+            assertEquals(400, empty.getCode());
+            assertTrue(empty.getData().getAsString().contains("Content-Type: application/json"),
+                    empty.getData().getAsString());
 
             TransferEngine engine = SharedTransferEngine.peek();
             assertNotNull(engine);

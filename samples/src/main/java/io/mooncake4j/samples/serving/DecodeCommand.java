@@ -1,8 +1,8 @@
 package io.mooncake4j.samples.serving;
 
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.serving.model.ServingModel;
 import io.mooncake4j.samples.serving.worker.DecodeWorker;
-import io.mooncake4j.samples.serving.worker.KvRuntime;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;

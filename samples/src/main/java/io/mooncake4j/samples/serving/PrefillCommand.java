@@ -1,7 +1,7 @@
 package io.mooncake4j.samples.serving;
 
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.serving.model.ServingModel;
-import io.mooncake4j.samples.serving.worker.KvRuntime;
 import io.mooncake4j.samples.serving.worker.PrefillWorker;
 import java.io.IOException;
 import picocli.CommandLine.Command;

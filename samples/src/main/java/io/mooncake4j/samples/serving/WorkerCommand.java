@@ -1,12 +1,12 @@
 package io.mooncake4j.samples.serving;
 
 import io.mooncake4j.EngineConfig;
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.EngineOptions;
 import io.mooncake4j.samples.cli.Main;
 import io.mooncake4j.samples.serving.model.ModelSpec;
 import io.mooncake4j.samples.serving.model.ServingModel;
-import io.mooncake4j.samples.serving.worker.KvRuntime;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -62,7 +62,7 @@ abstract class WorkerCommand implements Callable<Integer> {
         KvRuntime kv = null;
         Service service = null;
         try {
-            kv = KvRuntime.start(engineConfig, workerOptions.kvConfig(), model);
+            kv = KvRuntime.start(engineConfig, workerOptions.kvConfig(), model.config(), model.manager());
             service = serve(model, kv, serverOptions.host, serverOptions.port(defaultPort()), serverOptions.httpThreads);
         } catch (RuntimeException | IOException e) {
             if (kv != null) {

@@ -12,6 +12,7 @@ import io.mooncake4j.djl.kv.PagedKvCache;
 import io.mooncake4j.djl.llama.LlamaConfig;
 import io.mooncake4j.djl.llama.Sampler;
 import io.mooncake4j.djl.llama.Tokenizer;
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.serving.http.CompletionRequest;
 import io.mooncake4j.samples.serving.http.CompletionResult;
 import io.mooncake4j.samples.serving.http.Http;

@@ -9,6 +9,7 @@ import io.mooncake4j.djl.connector.PrefillRequest;
 import io.mooncake4j.djl.llama.Generation;
 import io.mooncake4j.djl.llama.LlamaConfig;
 import io.mooncake4j.djl.llama.Sampler;
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.serving.http.Http;
 import io.mooncake4j.samples.serving.http.Http.HttpError;
 import io.mooncake4j.samples.serving.model.ServingModel;

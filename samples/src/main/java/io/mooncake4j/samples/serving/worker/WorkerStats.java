@@ -2,6 +2,7 @@ package io.mooncake4j.samples.serving.worker;
 
 import com.google.gson.JsonObject;
 import com.sun.net.httpserver.HttpExchange;
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.serving.http.Http;
 import io.mooncake4j.samples.serving.model.ServingModel;
 import java.io.IOException;

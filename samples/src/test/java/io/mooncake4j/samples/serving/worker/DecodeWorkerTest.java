@@ -8,6 +8,7 @@ import com.google.gson.JsonParser;
 import com.sun.net.httpserver.HttpServer;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.djl.connector.KvConnectorConfig;
+import io.mooncake4j.djl.serving.KvRuntime;
 import io.mooncake4j.samples.serving.http.Http;
 import io.mooncake4j.samples.serving.model.ModelSpec;
 import io.mooncake4j.samples.serving.model.RandomModelSpec;
@@ -53,7 +54,7 @@ class DecodeWorkerTest {
         // a quarantine far longer than the test, so quarantined blocks are plainly still held
         KvConnectorConfig config = KvConnectorConfig.builder().environment(Map.of())
                 .set(KvConnectorConfig.POOL_MB, "1").quarantine(Duration.ofSeconds(300)).build();
-        kv = KvRuntime.start(engine, config, model);
+        kv = KvRuntime.start(engine, config, model.config(), model.manager());
     }
 
     @AfterAll
