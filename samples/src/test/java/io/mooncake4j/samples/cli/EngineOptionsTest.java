@@ -33,6 +33,23 @@ class EngineOptionsTest {
     }
 
     @Test
+    void shouldLeaveAnEnvironmentProtocolInTheEnvironmentSoErrorsNameItsSource() {
+        String key = EngineConfig.propertyName(EngineConfig.PROTOCOL);
+        System.setProperty(key, "efa");
+        try {
+            EngineConfig fromEnvironment = new EngineOptions().config();
+            assertEquals("efa", fromEnvironment.protocol());
+            assertEquals("system property " + key, fromEnvironment.sourceOf(EngineConfig.PROTOCOL));
+
+            EngineConfig fromFlag = new EngineOptions().protocol("tcp").config();
+            assertEquals("tcp", fromFlag.protocol());
+            assertEquals("explicit setting", fromFlag.sourceOf(EngineConfig.PROTOCOL));
+        } finally {
+            System.clearProperty(key);
+        }
+    }
+
+    @Test
     void shouldLetTheEngineChooseWithAutoDiscovery() {
         EngineOptions o = new EngineOptions().protocol("tcp");
         o.autoDiscovery = true;

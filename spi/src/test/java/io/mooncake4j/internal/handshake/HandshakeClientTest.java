@@ -166,22 +166,35 @@ class HandshakeClientTest {
         assertTrue(e.getMessage().contains("Probe"), e.getMessage());
     }
 
+    /** A server that answers every request with {@code reply}, as another kind of service would. */
+    private int answeringServer(String reply) throws IOException {
+        return rawServer(
+                s -> {
+                    InputStream in = s.getInputStream();
+                    in.read(new byte[64]);
+                    s.getOutputStream().write(reply.getBytes(StandardCharsets.US_ASCII));
+                });
+    }
+
     @Test
     @Timeout(5)
     void shouldFailOnAReplyThatIsNotAFrame() throws IOException {
-        int port =
-                rawServer(
-                        s -> {
-                            InputStream in = s.getInputStream();
-                            in.read(new byte[64]);
-                            s.getOutputStream()
-                                    .write(
-                                            "HTTP/1.1 400 Bad Request\r\n\r\n"
-                                                    .getBytes(StandardCharsets.US_ASCII));
-                        });
+        int port = answeringServer("SSH-2.0-OpenSSH_9.2p1\r\n");
         MooncakeException e = callFails(port, Duration.ofSeconds(2));
         assertEquals(ErrorCode.METADATA, e.code());
         assertTrue(e.getMessage().contains("malformed reply"), e.getMessage());
+    }
+
+    @Test
+    @Timeout(5)
+    void shouldSayThePeerIsAnHttpServerWhenTheReplyIsHttp() throws IOException {
+        int port = answeringServer("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        MooncakeException e = callFails(port, Duration.ofSeconds(2));
+        assertEquals(ErrorCode.METADATA, e.code());
+        assertTrue(
+                e.getMessage().contains("the peer at " + LOOPBACK + ":" + port + " answered with HTTP"),
+                e.getMessage());
+        assertTrue(e.getMessage().contains("MC_MIN_RPC_PORT..MC_MAX_RPC_PORT"), e.getMessage());
     }
 
     @Test
