@@ -176,25 +176,27 @@ class HandshakeClientTest {
                 });
     }
 
+    /** The message of the METADATA failure that a call to {@code port} ends with. */
+    private static String metadataFailure(int port) {
+        MooncakeException e = callFails(port, Duration.ofSeconds(2));
+        assertEquals(ErrorCode.METADATA, e.code());
+        return e.getMessage();
+    }
+
     @Test
     @Timeout(5)
     void shouldFailOnAReplyThatIsNotAFrame() throws IOException {
-        int port = answeringServer("SSH-2.0-OpenSSH_9.2p1\r\n");
-        MooncakeException e = callFails(port, Duration.ofSeconds(2));
-        assertEquals(ErrorCode.METADATA, e.code());
-        assertTrue(e.getMessage().contains("malformed reply"), e.getMessage());
+        String message = metadataFailure(answeringServer("SSH-2.0-OpenSSH_9.2p1\r\n"));
+        assertTrue(message.contains("malformed reply"), message);
     }
 
     @Test
     @Timeout(5)
     void shouldSayThePeerIsAnHttpServerWhenTheReplyIsHttp() throws IOException {
         int port = answeringServer("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-        MooncakeException e = callFails(port, Duration.ofSeconds(2));
-        assertEquals(ErrorCode.METADATA, e.code());
-        assertTrue(
-                e.getMessage().contains("the peer at " + LOOPBACK + ":" + port + " answered with HTTP"),
-                e.getMessage());
-        assertTrue(e.getMessage().contains("MC_MIN_RPC_PORT..MC_MAX_RPC_PORT"), e.getMessage());
+        String message = metadataFailure(port);
+        assertTrue(message.contains("the peer at " + LOOPBACK + ":" + port + " answered with HTTP"), message);
+        assertTrue(message.contains("MC_MIN_RPC_PORT..MC_MAX_RPC_PORT"), message);
     }
 
     @Test
