@@ -43,7 +43,15 @@ class AdvertisedAddressTest {
     }
 
     @Test
-    void shouldAdvertiseLoopbackWhenNoOtherInterfaceHasAnAddress() {
+    void shouldAdvertiseLoopbackWhenLoopbackIsTheOnlyInterface() {
+        Choice c = AdvertisedAddress.choose(host(ip("127.0.0.1", 127, 0, 0, 1), null, LO));
+
+        assertEquals("127.0.0.1", c.address().getHostAddress());
+        assertTrue(c.reason().contains("no interface other than loopback"), c.reason());
+    }
+
+    @Test
+    void shouldAdvertiseLoopbackWhenNoOtherInterfaceHasAUsableAddress() {
         Interface linkLocalOnly = new Interface("eth0", true, false, List.of(ip6link()));
         Choice c = AdvertisedAddress.choose(host(ip("127.0.0.1", 127, 0, 0, 1), "eth0", LO, linkLocalOnly));
 
