@@ -18,7 +18,7 @@ import java.util.TreeMap;
 public final class EngineConfig {
     /** Transport protocol: {@code tcp}, {@code efa}, ...; default: the best available. */
     public static final String PROTOCOL = "MOONCAKE_PROTOCOL";
-    /** Host name or IP this engine advertises; default: the local host's address. */
+    /** Host name or IP this engine advertises; default: a non-loopback address of this host. */
     public static final String LOCAL_HOSTNAME = "MOONCAKE_LOCAL_HOSTNAME";
     /** Metadata service: {@code P2PHANDSHAKE} (default), {@code etcd://host:port}, ... */
     public static final String METADATA_SERVER = "MC_METADATA_SERVER";

@@ -1,6 +1,7 @@
 package io.mooncake4j;
 
 import com.google.gson.JsonObject;
+import io.mooncake4j.internal.AdvertisedAddress;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.MemoryRegistry;
 import io.mooncake4j.internal.NotificationInbox;
@@ -23,9 +24,7 @@ import io.mooncake4j.spi.PinnedRegion;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import io.mooncake4j.spi.TransportProvider;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.UnknownHostException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -82,7 +81,7 @@ public final class TransferEngine implements AutoCloseable {
         this.handshakeTimeout = config.handshakeTimeout();
         this.maxFrame = config.handshakeMaxLength();
         this.notifications = NotificationInbox.from(config);
-        this.hostname = config.localHostname() != null ? config.localHostname() : detectHostname();
+        this.hostname = config.localHostname() != null ? config.localHostname() : AdvertisedAddress.detect();
         NativeMemory.ensureAvailable();
     }
 
@@ -142,14 +141,6 @@ public final class TransferEngine implements AutoCloseable {
                 ErrorCode.CONFIGURATION,
                 "no metadata store serves MC_METADATA_SERVER='" + uri + "'; known: " + names
                         + ". Use P2PHANDSHAKE, or add the plugin for this store to the classpath");
-    }
-
-    private static String detectHostname() {
-        try {
-            return InetAddress.getLocalHost().getHostAddress();
-        } catch (UnknownHostException e) {
-            return "127.0.0.1";
-        }
     }
 
     // ---------------------------------------------------------------- identity
