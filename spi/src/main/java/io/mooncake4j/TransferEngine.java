@@ -4,7 +4,7 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.internal.AdvertisedAddress;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.MemoryRegistry;
-import io.mooncake4j.internal.NotificationInbox;
+import io.mooncake4j.internal.handshake.NotificationInbox;
 import io.mooncake4j.internal.ProviderLoader;
 import io.mooncake4j.internal.RegisteredRegion;
 import io.mooncake4j.internal.TransportSelector;

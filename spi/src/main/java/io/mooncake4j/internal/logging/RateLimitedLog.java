@@ -1,4 +1,4 @@
-package io.mooncake4j.internal;
+package io.mooncake4j.internal.logging;
 
 import java.time.Duration;
 import java.util.Arrays;
