@@ -125,7 +125,7 @@ final class EtcdMetadataStore implements MetadataStore {
                     LOG.info("etcd {} answers again; segment {} is published", settings.endpoints, name);
                 }
             } catch (RuntimeException e) {
-                if (reachable) {
+                if (reachable && !closed.get()) {
                     reachable = false;
                     LOG.warn("cannot renew segment {} in etcd (its entries expire {} s after the last renewal);"
                             + " retrying: {}", name, settings.leaseTtlSeconds, e.getMessage());
