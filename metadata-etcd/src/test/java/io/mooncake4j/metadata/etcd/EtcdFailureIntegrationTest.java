@@ -27,7 +27,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 @Tag("integration")
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class EtcdFailureIntegrationTest {
-    /** Far above MC_ETCD_TIMEOUT (2 s) and the few calls each step makes: a hang, not a slow call. */
+    /** Far above MC_ETCD_TIMEOUT (5 s) and the few calls each step makes: a hang, not a slow call. */
     private static final Duration BOUND = Duration.ofSeconds(30);
 
     @RegisterExtension

@@ -28,7 +28,7 @@ final class EtcdTestSupport {
                 .transferTimeout(Duration.ofSeconds(20))
                 .metadataServer(metadataServer)
                 .set(EtcdSettings.LEASE_TTL, Integer.toString(TTL_SECONDS))
-                .set(EtcdSettings.TIMEOUT, "2");
+                .set(EtcdSettings.TIMEOUT, "5");
     }
 
     static TransferEngine engine(String metadataServer) {
