@@ -64,7 +64,13 @@ final class EtcdMetadataStore implements MetadataStore {
         }
         String host = hostname.startsWith("[") && hostname.endsWith("]")
                 ? hostname.substring(1, hostname.length() - 1) : hostname;
-        return EtcdSettings.checkSegmentName(HostAndPort.fromParts(host, rpcPort).toString());
+        try {
+            return EtcdSettings.checkSegmentName(HostAndPort.fromParts(host, rpcPort).toString());
+        } catch (IllegalArgumentException e) {
+            throw new MooncakeException(ErrorCode.CONFIGURATION, "'" + hostname + "' is not a host name or IP:"
+                    + " set MOONCAKE_LOCAL_HOSTNAME to this engine's address, or name it with "
+                    + EtcdSettings.LOCAL_SERVER_NAME, e);
+        }
     }
 
     /**

@@ -59,14 +59,33 @@ class EtcdFailureIntegrationTest {
             assertEquals(0, a.localDescriptor().buffers().size(), "the refused region stays out of the descriptor");
             etcd.start();
             String key = "mooncake/ram/" + a.localSegmentName();
-            assertEquals(0, JsonParser.parseString(etcd.get(key)).getAsJsonObject().getAsJsonArray("buffers").size(),
-                    "etcd never shows the refused region");
+            assertEquals(0, buffersIn(etcd.get(key)), "etcd never shows the refused region");
             // registering it again succeeds: the first attempt left nothing registered behind
             a.registerMemory(memory);
             await(BOUND, "peer never saw the region registered after etcd came back",
                     () -> b.openSegment(a.localSegmentName()).buffers().size() == 1
                             || b.refreshSegment(b.openSegment(a.localSegmentName())).buffers().size() == 1);
         }
+    }
+
+    @Test
+    void shouldUnregisterLocallyAndPublishLaterWhenEtcdIsDown() throws Exception {
+        try (TransferEngine a = engine(etcd.uri())) {
+            ByteBuffer memory = ByteBuffer.allocateDirect(1 << 16);
+            a.registerMemory(memory);
+            String key = "mooncake/ram/" + a.localSegmentName();
+            assertEquals(1, buffersIn(etcd.get(key)));
+            etcd.stop();
+            assertTimeoutPreemptively(BOUND, () -> a.unregisterMemory(a.localDescriptor().buffers().get(0).address()));
+            assertEquals(0, a.localDescriptor().buffers().size());
+            etcd.start();
+            await(BOUND, "etcd kept showing the unregistered region after it came back",
+                    () -> buffersIn(etcd.getUnchecked(key)) == 0);
+        }
+    }
+
+    private static int buffersIn(String descriptor) {
+        return JsonParser.parseString(descriptor).getAsJsonObject().getAsJsonArray("buffers").size();
     }
 
     @Test
@@ -79,13 +98,9 @@ class EtcdFailureIntegrationTest {
             etcd.wipe();
             etcd.start();
             String name = b.localSegmentName();
-            await(BOUND, "the engine did not publish itself again in the emptied etcd", () -> {
-                try {
-                    return etcd.get("mooncake/ram/" + name) != null && etcd.get("mooncake/rpc_meta/" + name) != null;
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
-            });
+            await(BOUND, "the engine did not publish itself again in the emptied etcd",
+                    () -> etcd.getUnchecked("mooncake/ram/" + name) != null
+                            && etcd.getUnchecked("mooncake/rpc_meta/" + name) != null);
             try (TransferEngine c = engine(etcd.uri()); HostMemory mc = c.allocate(1 << 16)) {
                 assertRoundTrip(c, mc, c.openSegment(name), mb, 11);
             }

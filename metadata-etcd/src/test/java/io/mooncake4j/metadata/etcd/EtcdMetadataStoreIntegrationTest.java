@@ -197,13 +197,9 @@ class EtcdMetadataStoreIntegrationTest {
             Thread.sleep(TimeUnit.SECONDS.toMillis(3L * EtcdTestSupport.TTL_SECONDS));
             assertNotNull(ETCD.get("mooncake/ram/" + name));
             p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-            await(Duration.ofSeconds(30), "the killed worker's entries did not expire", () -> {
-                try {
-                    return ETCD.get("mooncake/ram/" + name) == null && ETCD.get("mooncake/rpc_meta/" + name) == null;
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
-            });
+            await(Duration.ofSeconds(30), "the killed worker's entries did not expire",
+                    () -> ETCD.getUnchecked("mooncake/ram/" + name) == null
+                            && ETCD.getUnchecked("mooncake/rpc_meta/" + name) == null);
             TransferEngine fresh = a;
             MooncakeException e = assertThrows(MooncakeException.class, () -> fresh.openSegment(name + "x"));
             assertEquals(ErrorCode.SEGMENT_NOT_FOUND, e.code());

@@ -147,6 +147,15 @@ final class EtcdServer implements BeforeAllCallback, AfterAllCallback, BeforeEac
         return r.getKvs().isEmpty() ? null : r.getKvs().get(0).getValue().toString(StandardCharsets.UTF_8);
     }
 
+    /** {@link #get} for conditions polled in lambdas. */
+    String getUnchecked(String key) {
+        try {
+            return get(key);
+        } catch (Exception e) {
+            throw new IllegalStateException("reading " + key + " from the test's etcd failed", e);
+        }
+    }
+
     /** Puts {@code key} without a lease, as Mooncake's own etcd plugin does. */
     void put(String key, String value) throws Exception {
         client().getKVClient().put(ByteSequence.from(key, StandardCharsets.UTF_8),
