@@ -67,6 +67,7 @@ public final class TransferEngine implements AutoCloseable {
     private final long timeoutNanos;
     private final Duration handshakeTimeout;
     private final int maxFrame;
+    private final Object publishLock = new Object();
     private HandshakeServer handshake;
     private MetadataStore store;
     private Transport transport;
@@ -116,6 +117,15 @@ public final class TransferEngine implements AutoCloseable {
             @Override
             public JsonObject call(InetSocketAddress peer, int type, JsonObject request, Duration t) {
                 return HandshakeClient.call(peer, type, request, t, maxFrame);
+            }
+
+            @Override
+            public void segmentChanged(String name, SegmentDescriptor d) {
+                Segment s = segments.get(name);
+                Transport t = transport;
+                if (s != null && t != null && d.protocol().equalsIgnoreCase(t.protocol())) {
+                    s.descriptor(d);
+                }
             }
         });
         localName = store.segmentName(hostname, handshake.port());
@@ -195,7 +205,24 @@ public final class TransferEngine implements AutoCloseable {
             resolved.add(r.location().kind().equals("*") ? new MemoryRegion(r.address(), r.length(), MemoryLocation.CPU) : r);
         }
         registry.register(resolved, transport::registerRegion);
-        descriptorChanged();
+        try {
+            descriptorChanged();
+        } catch (RuntimeException e) {
+            // the store did not take it: peers must not see memory the caller was told is not registered
+            for (MemoryRegion r : resolved) {
+                try {
+                    transport.unregisterRegion(registry.unregister(r.address(), timeout, () -> { }));
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            try {
+                descriptorChanged();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
         return List.copyOf(resolved);
     }
 
@@ -205,7 +232,14 @@ public final class TransferEngine implements AutoCloseable {
      */
     public void unregisterMemory(long address) {
         ensureOpen();
-        MemoryRegion removed = registry.unregister(address, timeout, this::descriptorChanged);
+        MemoryRegion removed = registry.unregister(address, timeout, () -> {
+            try {
+                descriptorChanged();
+            } catch (MooncakeException e) {
+                // the region is gone locally (peers asking for it are refused); the store retries
+                LOG.warn("unregistered 0x{} but could not publish that: {}", Long.toHexString(address), e.getMessage());
+            }
+        });
         transport.unregisterRegion(removed);
     }
 
@@ -243,9 +277,11 @@ public final class TransferEngine implements AutoCloseable {
     private void descriptorChanged() {
         Segment local = localSegment;
         if (local != null) {
-            SegmentDescriptor d = localDescriptor();
-            local.descriptor(d);
-            store.publish(d, new InetSocketAddress(hostname, handshake.port()));
+            synchronized (publishLock) { // the last descriptor published is the latest one built
+                SegmentDescriptor d = localDescriptor();
+                local.descriptor(d);
+                store.publish(d, new InetSocketAddress(hostname, handshake.port()));
+            }
         }
     }
 
