@@ -136,7 +136,7 @@ class FreeWhileServedIntegrationTest {
         assertEquals("TRANSFER OK", answer(20));
     }
 
-    private void sendHeaderAndPayload(SocketChannel peer, long size, int sent) throws IOException {
+    private void sendHeaderAndPayload(SocketChannel peer, long size, int sent) throws Exception {
         ByteBuffer b = ByteBuffer.allocate(TcpWire.HEADER_BYTES + sent).order(ByteOrder.LITTLE_ENDIAN);
         TcpWire.putHeader(b, 0, size, base, TcpWire.OP_WRITE, true);
         for (int i = TcpWire.HEADER_BYTES; i < b.capacity(); i++) {
@@ -145,6 +145,9 @@ class FreeWhileServedIntegrationTest {
         while (b.hasRemaining()) {
             peer.write(b);
         }
+        // let the target read the header and pin the range before close() removes it (no signal
+        // exists for that; if it were late, the request would be rejected and the test would fail)
+        TimeUnit.MILLISECONDS.sleep(500);
     }
 
     /** Sends {@code n} payload bytes; false once the target has closed the connection. */
