@@ -137,6 +137,11 @@ final class TcpServer implements AutoCloseable {
         return connections.size();
     }
 
+    /** Threads serving a connection or accepting one (idle pooled threads not counted). */
+    int busyThreads() {
+        return threads.getActiveCount();
+    }
+
     /**
      * Accepts connections on a pooled thread until one is admitted, then hands accepting to another
      * pooled thread and serves that connection itself: the thread wake-up of the hand-off overlaps

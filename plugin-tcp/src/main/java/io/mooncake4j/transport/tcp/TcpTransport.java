@@ -109,6 +109,7 @@ public final class TcpTransport implements Transport {
     public Map<String, Long> counters() {
         Map<String, Long> m = counters.snapshot();
         m.put("served_connections_open", (long) server.connectionCount());
+        m.put("serving_threads", (long) server.busyThreads());
         m.put("staging_bytes", server.stagingBytes());
         return m;
     }
