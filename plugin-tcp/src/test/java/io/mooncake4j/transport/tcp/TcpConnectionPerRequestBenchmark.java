@@ -12,6 +12,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
@@ -50,9 +52,12 @@ class TcpConnectionPerRequestBenchmark {
             ByteBuffer status = ByteBuffer.allocateDirect(TcpWire.STATUS_BYTES).order(ByteOrder.LITTLE_ENDIAN);
             try (FloorServer floor = new FloorServer()) {
                 InetSocketAddress floorAt = new InetSocketAddress("127.0.0.1", floor.port());
+                long rss0 = residentBytes();
                 run(at, request, status, REQUESTS / 5); // warm up (JIT, thread and buffer pools)
                 run(floorAt, request, status, REQUESTS / 5);
                 long[] ours = run(at, request, status, REQUESTS);
+                System.out.printf("resident set: %d MB before, %d MB after %d connections to TcpServer%n",
+                        rss0 >> 20, residentBytes() >> 20, REQUESTS + REQUESTS / 5);
                 long[] bare = run(floorAt, request, status, REQUESTS);
                 print("TcpServer", ours);
                 print("floor (accept, read, reply in one thread)", bare);
@@ -60,6 +65,16 @@ class TcpConnectionPerRequestBenchmark {
             }
             System.out.println("counters " + target.counters());
         }
+    }
+
+    /** VmRSS of this process, from /proc/self/status. */
+    private static long residentBytes() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
+            }
+        }
+        return -1;
     }
 
     private static double median(long[] sorted) {

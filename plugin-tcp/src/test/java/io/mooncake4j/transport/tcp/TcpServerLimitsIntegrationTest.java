@@ -175,7 +175,7 @@ class TcpServerLimitsIntegrationTest {
         long bound = (long) TcpServer.MAX_IDLE_STAGING * StagingPool.SET_BYTES;
         assertTrue(counter("staging_bytes") <= bound, "staging memory kept for reuse is bounded");
         long directGrowth = directMemoryUsed() - direct0;
-        assertTrue(directGrowth < 64 * MiB,
+        assertTrue(directGrowth < 16 * MiB,
                 "2000 connections grew direct buffers by " + directGrowth + " bytes (freed only at a GC)");
         assertBackToBaseline(fds);
     }
