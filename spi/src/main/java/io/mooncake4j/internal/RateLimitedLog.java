@@ -3,6 +3,7 @@ package io.mooncake4j.internal;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 
 /**
@@ -21,15 +22,21 @@ public final class RateLimitedLog {
     private final long intervalNanos;
     private final AtomicLong nextNanos;
     private final AtomicLong suppressed = new AtomicLong();
+    private final LongSupplier clock;
 
     /** Logs to {@code log} at most once per {@code interval}. */
     public RateLimitedLog(Logger log, Duration interval) {
+        this(log, interval, System::nanoTime);
+    }
+
+    RateLimitedLog(Logger log, Duration interval, LongSupplier nanoClock) {
         if (interval.isNegative() || interval.isZero()) {
             throw new IllegalArgumentException("interval must be positive, got " + interval);
         }
         this.log = log;
         this.intervalNanos = interval.toNanos();
-        this.nextNanos = new AtomicLong(System.nanoTime());
+        this.clock = nanoClock;
+        this.nextNanos = new AtomicLong(nanoClock.getAsLong());
     }
 
     /**
@@ -38,7 +45,7 @@ public final class RateLimitedLog {
      * whether it logged. Pass values, not a Throwable: a peer-triggered event needs no stack trace.
      */
     public boolean warn(String format, Object... args) {
-        long now = System.nanoTime();
+        long now = clock.getAsLong();
         long next = nextNanos.get();
         if (now - next < 0 || !nextNanos.compareAndSet(next, now + intervalNanos)) {
             suppressed.incrementAndGet();

@@ -179,10 +179,11 @@ final class TcpServer implements AutoCloseable {
             }
             try {
                 threads.execute(this::acceptLoop);
-            } catch (RejectedExecutionException e) {
+            } catch (RejectedExecutionException | OutOfMemoryError e) {
                 s.close("no thread to accept");
                 connections.remove(s);
-                refuse(ch, "no serving thread is available (" + threads.getPoolSize() + " serving)");
+                counters.servedConnections.decrement();
+                refuse(ch, "no thread to take over accepting (" + threads.getPoolSize() + " threads): " + e);
                 continue; // this thread stays the acceptor
             }
             s.run();
