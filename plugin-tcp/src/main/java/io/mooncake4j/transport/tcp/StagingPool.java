@@ -5,7 +5,8 @@ import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 
 /**
- * The staging memory of served connections (an {@link InputStage} and a reply buffer each), mapped
+ * The staging memory of served connections (an {@link InputStage} and a reply buffer each, and their
+ * buffer views), mapped
  * outside the Java heap and reused: a peer that opens a connection per request (Mooncake's default
  * initiator) would otherwise cost a 512 KiB zeroed allocation per request, freed only by a GC. At
  * most {@code maxIdle} sets are kept for reuse; the others are unmapped as their connection ends, so
@@ -36,6 +37,8 @@ final class StagingPool implements AutoCloseable {
         final long outAddress;
         /** Views of {@link #out} for gathering writes, one per entry. */
         final ByteBuffer[] outCopies;
+        /** Views of registered memory (they describe addresses only, so they outlive connections). */
+        final WindowCache views = new WindowCache();
 
         private Staging(long address, int outCopyCount) {
             this.address = address;

@@ -335,7 +335,7 @@ final class TcpServer implements AutoCloseable {
         private ByteBuffer[] outCopies;
         private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV];
         private final PinnedRegion[] held = new PinnedRegion[MAX_HELD];
-        private final WindowCache views = new WindowCache();
+        private WindowCache views;
         /** A request is in progress (silence means a stall; the request deadline runs). */
         volatile boolean busy;
         /** When the request in progress started. */
@@ -404,6 +404,7 @@ final class TcpServer implements AutoCloseable {
                 out = st.out;
                 outAddress = st.outAddress;
                 outCopies = st.outCopies;
+                views = st.views;
                 serve();
             } catch (EOFException | ClosedChannelException e) {
                 // the peer went away or we closed the connection

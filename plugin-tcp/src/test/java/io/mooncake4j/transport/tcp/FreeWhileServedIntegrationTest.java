@@ -147,7 +147,7 @@ class FreeWhileServedIntegrationTest {
         }
         // let the target read the header and pin the range before close() removes it (no signal
         // exists for that; if it were late, the request would be rejected and the test would fail)
-        TimeUnit.MILLISECONDS.sleep(500);
+        TimeUnit.SECONDS.sleep(1);
     }
 
     /** Sends {@code n} payload bytes; false once the target has closed the connection. */
