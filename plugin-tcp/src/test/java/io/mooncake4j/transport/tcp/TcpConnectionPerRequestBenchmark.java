@@ -27,13 +27,15 @@ import org.junit.jupiter.api.Timeout;
  * minimal server that does nothing else), and their ratio. Never runs by default; run with {@code
  * mvn -pl plugin-tcp test -Dtest=TcpConnectionPerRequestBenchmark -Dsurefire.excludedGroups=none}
  * or its {@link #main}. Settings through system properties: {@code bench.requests} (default 5000),
- * {@code bench.block} (default 65536).
+ * {@code bench.block} (default 65536), {@code bench.settings} (the target's settings, e.g. {@code
+ * MC_TCP_SOCKET_BUFFER=0,MC_TCP_MAX_SERVED_CONNECTIONS=64}).
  */
 @Tag("benchmark")
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
 class TcpConnectionPerRequestBenchmark {
     private static final int REQUESTS = Integer.getInteger("bench.requests", 5000);
     private static final int BLOCK = Integer.getInteger("bench.block", 64 << 10);
+    private static final String SETTINGS = System.getProperty("bench.settings", "");
 
     /** Runs outside JUnit (e.g. under strace, or on a quiet machine). */
     public static void main(String[] args) throws Exception {
@@ -42,7 +44,7 @@ class TcpConnectionPerRequestBenchmark {
 
     @Test
     void connectionPerRequestFigures() throws Exception {
-        FakeContext ctx = new FakeContext(config());
+        FakeContext ctx = new FakeContext(config(SETTINGS.isEmpty() ? new String[0] : SETTINGS.split("[,=]")));
         try (TcpTransport target = new TcpTransport(ctx);
                 Mapped mem = new Mapped(BLOCK)) {
             ctx.memory.register(mem.address, mem.length, MemoryLocation.CPU);
@@ -60,7 +62,7 @@ class TcpConnectionPerRequestBenchmark {
                         rss0 >> 20, residentBytes() >> 20, REQUESTS + REQUESTS / 5);
                 long[] bare = run(floorAt, request, status, REQUESTS);
                 print("TcpServer", ours);
-                print("floor (accept, read, reply in one thread)", bare);
+                print("floor (one thread: accept, read, reply, wait for close)", bare);
                 System.out.printf("median ratio TcpServer/floor: %.2f%n", median(ours) / median(bare));
             }
             System.out.println("counters " + target.counters());
@@ -95,7 +97,7 @@ class TcpConnectionPerRequestBenchmark {
 
     /**
      * The least a target can do per request: one thread that accepts, reads the header and the
-     * payload into a reused buffer, replies and closes. What a connection-per-request client gets
+     * payload into a reused buffer, replies and waits for the client to close. What a connection-per-request client gets
      * from any target is bounded by this.
      */
     private static final class FloorServer implements AutoCloseable {
@@ -126,6 +128,12 @@ class TcpConnectionPerRequestBenchmark {
                     reply.clear();
                     reply.putLong(0, TcpWire.statusFrame(TcpWire.STATUS_OK));
                     ch.write(reply);
+                    // like any target of persistent connections, wait for the next request: the
+                    // client closes first (so its side holds TIME_WAIT, which slows its connects)
+                    in.clear();
+                    while (ch.read(in) >= 0) {
+                        in.clear();
+                    }
                 } catch (IOException e) {
                     return; // closed
                 }
