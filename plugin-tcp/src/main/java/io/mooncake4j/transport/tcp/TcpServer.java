@@ -77,7 +77,8 @@ final class TcpServer implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
     private final int port;
     private final RateLimitedLog refusedLog = new RateLimitedLog(LOG, LOG_INTERVAL);
-    private final RateLimitedLog closedLog = new RateLimitedLog(LOG, LOG_INTERVAL);
+    private final RateLimitedLog evictedLog = new RateLimitedLog(LOG, LOG_INTERVAL);
+    private final RateLimitedLog timedOutLog = new RateLimitedLog(LOG, LOG_INTERVAL);
     private final RateLimitedLog rejectedLog = new RateLimitedLog(LOG, LOG_INTERVAL);
     private final RateLimitedLog protocolLog = new RateLimitedLog(LOG, LOG_INTERVAL);
 
@@ -242,7 +243,7 @@ final class TcpServer implements AutoCloseable {
         long idleMs = (System.nanoTime() - victim.idleSince) / 1_000_000;
         if (victim.close("evicted")) {
             counters.evictedConnections.increment();
-            closedLog.warn(
+            evictedLog.warn(
                     "TCP data server on port {}: closed the connection from {}, idle for {} ms, to serve {}: {}"
                             + " connections is the limit ({})",
                     port, victim.peer, idleMs, newcomer, settings.maxServedConnections,
@@ -275,7 +276,7 @@ final class TcpServer implements AutoCloseable {
             }
             if (why != null && s.close(why)) {
                 counter.increment();
-                closedLog.warn("TCP data server on port {}: closed the connection from {}: {}", port, s.peer, why);
+                timedOutLog.warn("TCP data server on port {}: closed the connection from {}: {}", port, s.peer, why);
             }
         }
     }
