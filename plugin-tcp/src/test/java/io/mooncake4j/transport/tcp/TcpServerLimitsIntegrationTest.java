@@ -6,8 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.Opcode;
+import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.transport.tcp.TcpTestKit.FakeContext;
+import io.mooncake4j.transport.tcp.TcpTestKit.FakeSubmission;
 import io.mooncake4j.transport.tcp.TcpTestKit.Mapped;
 import java.io.IOException;
 import java.io.InputStream;
@@ -180,7 +183,35 @@ class TcpServerLimitsIntegrationTest {
         assertBackToBaseline(fds);
     }
 
+    @Test
+    void shouldLetOurInitiatorReconnectAfterTheTargetClosedItsIdleLanes() throws Exception {
+        start("MC_TCP_IDLE_TIMEOUT", "0.5");
+        FakeContext initiatorContext = new FakeContext(config());
+        try (TcpTransport initiator = new TcpTransport(initiatorContext);
+                Mapped local = new Mapped(4 * MiB)) {
+            initiatorContext.memory.register(local.address, local.length, MemoryLocation.CPU);
+            SegmentDescriptor peer = TcpTestKit.describe(target);
+            for (int round = 0; round < 3; round++) {
+                TcpTestKit.fillRandom(local.address, local.length, round);
+                FakeSubmission w = FakeSubmission.of(Opcode.WRITE, local.address, mem.address, local.length);
+                initiator.submit(peer, w);
+                assertTrue(w.await(20_000), "round " + round + " did not end");
+                assertEquals("", w.failures(), "round " + round);
+                assertArrayEquals(bytes(local.address, (int) local.length), memory(0, (int) local.length));
+                long closed = counter("idle_timeouts");
+                await(() -> counter("idle_timeouts") > closed, "the target closes the idle lanes");
+                await(() -> counter("served_connections_open") == 0, "the lanes' connections ended");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- helpers
+
+    private static byte[] bytes(long address, int size) {
+        byte[] b = new byte[size];
+        NativeMemory.wrap(address, size).get(b);
+        return b;
+    }
 
     private Socket connect() throws IOException {
         Socket s = new Socket();
@@ -226,9 +257,7 @@ class TcpServerLimitsIntegrationTest {
     }
 
     private byte[] memory(long offset, int size) {
-        byte[] b = new byte[size];
-        NativeMemory.wrap(mem.address + offset, size).get(b);
-        return b;
+        return bytes(mem.address + offset, size);
     }
 
     private static byte[] randomBytes(SplittableRandom rnd, int size) {
