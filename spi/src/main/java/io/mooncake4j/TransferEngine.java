@@ -111,8 +111,9 @@ public final class TransferEngine implements AutoCloseable {
         TransportProvider provider = TransportSelector.select(config);
         MetadataStoreProvider metaProvider = selectMetadata(config.metadataServer());
         InetAddress bind = config.tcpBindAddress();
+        String bindHost = bind == null ? null : bind.getHostAddress();
         handshake = HandshakeServer.start(
-                bind == null ? null : bind.getHostAddress(), config.minRpcPort(), config.maxRpcPort(), maxFrame, handshakeTimeout, this::onHandshake);
+                bindHost, config.minRpcPort(), config.maxRpcPort(), maxFrame, handshakeTimeout, this::onHandshake);
         store = metaProvider.create(config.metadataServer(), new MetadataContext() {
             @Override
             public EngineConfig config() {

@@ -85,16 +85,6 @@ public final class MemoryRegistry implements LocalMemory {
         }
     }
 
-    /** Whether a region starts at {@code address}. */
-    public boolean isRegisteredAt(long address) {
-        for (RegisteredRegion r : regions) {
-            if (r.start() == address) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     @Override
     public PinnedRegion pin(long address, long length) {
         if (length <= 0 || Long.compareUnsigned(address + length, address) <= 0) {
