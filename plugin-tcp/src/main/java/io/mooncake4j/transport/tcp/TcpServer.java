@@ -360,7 +360,6 @@ final class TcpServer implements AutoCloseable {
             this.peer = peer;
         }
 
-
         @Override
         boolean busy() {
             return busy;
