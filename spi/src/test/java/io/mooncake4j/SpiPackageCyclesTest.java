@@ -35,6 +35,8 @@ class SpiPackageCyclesTest {
                     "io.mooncake4j -> io.mooncake4j.internal -> io.mooncake4j.spi",
                     "io.mooncake4j -> io.mooncake4j.internal -> io.mooncake4j.spi -> io.mooncake4j.metadata",
                     "io.mooncake4j -> io.mooncake4j.internal.handshake",
+                    "io.mooncake4j -> io.mooncake4j.internal.handshake -> io.mooncake4j.spi",
+                    "io.mooncake4j -> io.mooncake4j.internal.handshake -> io.mooncake4j.spi -> io.mooncake4j.metadata",
                     "io.mooncake4j -> io.mooncake4j.metadata",
                     "io.mooncake4j -> io.mooncake4j.spi",
                     "io.mooncake4j -> io.mooncake4j.spi -> io.mooncake4j.metadata");
