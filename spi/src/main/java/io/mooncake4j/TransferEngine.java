@@ -325,12 +325,14 @@ public final class TransferEngine implements AutoCloseable {
         return store.fetch(name, handshakeTimeout);
     }
 
-    /** Why no installed transport reaches a segment that publishes {@code d.protocol()}. */
+    /** Why no installed transport reaches a segment that publishes {@code d.protocol()}, and what to do. */
     private String unreachable(SegmentDescriptor d) {
+        String installed = config.get(EngineConfig.INSTALLED_TRANSPORTS);
         return "segment " + d.name() + " publishes protocol '" + d.protocol() + "' but this engine installed only "
-                + transports + ": put the '" + d.protocol() + "' transport plugin on the classpath"
-                + (config.installedTransports() != null ? " and add it to MC_INSTALLED_TRANSPORTS" : "")
-                + ", or have the peer publish one of those (MOONCAKE_PROTOCOL)";
+                + transports + ": put the '" + d.protocol() + "' transport plugin on this process's classpath and"
+                + " make sure " + EngineConfig.INSTALLED_TRANSPORTS + " includes it (now "
+                + (installed == null ? "unset: every available auto-selectable transport" : "'" + installed + "'")
+                + "), or have the peer publish one of " + transports + " (" + EngineConfig.PROTOCOL + ")";
     }
 
     /** Re-fetches a segment's descriptor now (the engine also does so when a request needs it). */
