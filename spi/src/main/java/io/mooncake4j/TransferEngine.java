@@ -539,7 +539,15 @@ public final class TransferEngine implements AutoCloseable {
             return false;
         }
         if (closed.get()) {
-            cancel(b, work, TransferStatus.CANCELED, "engine closed");
+            SegmentSubmission[] subs = claim(b, work, TransferStatus.CANCELED, "engine closed");
+            if (subs != null) { // no transport saw them: nothing to abort, and nothing will report
+                for (SegmentSubmission sub : subs) {
+                    for (int j = 0; j < sub.size(); j++) {
+                        sub.fail(j, TransferStatus.CANCELED, "engine closed");
+                    }
+                }
+                b.signalDone(subs[0].epoch());
+            }
             return false;
         }
         return true;
