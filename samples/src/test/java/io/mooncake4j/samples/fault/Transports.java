@@ -1,0 +1,41 @@
+package io.mooncake4j.samples.fault;
+
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.mooncake4j.EngineConfig;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.TransferEngine;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
+
+/**
+ * The transports the fault and soak tests run over: tcp always, efa where its plugin is available
+ * (on a host without EFA hardware, libfabric's software provider: {@code MC_EFA_PROVIDER='tcp;ofi_rxm'}).
+ */
+final class Transports {
+    private static final Map<String, String> WHY_NOT = new ConcurrentHashMap<>();
+
+    private Transports() {}
+
+    /** Every protocol the tests are written for (a {@code @MethodSource}). */
+    static Stream<String> all() {
+        return Stream.of("tcp", "efa");
+    }
+
+    /** Skips the test, saying why, unless an engine can be made with {@code protocol} here. */
+    static void assumeAvailable(String protocol) {
+        String why = WHY_NOT.computeIfAbsent(protocol, Transports::probe);
+        assumeTrue(why.isEmpty(), () -> "the " + protocol + " transport is not available here: " + why
+                + ("efa".equals(protocol) ? " (on a host without EFA, set MC_EFA_PROVIDER='tcp;ofi_rxm')" : ""));
+    }
+
+    private static String probe(String protocol) {
+        try (TransferEngine e = TransferEngine.create(
+                EngineConfig.builder().protocol(protocol).localHostname("127.0.0.1").build())) {
+            return e.protocol().equals(protocol) ? "" : "the engine chose " + e.protocol();
+        } catch (MooncakeException e) {
+            return e.getMessage();
+        }
+    }
+}
