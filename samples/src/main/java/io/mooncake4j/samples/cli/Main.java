@@ -34,6 +34,7 @@ import picocli.CommandLine.Spec;
             CommandLine.HelpCommand.class,
             BenchCommand.class,
             ProbeCommand.class,
+            io.mooncake4j.samples.soak.SoakCommand.class,
             // demo, generate, loadgen, router, prefill, decode: one line each, e.g. DemoCommand.class,
             io.mooncake4j.samples.serving.DemoCommand.class, io.mooncake4j.samples.serving.GenerateCommand.class, io.mooncake4j.samples.serving.LoadgenCommand.class, io.mooncake4j.samples.serving.RouterCommand.class, io.mooncake4j.samples.serving.PrefillCommand.class, io.mooncake4j.samples.serving.DecodeCommand.class,
         })

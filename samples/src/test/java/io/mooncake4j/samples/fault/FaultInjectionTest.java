@@ -15,6 +15,7 @@ import io.mooncake4j.Segment;
 import io.mooncake4j.TransferBatch;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.TransferStatus;
+import io.mooncake4j.samples.Transports;
 import io.mooncake4j.samples.bench.VerifyPattern;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -62,7 +63,7 @@ class FaultInjectionTest {
     }
 
     @ParameterizedTest
-    @MethodSource("io.mooncake4j.samples.fault.Transports#all")
+    @MethodSource("io.mooncake4j.samples.Transports#all")
     @Timeout(value = 180, unit = TimeUnit.SECONDS)
     void shouldFailTransfersInFlightWhenTheTargetIsKilledAndKeepServingAnother(String protocol) throws Exception {
         Transports.assumeAvailable(protocol);
@@ -84,7 +85,7 @@ class FaultInjectionTest {
     }
 
     @ParameterizedTest
-    @MethodSource("io.mooncake4j.samples.fault.Transports#all")
+    @MethodSource("io.mooncake4j.samples.Transports#all")
     @Timeout(value = 180, unit = TimeUnit.SECONDS)
     void shouldTimeOutWhenThePeerAcceptsButNeverAnswersAndServeItAgainWhenItResumes(String protocol)
             throws Exception {
@@ -96,7 +97,7 @@ class FaultInjectionTest {
     }
 
     @ParameterizedTest
-    @MethodSource("io.mooncake4j.samples.fault.Transports#all")
+    @MethodSource("io.mooncake4j.samples.Transports#all")
     @Timeout(value = 60, unit = TimeUnit.SECONDS)
     void shouldFailOpenSegmentWithinTheHandshakeTimeoutWhenThePeerNeverAnswers(String protocol) throws Exception {
         Transports.assumeAvailable(protocol);
@@ -114,7 +115,7 @@ class FaultInjectionTest {
     }
 
     @ParameterizedTest
-    @MethodSource("io.mooncake4j.samples.fault.Transports#all")
+    @MethodSource("io.mooncake4j.samples.Transports#all")
     @Timeout(value = 180, unit = TimeUnit.SECONDS)
     void shouldEndTransfersInFlightWhenTheLinkGoesDownAndWorkAgainWhenItComesBack(String protocol)
             throws Exception {
@@ -136,7 +137,7 @@ class FaultInjectionTest {
     }
 
     @ParameterizedTest
-    @MethodSource("io.mooncake4j.samples.fault.Transports#all")
+    @MethodSource("io.mooncake4j.samples.Transports#all")
     @Timeout(value = 180, unit = TimeUnit.SECONDS)
     void shouldRefetchTheSegmentAndResumeWhenThePeerRestartsOnTheSameName(String protocol) throws Exception {
         Transports.assumeAvailable(protocol);

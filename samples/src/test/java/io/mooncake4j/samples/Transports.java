@@ -1,10 +1,11 @@
-package io.mooncake4j.samples.fault;
+package io.mooncake4j.samples;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.TransferEngine;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
@@ -13,18 +14,23 @@ import java.util.stream.Stream;
  * The transports the fault and soak tests run over: tcp always, efa where its plugin is available
  * (on a host without EFA hardware, libfabric's software provider: {@code MC_EFA_PROVIDER='tcp;ofi_rxm'}).
  */
-final class Transports {
+public final class Transports {
     private static final Map<String, String> WHY_NOT = new ConcurrentHashMap<>();
 
     private Transports() {}
 
     /** Every protocol the tests are written for (a {@code @MethodSource}). */
-    static Stream<String> all() {
+    public static Stream<String> all() {
         return Stream.of("tcp", "efa");
     }
 
+    /** The protocols of {@link #all()} that are available here. */
+    public static List<String> available() {
+        return all().filter(p -> WHY_NOT.computeIfAbsent(p, Transports::probe).isEmpty()).toList();
+    }
+
     /** Skips the test, saying why, unless an engine can be made with {@code protocol} here. */
-    static void assumeAvailable(String protocol) {
+    public static void assumeAvailable(String protocol) {
         String why = WHY_NOT.computeIfAbsent(protocol, Transports::probe);
         assumeTrue(why.isEmpty(), () -> "the " + protocol + " transport is not available here: " + why
                 + ("efa".equals(protocol) ? " (on a host without EFA, set MC_EFA_PROVIDER='tcp;ofi_rxm')" : ""));
