@@ -67,8 +67,8 @@ class FaultInjectionTest {
     @Timeout(value = 180, unit = TimeUnit.SECONDS)
     void shouldFailTransfersInFlightWhenTheTargetIsKilledAndKeepServingAnother(String protocol) throws Exception {
         Transports.assumeAvailable(protocol);
-        Connected c = connect(protocol, List.of(), "127.0.0.1", "127.0.0.1", 0);
-        FaultPeer survivor = peer(List.of(), protocol, "127.0.0.1", 0);
+        Connected c = connect(protocol, Where.LOOPBACK, 0);
+        FaultPeer survivor = peer(protocol, Where.LOOPBACK, 0);
         TransferBatch batch = submitHeldMidTransfer(c);
         c.peer.kill();
         assertEndsWithin(batch, BROKEN);
@@ -90,7 +90,7 @@ class FaultInjectionTest {
     void shouldTimeOutWhenThePeerAcceptsButNeverAnswersAndServeItAgainWhenItResumes(String protocol)
             throws Exception {
         Transports.assumeAvailable(protocol);
-        Connected c = connect(protocol, List.of(), "127.0.0.1", "127.0.0.1", 0);
+        Connected c = connect(protocol, Where.LOOPBACK, 0);
         TransferBatch batch = submitHeldMidTransfer(c);
         assertEndsWithin(batch, EnumSet.of(TransferStatus.TIMEOUT));
         assertRecovered(c, c.peer::resume);
@@ -101,7 +101,7 @@ class FaultInjectionTest {
     @Timeout(value = 60, unit = TimeUnit.SECONDS)
     void shouldFailOpenSegmentWithinTheHandshakeTimeoutWhenThePeerNeverAnswers(String protocol) throws Exception {
         Transports.assumeAvailable(protocol);
-        TransferEngine engine = engine(protocol, "127.0.0.1");
+        TransferEngine engine = engine(protocol, Where.LOOPBACK);
         try (ServerSocket mute = new ServerSocket()) { // the kernel accepts; nobody ever reads or writes
             mute.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
             long start = System.nanoTime();
@@ -128,7 +128,7 @@ class FaultInjectionTest {
             return;
         }
         open.add(link);
-        Connected c = connect(protocol, link.exec(), NetnsLink.HOST, NetnsLink.PEER, 0);
+        Connected c = connect(protocol, Where.across(link), 0);
         TransferBatch batch = submitHeldMidTransfer(c);
         link.down();
         c.peer.resume();
@@ -145,7 +145,7 @@ class FaultInjectionTest {
         try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             port = probe.getLocalPort();
         }
-        Connected c = connect(protocol, List.of(), "127.0.0.1", "127.0.0.1", port);
+        Connected c = connect(protocol, Where.LOOPBACK, port);
         TransferEngine engine = c.engine;
         Guards local = c.local;
         Segment s = c.segment;
@@ -153,7 +153,7 @@ class FaultInjectionTest {
         first.kill();
 
         // A larger window, written at its end: outside the old buffer even if the new one starts where it did.
-        FaultPeer second = FaultPeer.start(List.of(), protocol, "127.0.0.1", GUARD, 2 * WINDOW, port);
+        FaultPeer second = FaultPeer.start(List.of(), protocol, "127.0.0.1", null, GUARD, 2 * WINDOW, port);
         open.add(second);
         assertEquals(first.segment(), second.segment(), "the restarted peer took the same name");
         TransferBatch stale = engine.newBatch(1).write(s, local.windowAddress(), first.windowAddress(), BLOCK).submit();
@@ -169,11 +169,23 @@ class FaultInjectionTest {
     /** An initiator here, a target there, and a verified round trip between them. */
     private record Connected(TransferEngine engine, Guards local, FaultPeer peer, Segment segment) {}
 
-    private Connected connect(String protocol, List<String> prefix, String localHost, String peerHost, int port)
-            throws Exception {
-        TransferEngine engine = engine(protocol, localHost);
+    /**
+     * Where the initiator (this JVM) and the target run: their addresses and NICs, and what the
+     * target's java command runs under.
+     */
+    private record Where(List<String> prefix, String localHost, String localDevice, String peerHost,
+            String peerDevice) {
+        static final Where LOOPBACK = new Where(List.of(), "127.0.0.1", null, "127.0.0.1", null);
+
+        static Where across(NetnsLink link) {
+            return new Where(link.exec(), NetnsLink.HOST, link.hostDevice(), NetnsLink.PEER, link.peerDevice());
+        }
+    }
+
+    private Connected connect(String protocol, Where where, int port) throws Exception {
+        TransferEngine engine = engine(protocol, where);
         Guards local = localBuffer(engine);
-        FaultPeer peer = peer(prefix, protocol, peerHost, port);
+        FaultPeer peer = peer(protocol, where, port);
         Segment s = engine.openSegment(peer.segment());
         assertRoundTrip(engine, s, local, peer.windowAddress());
         return new Connected(engine, local, peer, s);
@@ -208,9 +220,13 @@ class FaultInjectionTest {
         void run() throws Exception;
     }
 
-    private TransferEngine engine(String protocol, String host) {
-        TransferEngine e = TransferEngine.create(EngineConfig.builder().protocol(protocol).localHostname(host)
-                .transferTimeout(DEADLINE).set(EngineConfig.HANDSHAKE_CONNECT_TIMEOUT, "2").build());
+    private TransferEngine engine(String protocol, Where where) {
+        EngineConfig.Builder b = EngineConfig.builder().protocol(protocol).localHostname(where.localHost)
+                .transferTimeout(DEADLINE).set(EngineConfig.HANDSHAKE_CONNECT_TIMEOUT, "2");
+        if (where.localDevice != null) {
+            b.device(where.localDevice);
+        }
+        TransferEngine e = TransferEngine.create(b.build());
         open.add(e);
         return e;
     }
@@ -221,8 +237,8 @@ class FaultInjectionTest {
         return Guards.arm(m, GUARD, WINDOW);
     }
 
-    private FaultPeer peer(List<String> prefix, String protocol, String host, int port) throws Exception {
-        FaultPeer p = FaultPeer.start(prefix, protocol, host, GUARD, WINDOW, port);
+    private FaultPeer peer(String protocol, Where where, int port) throws Exception {
+        FaultPeer p = FaultPeer.start(where.prefix, protocol, where.peerHost, where.peerDevice, GUARD, WINDOW, port);
         open.add(p);
         return p;
     }

@@ -42,15 +42,16 @@ final class FaultPeer implements AutoCloseable {
      *
      * @param prefix what the java command runs under ({@code ip netns exec <ns>}), or empty
      * @param port the handshake port, or 0 for any free one
+     * @param device the NIC its transports use ({@code MOONCAKE_DEVICE}), or null for the default
      */
-    static FaultPeer start(List<String> prefix, String protocol, String host, int guard, int window, int port)
-            throws IOException, InterruptedException {
+    static FaultPeer start(List<String> prefix, String protocol, String host, String device, int guard, int window,
+            int port) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>(prefix);
         cmd.addAll(JavaCommand.current());
         cmd.add(GuardedTarget.class.getName());
-        cmd.addAll(List.of(protocol, host, Integer.toString(guard), Integer.toString(window)));
-        if (port > 0) {
-            cmd.add(Integer.toString(port));
+        cmd.addAll(List.of(protocol, host, Integer.toString(guard), Integer.toString(window), Integer.toString(port)));
+        if (device != null) {
+            cmd.add(device);
         }
         Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         BlockingQueue<String> lines = new LinkedBlockingQueue<>();

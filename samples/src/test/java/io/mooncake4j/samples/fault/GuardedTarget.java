@@ -14,22 +14,26 @@ import java.nio.charset.StandardCharsets;
  * changed), checked here in its own memory rather than through the transport under test; it exits
  * when its standard input ends.
  *
- * <p>Arguments: {@code <protocol> <advertised host> <guard bytes> <window bytes> [handshake port]}.
+ * <p>Arguments: {@code <protocol> <advertised host> <guard bytes> <window bytes> [<handshake port, 0:
+ * any> [<MOONCAKE_DEVICE>]]}.
  */
 public final class GuardedTarget {
     private GuardedTarget() {}
 
     public static void main(String[] args) throws Exception {
         if (args.length < 4) {
-            System.err.println("usage: GuardedTarget <protocol> <host> <guard bytes> <window bytes> [port]");
+            System.err.println("usage: GuardedTarget <protocol> <host> <guard bytes> <window bytes> [port [device]]");
             System.exit(2);
         }
         int guard = Integer.parseInt(args[2]);
         int window = Integer.parseInt(args[3]);
         EngineConfig.Builder config = EngineConfig.builder().protocol(args[0]).localHostname(args[1]);
-        if (args.length > 4) {
-            int port = Integer.parseInt(args[4]);
+        int port = args.length > 4 ? Integer.parseInt(args[4]) : 0;
+        if (port > 0) {
             config.rpcPortRange(port, port);
+        }
+        if (args.length > 5) {
+            config.device(args[5]);
         }
         try (TransferEngine engine = TransferEngine.create(config.build());
                 HostMemory memory = engine.allocate(Guards.totalLength(guard, window))) {

@@ -53,6 +53,16 @@ final class NetnsLink implements AutoCloseable {
         return List.of("ip", "netns", "exec", ns);
     }
 
+    /** This side's end of the veth, a NIC name for {@code MOONCAKE_DEVICE}. */
+    String hostDevice() {
+        return ns + "h";
+    }
+
+    /** The namespace's end. */
+    String peerDevice() {
+        return ns + "p";
+    }
+
     /** Sets the namespace's end of the veth down: packets in flight and new ones are dropped. */
     void down() {
         check(run("ip", "-n", ns, "link", "set", ns + "p", "down"));
