@@ -13,25 +13,26 @@ import java.util.stream.Stream;
 /**
  * The transports the fault and soak tests run over: tcp always, efa where its plugin is available
  * (on a host without EFA hardware, libfabric's software provider: {@code MC_EFA_PROVIDER='tcp;ofi_rxm'}).
- * The system property {@value #PROPERTY} narrows them (samples' {@code efa-software-provider}
- * surefire execution runs only efa).
+ * The system property {@value #PROPERTY} narrows the parameterized cases (samples' {@code
+ * efa-software-provider} surefire execution runs only efa there).
  */
 public final class Transports {
     /** The protocols to test, comma separated; default {@code tcp,efa}. */
     public static final String PROPERTY = "mooncake4j.test.transports";
+    private static final List<String> KNOWN = List.of("tcp", "efa");
     private static final Map<String, String> WHY_NOT = new ConcurrentHashMap<>();
 
     private Transports() {}
 
     /** Every protocol the tests are written for (a {@code @MethodSource}). */
     public static Stream<String> all() {
-        return Stream.of(System.getProperty(PROPERTY, "tcp,efa").split(",")).map(String::trim)
+        return Stream.of(System.getProperty(PROPERTY, String.join(",", KNOWN)).split(",")).map(String::trim)
                 .filter(p -> !p.isEmpty());
     }
 
-    /** The protocols of {@link #all()} that are available here. */
+    /** Every protocol the tests know that is available here, whatever {@value #PROPERTY} says. */
     public static List<String> available() {
-        return all().filter(p -> WHY_NOT.computeIfAbsent(p, Transports::probe).isEmpty()).toList();
+        return KNOWN.stream().filter(p -> WHY_NOT.computeIfAbsent(p, Transports::probe).isEmpty()).toList();
     }
 
     /** Skips the test, saying why, unless an engine can be made with {@code protocol} here. */
