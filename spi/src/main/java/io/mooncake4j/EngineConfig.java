@@ -52,6 +52,14 @@ public final class EngineConfig {
     /** Largest part a request is split into across lanes, in bytes; default 1 MiB. */
     public static final String SLICE_SIZE = "MC_SLICE_SIZE";
 
+    /**
+     * Shared secret every peer must prove it holds (handshake, notifications, data connections);
+     * default none: anyone who reaches the ports is served, as by Mooncake. See docs/security.md.
+     */
+    public static final String AUTH_TOKEN = "MC_AUTH_TOKEN";
+    /** A file whose content is the shared secret (instead of {@link #AUTH_TOKEN}); default none. */
+    public static final String AUTH_TOKEN_FILE = "MC_AUTH_TOKEN_FILE";
+
     private static final Map<String, String> DEFAULTS =
             Map.ofEntries(
                     Map.entry(METADATA_SERVER, "P2PHANDSHAKE"),
@@ -249,9 +257,11 @@ public final class EngineConfig {
         return getLong(SLICE_SIZE, 1 << 20, 4096, 1L << 30);
     }
 
-    /** Every explicit setting, for logging. */
+    /** Every explicit setting, for logging; the secret ({@link #AUTH_TOKEN}) shows as {@code ***}. */
     public Map<String, String> explicitSettings() {
-        return new TreeMap<>(explicit);
+        Map<String, String> m = new TreeMap<>(explicit);
+        m.computeIfPresent(AUTH_TOKEN, (k, v) -> "***");
+        return m;
     }
 
     @Override

@@ -34,7 +34,12 @@ class SpiPackageCyclesTest {
                     "io.mooncake4j -> io.mooncake4j.internal",
                     "io.mooncake4j -> io.mooncake4j.internal -> io.mooncake4j.spi",
                     "io.mooncake4j -> io.mooncake4j.internal -> io.mooncake4j.spi -> io.mooncake4j.metadata",
+                    "io.mooncake4j -> io.mooncake4j.internal.auth",
+                    "io.mooncake4j -> io.mooncake4j.internal.auth -> io.mooncake4j.spi",
+                    "io.mooncake4j -> io.mooncake4j.internal.auth -> io.mooncake4j.spi -> io.mooncake4j.metadata",
                     "io.mooncake4j -> io.mooncake4j.internal.handshake",
+                    "io.mooncake4j -> io.mooncake4j.internal.handshake -> io.mooncake4j.spi",
+                    "io.mooncake4j -> io.mooncake4j.internal.handshake -> io.mooncake4j.spi -> io.mooncake4j.metadata",
                     "io.mooncake4j -> io.mooncake4j.metadata",
                     "io.mooncake4j -> io.mooncake4j.spi",
                     "io.mooncake4j -> io.mooncake4j.spi -> io.mooncake4j.metadata");

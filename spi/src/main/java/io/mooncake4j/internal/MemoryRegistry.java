@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.RegionAccess;
 import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.PinnedRegion;
 import java.time.Duration;
@@ -15,7 +16,9 @@ import java.util.function.Function;
 
 /**
  * The engine's registered memory: a sorted, copy-on-write array of non-overlapping regions. Lookups
- * ({@link #pin}) take no lock and allocate nothing; registration changes are serialised.
+ * ({@link #pin}, {@link #pinOwn}) take no lock and allocate nothing; registration changes are
+ * serialised. {@link #pin}, which serves peers, never yields a region registered {@link
+ * RegionAccess#LOCAL_ONLY}.
  */
 public final class MemoryRegistry implements LocalMemory {
     private static final RegisteredRegion[] EMPTY = new RegisteredRegion[0];
@@ -26,7 +29,8 @@ public final class MemoryRegistry implements LocalMemory {
      * Registers regions all or nothing: each must not overlap any registered region or another in the
      * batch. {@code transportFields} gives the per-buffer descriptor fields of each (and may refuse).
      */
-    public void register(List<MemoryRegion> batch, Function<MemoryRegion, JsonObject> transportFields) {
+    public void register(
+            List<MemoryRegion> batch, RegionAccess access, Function<MemoryRegion, JsonObject> transportFields) {
         synchronized (writeLock) {
             List<RegisteredRegion> added = new ArrayList<>(batch.size());
             RegisteredRegion[] current = regions;
@@ -45,7 +49,7 @@ public final class MemoryRegistry implements LocalMemory {
                             r + " overlaps registered " + overlap.region()
                                     + ": unregister it first, or register a disjoint range");
                 }
-                added.add(new RegisteredRegion(r, transportFields.apply(r)));
+                added.add(new RegisteredRegion(r, transportFields.apply(r), access == RegionAccess.REMOTE));
             }
             RegisteredRegion[] next = Arrays.copyOf(current, current.length + added.size());
             for (int i = 0; i < added.size(); i++) {
@@ -112,16 +116,25 @@ public final class MemoryRegistry implements LocalMemory {
         return false;
     }
 
+    /** For a peer's request: refuses {@link RegionAccess#LOCAL_ONLY} regions as if unregistered. */
     @Override
     public PinnedRegion pin(long address, long length) {
+        RegisteredRegion r = find(address, length);
+        return r != null && r.isRemote() && r.tryPin() ? r : null;
+    }
+
+    /** For this engine's own transfers: any registered region, local-only ones included. */
+    public PinnedRegion pinOwn(long address, long length) {
+        RegisteredRegion r = find(address, length);
+        return r != null && r.tryPin() ? r : null;
+    }
+
+    private RegisteredRegion find(long address, long length) {
         if (length <= 0 || Long.compareUnsigned(address + length, address) <= 0) {
             return null;
         }
         RegisteredRegion r = floor(regions, address);
-        if (r == null || Long.compareUnsigned(address + length, r.end()) > 0) {
-            return null;
-        }
-        return r.tryPin() ? r : null;
+        return r == null || Long.compareUnsigned(address + length, r.end()) > 0 ? null : r;
     }
 
     /** A snapshot of the registered regions in address order, with their transport fields. */

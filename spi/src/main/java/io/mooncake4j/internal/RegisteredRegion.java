@@ -9,12 +9,19 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class RegisteredRegion implements PinnedRegion {
     private final MemoryRegion region;
     private final JsonObject transportFields;
+    private final boolean remote;
     private final AtomicInteger pins = new AtomicInteger();
     private volatile boolean removed;
 
-    RegisteredRegion(MemoryRegion region, JsonObject transportFields) {
+    RegisteredRegion(MemoryRegion region, JsonObject transportFields, boolean remote) {
         this.region = region;
         this.transportFields = transportFields;
+        this.remote = remote;
+    }
+
+    /** Whether peers may reach it ({@link io.mooncake4j.RegionAccess#REMOTE}): published and servable. */
+    public boolean isRemote() {
+        return remote;
     }
 
     @Override

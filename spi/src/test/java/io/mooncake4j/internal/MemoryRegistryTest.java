@@ -11,6 +11,7 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
+import io.mooncake4j.RegionAccess;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.PinnedRegion;
 import java.time.Duration;
@@ -28,7 +29,7 @@ class MemoryRegistryTest {
     }
 
     private void register(MemoryRegion... regions) {
-        registry.register(List.of(regions), r -> new JsonObject());
+        registry.register(List.of(regions), RegionAccess.REMOTE, r -> new JsonObject());
     }
 
     @Test
@@ -43,6 +44,17 @@ class MemoryRegistryTest {
         assertNull(registry.pin(0xFFFF_FFFF_FFFF_FFF0L, 0x20), "overflow");
         assertNull(registry.pin(0x100ff, 2), "past the end");
         assertNull(registry.pin(0xfff, 2), "before the start");
+    }
+
+    @Test
+    void shouldNeverPinALocalOnlyRegionForAPeerButPinItForTheEngineItself() {
+        registry.register(List.of(region(0x1000, 0x1000)), RegionAccess.LOCAL_ONLY, r -> new JsonObject());
+        register(region(0x2000, 0x1000));
+        assertNull(registry.pin(0x1000, 0x10), "a peer's request into a local-only region");
+        assertNotNull(registry.pinOwn(0x1000, 0x10));
+        assertNotNull(registry.pin(0x2000, 0x10));
+        assertNotNull(registry.pinOwn(0x2000, 0x10));
+        assertEquals(List.of(false, true), registry.snapshot().stream().map(r -> r.isRemote()).toList());
     }
 
     @Test
