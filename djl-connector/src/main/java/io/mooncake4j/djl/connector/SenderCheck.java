@@ -1,6 +1,7 @@
 package io.mooncake4j.djl.connector;
 
-import java.util.concurrent.TimeUnit;
+import io.mooncake4j.spi.RateLimitedLog;
+import java.time.Duration;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -18,12 +19,10 @@ import org.slf4j.LoggerFactory;
  */
 final class SenderCheck {
     private static final Logger LOG = LoggerFactory.getLogger(SenderCheck.class);
-    private static final long LOG_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(30);
 
     private final AtomicLong refused;
     private final boolean authenticated;
-    private final AtomicLong nextLogNanos = new AtomicLong(System.nanoTime());
-    private final AtomicLong unlogged = new AtomicLong();
+    private final RateLimitedLog warnings = new RateLimitedLog(LOG, Duration.ofSeconds(30));
 
     SenderCheck(AtomicLong refused, boolean authenticated) {
         this.refused = refused;
@@ -38,18 +37,10 @@ final class SenderCheck {
         if (expected != null && expected.equals(sender)) {
             return true;
         }
-        long total = refused.incrementAndGet();
-        long now = System.nanoTime();
-        long next = nextLogNanos.get();
-        if (now - next >= 0 && nextLogNanos.compareAndSet(next, now + LOG_INTERVAL_NANOS)) {
-            LOG.warn("refused a {} message for request {} from {} ({}): {}; {} refused so far, {} not logged since"
-                            + " the last line",
-                    m.type.jsonName(), m.requestId, sender, authenticated ? "authenticated" : "unauthenticated name",
-                    expected == null ? "no request here is with that peer" : "the request is with " + expected,
-                    total, unlogged.getAndSet(0));
-        } else {
-            unlogged.incrementAndGet();
-        }
+        warnings.warn("refused", "refused a {} message for request {} from {} ({}): {}; {} refused so far",
+                m.type.jsonName(), m.requestId, sender, authenticated ? "authenticated" : "unauthenticated name",
+                expected == null ? "no request here is with that peer" : "the request is with " + expected,
+                refused.incrementAndGet());
         return false;
     }
 }

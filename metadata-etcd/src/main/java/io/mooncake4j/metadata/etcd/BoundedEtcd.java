@@ -24,6 +24,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * The few etcd operations the store needs, each bounded by a timeout: a call that etcd does not
@@ -53,7 +54,7 @@ final class BoundedEtcd implements AutoCloseable {
     }
 
     Read get(String key, Duration bound) {
-        GetResponse r = await(client.getKVClient().get(bytes(key), GetOption.DEFAULT), bound, "reading " + key);
+        GetResponse r = await(() -> client.getKVClient().get(bytes(key), GetOption.DEFAULT), bound, "reading " + key);
         List<KeyValue> kvs = r.getKvs();
         String value = kvs.isEmpty() ? null : kvs.get(0).getValue().toString(StandardCharsets.UTF_8);
         return new Read(value, r.getHeader().getRevision());
@@ -66,18 +67,18 @@ final class BoundedEtcd implements AutoCloseable {
         for (int i = 0; i < puts.length; i++) {
             puts[i] = Op.put(bytes(keysAndValues[2 * i]), bytes(keysAndValues[2 * i + 1]), option);
         }
-        await(client.getKVClient().txn().Then(puts).commit(), timeout, "writing " + keysAndValues[0] + " and "
+        await(() -> client.getKVClient().txn().Then(puts).commit(), timeout, "writing " + keysAndValues[0] + " and "
                 + (puts.length - 1) + " more");
     }
 
     long grant(long ttlSeconds) {
-        return await(client.getLeaseClient().grant(ttlSeconds), timeout, "granting a lease").getID();
+        return await(() -> client.getLeaseClient().grant(ttlSeconds), timeout, "granting a lease").getID();
     }
 
     /** Renews the lease once; false when etcd no longer has it (it expired, or etcd lost its data). */
     boolean keepAlive(long lease) {
         try {
-            await(client.getLeaseClient().keepAliveOnce(lease), timeout, "renewing lease " + Long.toHexString(lease));
+            await(() -> client.getLeaseClient().keepAliveOnce(lease), timeout, "renewing lease " + Long.toHexString(lease));
             return true;
         } catch (MooncakeException e) {
             if (isLeaseNotFound(e)) {
@@ -88,7 +89,7 @@ final class BoundedEtcd implements AutoCloseable {
     }
 
     void revoke(long lease) {
-        await(client.getLeaseClient().revoke(lease), timeout, "revoking lease " + Long.toHexString(lease));
+        await(() -> client.getLeaseClient().revoke(lease), timeout, "revoking lease " + Long.toHexString(lease));
     }
 
     /** Watches one key from {@code fromRevision}; jetcd resumes it by itself when the connection drops. */
@@ -115,9 +116,45 @@ final class BoundedEtcd implements AutoCloseable {
         return false;
     }
 
-    private <T> T await(CompletableFuture<T> f, Duration bound, String what) {
+    /**
+     * Runs one call, retried while etcd answers UNAVAILABLE (a restarted member, or gRPC still in
+     * reconnect back-off), until {@code bound} has passed: a call never outlives its bound, and a
+     * brief outage shorter than it costs the caller nothing.
+     */
+    private <T> T await(Supplier<CompletableFuture<T>> call, Duration bound, String what) {
+        long deadline = System.nanoTime() + bound.toNanos();
+        long pauseMillis = 20;
+        while (true) {
+            try {
+                return awaitOnce(call.get(), Math.max(0, deadline - System.nanoTime()), bound, what);
+            } catch (MooncakeException e) {
+                long left = deadline - System.nanoTime();
+                if (!isUnavailable(e) || left <= TimeUnit.MILLISECONDS.toNanos(pauseMillis)) {
+                    throw e;
+                }
+                try {
+                    Thread.sleep(pauseMillis);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw e;
+                }
+                pauseMillis = Math.min(pauseMillis * 2, 500);
+            }
+        }
+    }
+
+    private static boolean isUnavailable(Throwable t) {
+        for (Throwable c = t.getCause(); c != null; c = c.getCause()) {
+            if (Status.fromThrowable(c).getCode() == Status.Code.UNAVAILABLE) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private <T> T awaitOnce(CompletableFuture<T> f, long leftNanos, Duration bound, String what) {
         try {
-            return f.get(bound.toNanos(), TimeUnit.NANOSECONDS);
+            return f.get(leftNanos, TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
             f.cancel(true);
             throw new MooncakeException(ErrorCode.METADATA, "etcd " + endpoints + " did not answer " + what + " within "

@@ -2,6 +2,7 @@ package io.mooncake4j.transport.tcp;
 
 import io.mooncake4j.Opcode;
 import io.mooncake4j.TransferStatus;
+import io.mooncake4j.spi.PeerAuthenticator;
 import io.mooncake4j.spi.Submission;
 import java.io.EOFException;
 import java.io.IOException;
@@ -11,6 +12,7 @@ import java.nio.ByteOrder;
 import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
@@ -811,6 +813,9 @@ final class TcpLane {
                     ch.setOption(StandardSocketOptions.SO_RCVBUF, sb);
                 }
                 ch.socket().connect(peer.address, (int) transport.settings.connectTimeoutMillis);
+                // with a secret, prove ourselves (and check the target) before the first header
+                transport.peerAuthenticator().authenticateToServer(ch.socket(), PeerAuthenticator.Purpose.DATA,
+                        Duration.ofMillis(transport.settings.connectTimeoutMillis));
                 Conn c = new Conn(ch);
                 recvStage.rpos = 0;
                 recvStage.wpos = 0;

@@ -1,6 +1,6 @@
 package io.mooncake4j.internal.handshake;
 
-import io.mooncake4j.internal.logging.RateLimitedLog;
+import io.mooncake4j.spi.RateLimitedLog;
 import com.google.gson.JsonObject;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.Notification;
