@@ -302,7 +302,10 @@ final class PrefillSide {
     void onAbort(String sender, KvMessage m) {
         PendingDestination pending = pendingDestinations.get(m.requestId);
         PrefillRequest r = requests.get(m.requestId);
-        KvTransferParams dest = pending != null ? pending.params() : r != null ? r.destination() : null;
+        if (pending == null && r == null) {
+            return; // nothing to abort: the request ended already, or never started here
+        }
+        KvTransferParams dest = pending != null ? pending.params() : r.destination();
         if (!ctx.senders.accepts(sender, dest == null ? null : dest.engine(), m)) {
             return;
         }

@@ -83,7 +83,12 @@ public final class ChallengeResponse implements PeerAuthenticator {
 
     @Override
     public void authenticateToServer(Socket socket, Purpose purpose, Duration timeout) {
-        byte[] name = localName.get().getBytes(StandardCharsets.UTF_8);
+        String self = localName.get();
+        if (self == null) {
+            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT,
+                    "this engine has no segment name yet (it is starting): it cannot authenticate");
+        }
+        byte[] name = self.getBytes(StandardCharsets.UTF_8);
         if (name.length == 0 || name.length > MAX_NAME_BYTES) {
             throw new MooncakeException(ErrorCode.INVALID_ARGUMENT,
                     "segment name of " + name.length + " bytes cannot be proved: 1 to " + MAX_NAME_BYTES + " allowed");
