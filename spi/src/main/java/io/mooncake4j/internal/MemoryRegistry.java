@@ -1,6 +1,5 @@
 package io.mooncake4j.internal;
 
-import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
@@ -10,11 +9,10 @@ import io.mooncake4j.spi.PinnedRegion;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.function.Function;
 
 /**
  * The engine's registered memory: a sorted, copy-on-write array of non-overlapping regions. Lookups
- * ({@link #pin}, {@link #pinOwn}) take no lock and allocate nothing; registration changes are
+ * ({@link #pin}, {@link #pinRegion}) take no lock and allocate nothing; registration changes are
  * serialised. {@link #pin}, which serves peers, never yields a region registered {@link
  * RegionAccess#LOCAL_ONLY}.
  */
@@ -25,29 +23,42 @@ public final class MemoryRegistry implements LocalMemory {
 
     /**
      * Registers regions all or nothing: each must not overlap any registered region or another in the
-     * batch. {@code transportFields} gives the per-buffer descriptor fields of each (and may refuse).
+     * batch, and is registered on every installed transport ({@link InstalledTransports#register},
+     * itself all or nothing). When a region is refused, the regions of the batch registered before it
+     * are unregistered from the transports again and the registry is left unchanged. {@code access}
+     * applies to every region of the batch.
      */
-    public void register(
-            List<MemoryRegion> batch, RegionAccess access, Function<MemoryRegion, JsonObject> transportFields) {
+    public void register(List<MemoryRegion> batch, RegionAccess access, InstalledTransports transports) {
         synchronized (writeLock) {
             List<RegisteredRegion> added = new ArrayList<>(batch.size());
             RegisteredRegion[] current = regions;
-            for (MemoryRegion r : batch) {
-                RegisteredRegion overlap = findOverlap(current, r);
-                if (overlap == null) {
-                    for (RegisteredRegion a : added) {
-                        if (overlaps(a.region(), r)) {
-                            overlap = a;
+            try {
+                for (MemoryRegion r : batch) {
+                    RegisteredRegion overlap = findOverlap(current, r);
+                    if (overlap == null) {
+                        for (RegisteredRegion a : added) {
+                            if (overlaps(a.region(), r)) {
+                                overlap = a;
+                            }
                         }
                     }
+                    if (overlap != null) {
+                        throw new MooncakeException(
+                                ErrorCode.REGISTRATION,
+                                r + " overlaps registered " + overlap.region()
+                                        + ": unregister it first, or register a disjoint range");
+                    }
+                    RegisteredRegion registered = transports.register(r);
+                    if (access == RegionAccess.LOCAL_ONLY) {
+                        registered.markLocalOnly(); // before `regions` publishes it
+                    }
+                    added.add(registered);
                 }
-                if (overlap != null) {
-                    throw new MooncakeException(
-                            ErrorCode.REGISTRATION,
-                            r + " overlaps registered " + overlap.region()
-                                    + ": unregister it first, or register a disjoint range");
+            } catch (RuntimeException | Error e) {
+                for (int i = added.size() - 1; i >= 0; i--) {
+                    transports.unregister(added.get(i));
                 }
-                added.add(new RegisteredRegion(r, transportFields.apply(r), access == RegionAccess.REMOTE));
+                throw e;
             }
             RegisteredRegion[] next = Arrays.copyOf(current, current.length + added.size());
             for (int i = 0; i < added.size(); i++) {
@@ -89,6 +100,16 @@ public final class MemoryRegistry implements LocalMemory {
         }
     }
 
+    /** Whether a region starts at {@code address}. */
+    public boolean isRegisteredAt(long address) {
+        for (RegisteredRegion r : regions) {
+            if (r.start() == address) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** For a peer's request: refuses {@link RegionAccess#LOCAL_ONLY} regions as if unregistered. */
     @Override
     public PinnedRegion pin(long address, long length) {
@@ -96,8 +117,11 @@ public final class MemoryRegistry implements LocalMemory {
         return r != null && r.isRemote() && r.tryPin() ? r : null;
     }
 
-    /** For this engine's own transfers: any registered region, local-only ones included. */
-    public PinnedRegion pinOwn(long address, long length) {
+    /**
+     * For this engine's own transfers: pins any registered region, local-only ones included, with the
+     * registered region's own type (its transport registrations).
+     */
+    public RegisteredRegion pinRegion(long address, long length) {
         RegisteredRegion r = find(address, length);
         return r != null && r.tryPin() ? r : null;
     }
