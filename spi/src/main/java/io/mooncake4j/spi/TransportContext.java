@@ -29,4 +29,15 @@ public interface TransportContext {
      * @throws io.mooncake4j.MooncakeException when the peer cannot be reached or answers garbage
      */
     JsonObject connect(String segmentName, JsonObject request, Duration timeout);
+
+    /**
+     * How the transport's data connections prove themselves: with a secret set, an initiator calls
+     * {@link PeerAuthenticator#authenticateToServer} on each new connection before its first header,
+     * and a target calls {@link PeerAuthenticator#authenticateClient} on each accepted one before it
+     * reads a header, closing it when that throws. {@link PeerAuthenticator#OPEN} (the default)
+     * when no secret is set.
+     */
+    default PeerAuthenticator peerAuthenticator() {
+        return PeerAuthenticator.OPEN;
+    }
 }

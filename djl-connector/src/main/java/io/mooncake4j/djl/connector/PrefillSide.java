@@ -272,13 +272,19 @@ final class PrefillSide {
 
     // ------------------------------------------------------------------ messages
 
-    /** A decode side sent its destination (prefill first, push). */
-    void onDestination(KvMessage m) {
+    /**
+     * A decode side sent its destination (prefill first, push). Only the decode engine the
+     * destination names may send it: nobody can point a request's KV cache at someone else.
+     */
+    void onDestination(String sender, KvMessage m) {
         KvTransferParams d;
         try {
             d = KvTransferParams.fromJson(m.body.getAsJsonObject("params"));
         } catch (RuntimeException e) {
             LOG.debug("malformed destination for {}: {}", m.requestId, e.toString());
+            return;
+        }
+        if (!ctx.senders.accepts(sender, d.engine(), m)) {
             return;
         }
         PrefillRequest r = requests.get(m.requestId);
@@ -292,10 +298,18 @@ final class PrefillSide {
         }
     }
 
-    /** The decode side gave up on a request. */
-    void onAbort(KvMessage m) {
-        pendingDestinations.remove(m.requestId);
+    /** The decode side gave up on a request; only the decode engine that gave its destination may say so. */
+    void onAbort(String sender, KvMessage m) {
+        PendingDestination pending = pendingDestinations.get(m.requestId);
         PrefillRequest r = requests.get(m.requestId);
+        if (pending == null && r == null) {
+            return; // nothing to abort: the request ended already, or never started here
+        }
+        KvTransferParams dest = pending != null ? pending.params() : r.destination();
+        if (!ctx.senders.accepts(sender, dest == null ? null : dest.engine(), m)) {
+            return;
+        }
+        pendingDestinations.remove(m.requestId, pending);
         if (r != null) {
             abort(r, "decode worker aborted: " + m.reason(), false);
         }

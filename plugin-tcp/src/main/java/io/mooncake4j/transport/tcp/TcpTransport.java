@@ -7,6 +7,7 @@ import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.TransferStatus;
 import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.spi.PeerAuthenticator;
 import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
@@ -69,7 +70,7 @@ public final class TcpTransport implements Transport {
         this.context = context;
         this.settings = new TcpSettings(context.config());
         try {
-            this.server = new TcpServer(context.localMemory(), settings, counters);
+            this.server = new TcpServer(context.localMemory(), context.peerAuthenticator(), settings, counters);
         } catch (IOException e) {
             throw new MooncakeException(
                     ErrorCode.IO,
@@ -95,6 +96,11 @@ public final class TcpTransport implements Transport {
     @Override
     public String protocol() {
         return "tcp";
+    }
+
+    /** How data connections prove themselves ({@link PeerAuthenticator#OPEN} without a secret). */
+    PeerAuthenticator peerAuthenticator() {
+        return context.peerAuthenticator();
     }
 
     /** The port of the data server, as published in {@code tcp_data_port}. */
