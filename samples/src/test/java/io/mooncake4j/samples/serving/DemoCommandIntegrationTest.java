@@ -27,9 +27,13 @@ class DemoCommandIntegrationTest {
                 : TestModels.tinyRandom().asArguments();
     }
 
+    /**
+     * The JVMs below {@code root}. By executable, not by arguments: Linux gives ProcessHandle no
+     * arguments for a command line as long as the demo's class path.
+     */
     private static List<ProcessHandle> workerJvms(ProcessHandle root) {
         return root.descendants()
-                .filter(p -> p.info().arguments().map(a -> List.of(a).contains(Main.class.getName())).orElse(false))
+                .filter(p -> p.info().command().map(c -> c.endsWith("/java")).orElse(false))
                 .toList();
     }
 
