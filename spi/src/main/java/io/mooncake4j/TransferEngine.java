@@ -430,8 +430,10 @@ public final class TransferEngine implements AutoCloseable {
         if (s != null) {
             return s;
         }
-        SegmentDescriptor d = fetch(name);
-        return segments.computeIfAbsent(name, n -> new Segment(n, false, d, this));
+        Segment fetched = new Segment(name, false, fetch(name), this);
+        fetched.host(store); // now, so that transfers to an open segment never wait for the store
+        Segment raced = segments.putIfAbsent(name, fetched);
+        return raced != null ? raced : fetched;
     }
 
     private SegmentDescriptor fetch(String name) {
@@ -453,6 +455,7 @@ public final class TransferEngine implements AutoCloseable {
         ensureOpen();
         if (!segment.isLocal()) {
             segment.descriptor(fetch(segment.name()));
+            segment.host(store);
         }
         return segment;
     }
@@ -960,6 +963,12 @@ public final class TransferEngine implements AutoCloseable {
         @Override
         public LocalMemory localMemory() {
             return registry;
+        }
+
+        @Override
+        public InetAddress peerHost(String segmentName) {
+            Segment s = segments.get(segmentName);
+            return s != null ? s.host(store) : store.rpcAddress(segmentName).getAddress();
         }
 
         @Override

@@ -1,6 +1,5 @@
 package io.mooncake4j.transport.tcp;
 
-import com.google.common.net.HostAndPort;
 import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
@@ -13,6 +12,8 @@ import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import java.io.IOException;
+import java.net.Inet6Address;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
@@ -256,7 +257,11 @@ public final class TcpTransport implements Transport {
         LOG.debug("tcp transport on port {} closed; {}", server.port(), counters.snapshot());
     }
 
-    /** The peer's data server, from its segment name (host) and {@code tcp_data_port}. */
+    /**
+     * The peer's data server: its {@code tcp_data_port} on the host where the metadata store says it
+     * lives ({@link TransportContext#peerHost}), never the segment name's host, which in etcd mode may
+     * be any name ({@code MC_LOCAL_SERVER_NAME}).
+     */
     private TcpPeer peerFor(SegmentDescriptor d) {
         TcpPeer cached = byDescriptor.get(d);
         if (cached != null) {
@@ -278,34 +283,20 @@ public final class TcpTransport implements Transport {
                     "segment '" + d.name() + "' publishes no valid tcp_data_port; is it a tcp peer?");
         }
         boolean v2 = d.longField("tcp_proto_version", 1) >= 2;
-        String host = hostOf(d.name());
-        String key = host + '|' + port + '|' + (v2 ? 2 : 1);
+        InetAddress host = context.peerHost(d.name());
+        String label = (host instanceof Inet6Address ? "[" + host.getHostAddress() + "]" : host.getHostAddress())
+                + ":" + port;
+        String key = label + '|' + (v2 ? 2 : 1);
         TcpPeer p = peers.get(key);
         if (p != null) {
             return p;
         }
-        InetSocketAddress address = new InetSocketAddress(host, (int) port);
-        if (address.isUnresolved()) {
-            throw new MooncakeException(
-                    ErrorCode.SEGMENT_NOT_FOUND,
-                    "cannot resolve host '" + host + "' of segment '" + d.name() + "'");
-        }
-        String label = (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
         synchronized (peers) {
             if (closed.get()) {
                 throw new MooncakeException(ErrorCode.CLOSED, "tcp transport closed");
             }
-            return peers.computeIfAbsent(
-                    key, k -> new TcpPeer(this, label, address, v2, settings.lanesPerPeer));
-        }
-    }
-
-    /** The host part of a segment name: {@code host:port}, {@code [v6]:port}, or a bare host. */
-    static String hostOf(String segmentName) {
-        try {
-            return HostAndPort.fromString(segmentName.trim()).getHost();
-        } catch (IllegalArgumentException e) {
-            return segmentName.trim(); // not host[:port]: let the connect attempt report it
+            return peers.computeIfAbsent(key, k -> new TcpPeer(
+                    this, label, new InetSocketAddress(host, (int) port), v2, settings.lanesPerPeer));
         }
     }
 
