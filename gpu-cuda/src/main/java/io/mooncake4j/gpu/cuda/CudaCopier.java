@@ -1,0 +1,228 @@
+package io.mooncake4j.gpu.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventQuery;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuMemcpyAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.spi.DeviceCopier;
+import java.util.ArrayDeque;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+import jcuda.driver.CUresult;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Same-process copies on one device's primary context with an owned non-blocking stream. Each
+ * copy's direction comes from where its pointers live ({@link CudaDriver#deviceOf}); small
+ * device-to-device copies of a batch go to the {@link GatherKernel}, the rest to the driver's
+ * typed asynchronous copies. A batch ends with an event; the copier's completion thread polls the
+ * events in order and completes the futures, so no driver callback ever runs user code.
+ */
+final class CudaCopier implements DeviceCopier {
+    /** How long a batch may take on the device before its future fails. */
+    static final long COMPLETION_BOUND_NANOS = TimeUnit.SECONDS.toNanos(30);
+
+    private static final Logger LOG = LoggerFactory.getLogger(CudaCopier.class);
+    private static final int SPINS_BEFORE_PARKING = 2_000;
+    private static final long PARK_NANOS = 5_000;
+
+    private final CudaDriver driver;
+    private final int device;
+    private final CUstream stream = new CUstream();
+    private final GatherKernel gather;
+    private final Object lock = new Object();
+    private final ArrayDeque<CUevent> idleEvents = new ArrayDeque<>(); // guarded by lock
+    private final LinkedBlockingQueue<Pending> pending = new LinkedBlockingQueue<>();
+    private final Thread completer;
+    private int[] to = new int[0]; // guarded by lock: where each dst lives, reused per batch
+    private int[] from = new int[0];
+    private volatile boolean closed;
+
+    CudaCopier(CudaDriver driver, int device) {
+        this.driver = driver;
+        this.device = device;
+        try (ContextScope ignored = driver.enter(device)) {
+            CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+            try {
+                gather = new GatherKernel();
+            } catch (RuntimeException e) {
+                cuStreamDestroy(stream);
+                throw e;
+            }
+        }
+        completer = new Thread(this::completeInOrder, "mc4j-cuda-copier-" + device);
+        completer.setDaemon(true);
+        completer.start();
+    }
+
+    @Override
+    public CompletableFuture<Void> copy(long[] dst, long[] src, long[] len, int n) {
+        if (n < 0 || n > dst.length || n > src.length || n > len.length) {
+            throw new MooncakeException(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "copy of " + n + " entries needs arrays at least that long (dst " + dst.length + ", src " + src.length + ", len " + len.length + ")");
+        }
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        synchronized (lock) {
+            if (closed) {
+                throw new MooncakeException(ErrorCode.CLOSED, "the CUDA copier of cuda:" + device + " was closed");
+            }
+            try (ContextScope ignored = driver.enter(device)) {
+                locateAll(dst, src, len, n);
+                enqueue(dst, src, len, n);
+                CUevent event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
+                CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
+                pending.add(new Pending(event, done, System.nanoTime() + COMPLETION_BOUND_NANOS));
+            } catch (MooncakeException e) {
+                if (e.code() == ErrorCode.INVALID_ARGUMENT) {
+                    throw e;
+                }
+                done.completeExceptionally(e);
+            }
+        }
+        return done;
+    }
+
+    private void locateAll(long[] dst, long[] src, long[] len, int n) {
+        if (to.length < n) {
+            to = new int[n];
+            from = new int[n];
+        }
+        for (int i = 0; i < n; i++) {
+            if (len[i] < 0) {
+                throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "copy " + i + " has a negative length " + len[i]);
+            }
+            to[i] = driver.deviceOf(dst[i]);
+            from[i] = driver.deviceOf(src[i]);
+        }
+    }
+
+    private void enqueue(long[] dst, long[] src, long[] len, int n) {
+        for (int i = 0; i < n; i++) {
+            long bytes = len[i];
+            if (bytes == 0) {
+                continue;
+            }
+            boolean toDevice = to[i] != CudaDriver.HOST;
+            boolean fromDevice = from[i] != CudaDriver.HOST;
+            if (toDevice && fromDevice && to[i] == device && from[i] == device && bytes <= GatherKernel.MAX_ENTRY_BYTES) {
+                gather.add(dst[i], src[i], bytes, stream);
+            } else if (toDevice && fromDevice) {
+                CudaDriver.check(cuMemcpyDtoDAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoDAsync");
+            } else if (toDevice) {
+                CudaDriver.check(cuMemcpyHtoDAsync(Pointers.device(dst[i]), Pointers.host(src[i]), bytes, stream), "cuMemcpyHtoDAsync");
+            } else if (fromDevice) {
+                CudaDriver.check(cuMemcpyDtoHAsync(Pointers.host(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoHAsync");
+            } else {
+                // host to host: unified addressing lets the driver copy it in stream order
+                CudaDriver.check(cuMemcpyAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyAsync");
+            }
+        }
+        gather.flush(stream);
+    }
+
+    private CUevent newEvent() {
+        CUevent event = new CUevent();
+        CudaDriver.check(cuEventCreate(event, CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+        return event;
+    }
+
+    /** The completion thread: its own thread, so making the primary context current here is no side effect. */
+    private void completeInOrder() {
+        CudaDriver.check(cuCtxSetCurrent(driver.primaryContext(device)), "cuCtxSetCurrent");
+        while (true) {
+            Pending p;
+            try {
+                p = pending.poll(50, TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            if (p == null) {
+                if (closed && pending.isEmpty()) {
+                    return;
+                }
+                continue;
+            }
+            await(p);
+        }
+    }
+
+    private void await(Pending p) {
+        for (int spins = 0; ; spins++) {
+            int result = cuEventQuery(p.event);
+            if (result == CUresult.CUDA_SUCCESS) {
+                synchronized (lock) {
+                    idleEvents.add(p.event);
+                }
+                p.done.complete(null);
+                return;
+            }
+            if (result != CUresult.CUDA_ERROR_NOT_READY) {
+                p.done.completeExceptionally(new MooncakeException(
+                        ErrorCode.TRANSFER_FAILED, "a copy on cuda:" + device + " failed: " + CudaDriver.errorName(result)));
+                return;
+            }
+            if (System.nanoTime() - p.deadline > 0) {
+                p.done.completeExceptionally(new MooncakeException(
+                        ErrorCode.TRANSFER_FAILED,
+                        "a copy batch on cuda:" + device + " was not done within " + TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS) + " s"));
+                return;
+            }
+            if (spins < SPINS_BEFORE_PARKING) {
+                Thread.onSpinWait();
+            } else {
+                LockSupport.parkNanos(PARK_NANOS);
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        try {
+            completer.join(TimeUnit.NANOSECONDS.toMillis(COMPLETION_BOUND_NANOS) + 1_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (completer.isAlive()) {
+            LOG.warn("the CUDA copier of cuda:{} still has copies in flight after {} s; its stream is left allocated",
+                    device, TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS));
+            return;
+        }
+        try (ContextScope ignored = driver.enter(device)) {
+            synchronized (lock) {
+                for (CUevent e : idleEvents) {
+                    cuEventDestroy(e);
+                }
+                idleEvents.clear();
+            }
+            gather.unload();
+            CudaDriver.check(cuStreamDestroy(stream), "cuStreamDestroy");
+        }
+    }
+
+    private record Pending(CUevent event, CompletableFuture<Void> done, long deadline) {}
+}
