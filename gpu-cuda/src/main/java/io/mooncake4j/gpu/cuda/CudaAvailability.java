@@ -24,9 +24,20 @@ final class CudaAvailability {
             return devices > 0 ? null : new IllegalStateException("the NVIDIA driver sees no CUDA device");
         } catch (LinkageError e) {
             return new IllegalStateException(
-                    "JCuda's native library did not load (it needs the NVIDIA driver's libcuda.so.1): " + e.getMessage(), e);
+                    "JCuda's native library did not load (it needs the NVIDIA driver's libcuda.so.1): " + firstReason(e), e);
         } catch (RuntimeException e) {
             return new IllegalStateException("the NVIDIA driver could not start: " + e.getMessage(), e);
         }
+    }
+
+    /** JCuda's loader reports every attempt with stack traces; the line saying what is missing is enough. */
+    private static String firstReason(Throwable e) {
+        String message = String.valueOf(e.getMessage());
+        for (String line : message.split("\\R")) {
+            if (line.contains("cannot open shared object file")) {
+                return line.substring(line.indexOf(": ") + 2).trim();
+            }
+        }
+        return message.lines().findFirst().orElse(message);
     }
 }

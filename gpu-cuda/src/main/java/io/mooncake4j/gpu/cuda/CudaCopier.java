@@ -54,6 +54,7 @@ final class CudaCopier implements DeviceCopier {
     private int[] to = new int[0]; // guarded by lock: where each dst lives, reused per batch
     private int[] from = new int[0];
     private volatile boolean closed;
+    private Throwable broken; // guarded by lock: why the completion thread stopped, if it did
 
     CudaCopier(CudaDriver driver, int device) {
         this.driver = driver;
@@ -83,6 +84,10 @@ final class CudaCopier implements DeviceCopier {
         synchronized (lock) {
             if (closed) {
                 throw new MooncakeException(ErrorCode.CLOSED, "the CUDA copier of cuda:" + device + " was closed");
+            }
+            if (broken != null) {
+                done.completeExceptionally(stopped(broken));
+                return done;
             }
             try (ContextScope ignored = driver.enter(device)) {
                 locateAll(dst, src, len, n);
@@ -146,23 +151,42 @@ final class CudaCopier implements DeviceCopier {
 
     /** The completion thread: its own thread, so making the primary context current here is no side effect. */
     private void completeInOrder() {
-        CudaDriver.check(cuCtxSetCurrent(driver.primaryContext(device)), "cuCtxSetCurrent");
-        while (true) {
-            Pending p;
-            try {
+        Pending p = null;
+        try {
+            CudaDriver.check(cuCtxSetCurrent(driver.primaryContext(device)), "cuCtxSetCurrent");
+            while (true) {
                 p = pending.poll(50, TimeUnit.MILLISECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            }
-            if (p == null) {
-                if (closed && pending.isEmpty()) {
-                    return;
+                if (p == null) {
+                    if (closed && pending.isEmpty()) {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
+                await(p);
             }
-            await(p);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            stop(p, e);
+        } catch (RuntimeException | Error e) {
+            stop(p, e);
         }
+    }
+
+    /** Fails what is waiting, and every later copy, when the completion thread cannot go on. */
+    private void stop(Pending current, Throwable cause) {
+        if (current != null) {
+            current.done.completeExceptionally(stopped(cause)); // no-op if it was completed already
+        }
+        synchronized (lock) {
+            broken = cause;
+            for (Pending p; (p = pending.poll()) != null; ) {
+                p.done.completeExceptionally(stopped(cause));
+            }
+        }
+    }
+
+    private MooncakeException stopped(Throwable cause) {
+        return new MooncakeException(ErrorCode.IO, "the completion thread of the CUDA copier of cuda:" + device + " stopped: " + cause, cause);
     }
 
     private void await(Pending p) {

@@ -12,9 +12,16 @@ import jcuda.Pointer;
 final class GpuMemory {
     private GpuMemory() {}
 
-    /** Skips the calling test class, saying why, where no CUDA device can be used. */
+    /**
+     * Skips the calling test, saying why, where no CUDA device can be used; fails it instead when the
+     * system property {@code mooncake4j.gpu.required} is true (the GPU runner sets it, so that a GPU
+     * machine whose driver cannot be reached does not pass by skipping everything).
+     */
     static CudaDeviceMemoryProvider requireGpu() {
         CudaDeviceMemoryProvider cuda = new CudaDeviceMemoryProvider();
+        if (Boolean.getBoolean("mooncake4j.gpu.required") && !cuda.isAvailable()) {
+            throw new AssertionError("mooncake4j.gpu.required is set but CUDA is unavailable", cuda.unavailabilityCause());
+        }
         assumeTrue(cuda.isAvailable(), () -> "skipped: no usable CUDA device: " + cuda.unavailabilityCause().getMessage());
         return cuda;
     }
