@@ -40,7 +40,10 @@ final class CudaCopier implements DeviceCopier {
     static final long COMPLETION_BOUND_NANOS = TimeUnit.SECONDS.toNanos(30);
 
     private static final Logger LOG = LoggerFactory.getLogger(CudaCopier.class);
-    private static final int SPINS_BEFORE_PARKING = 2_000;
+    // Between two event queries the thread spins ~2 us (fewer driver calls to contend with the
+    // submitting thread's); after ~2 ms of that it parks between queries.
+    private static final int POLLS_BEFORE_PARKING = 1_000;
+    private static final int SPINS_BETWEEN_POLLS = 64;
     private static final long PARK_NANOS = 5_000;
 
     private final CudaDriver driver;
@@ -190,7 +193,7 @@ final class CudaCopier implements DeviceCopier {
     }
 
     private void await(Pending p) {
-        for (int spins = 0; ; spins++) {
+        for (int polls = 0; ; polls++) {
             int result = cuEventQuery(p.event);
             if (result == CUresult.CUDA_SUCCESS) {
                 synchronized (lock) {
@@ -210,8 +213,10 @@ final class CudaCopier implements DeviceCopier {
                         "a copy batch on cuda:" + device + " was not done within " + TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS) + " s"));
                 return;
             }
-            if (spins < SPINS_BEFORE_PARKING) {
-                Thread.onSpinWait();
+            if (polls < POLLS_BEFORE_PARKING) {
+                for (int i = 0; i < SPINS_BETWEEN_POLLS; i++) {
+                    Thread.onSpinWait();
+                }
             } else {
                 LockSupport.parkNanos(PARK_NANOS);
             }

@@ -5,56 +5,58 @@ import java.util.Arrays;
 /**
  * Known device allocations, {@code [start, end)} with their device ordinal, sorted by start, so
  * that a copy of a batch asks the driver about each allocation once rather than about each
- * pointer. Thread-safe.
+ * pointer. Reads take an immutable snapshot without locking (a batch looks up two addresses per
+ * copy); changes, which come with registration, copy it.
  */
 final class DeviceRanges {
     /** {@link #deviceOf} when no known range holds the address. */
     static final int UNKNOWN = Integer.MIN_VALUE;
 
-    private long[] starts = new long[0];
-    private long[] ends = new long[0];
-    private int[] devices = new int[0];
+    private volatile Snapshot snapshot = new Snapshot(new long[0], new long[0], new int[0]);
 
     /** The device of the range holding {@code address}, or {@link #UNKNOWN}. */
-    synchronized int deviceOf(long address) {
-        int i = Arrays.binarySearch(starts, address);
+    int deviceOf(long address) {
+        Snapshot s = snapshot;
+        int i = Arrays.binarySearch(s.starts, address);
         int at = i >= 0 ? i : -i - 2; // the last range starting at or before address
-        return at >= 0 && Long.compareUnsigned(address, ends[at]) < 0 ? devices[at] : UNKNOWN;
+        return at >= 0 && Long.compareUnsigned(address, s.ends[at]) < 0 ? s.devices[at] : UNKNOWN;
     }
 
     /** Records {@code [start, start + length)} on {@code device}, replacing ranges it overlaps. */
     synchronized void add(long start, long length, int device) {
-        forget(start, length);
-        int i = -Arrays.binarySearch(starts, start) - 1;
-        starts = insert(starts, i, start);
-        ends = insert(ends, i, start + length);
-        int[] d = new int[devices.length + 1];
-        System.arraycopy(devices, 0, d, 0, i);
-        d[i] = device;
-        System.arraycopy(devices, i, d, i + 1, devices.length - i);
-        devices = d;
+        Snapshot s = without(snapshot, start, length);
+        int i = -Arrays.binarySearch(s.starts, start) - 1;
+        int[] devices = new int[s.devices.length + 1];
+        System.arraycopy(s.devices, 0, devices, 0, i);
+        devices[i] = device;
+        System.arraycopy(s.devices, i, devices, i + 1, s.devices.length - i);
+        snapshot = new Snapshot(insert(s.starts, i, start), insert(s.ends, i, start + length), devices);
     }
 
     /** Drops every range overlapping {@code [address, address + length)}. */
     synchronized void forget(long address, long length) {
+        snapshot = without(snapshot, address, length);
+    }
+
+    int size() {
+        return snapshot.starts.length;
+    }
+
+    private static Snapshot without(Snapshot s, long address, long length) {
         long end = address + length;
+        long[] starts = new long[s.starts.length];
+        long[] ends = new long[s.starts.length];
+        int[] devices = new int[s.starts.length];
         int kept = 0;
-        for (int i = 0; i < starts.length; i++) {
-            boolean overlaps = starts[i] < end && address < ends[i];
-            if (!overlaps) {
-                starts[kept] = starts[i];
-                ends[kept] = ends[i];
-                devices[kept] = devices[i];
+        for (int i = 0; i < s.starts.length; i++) {
+            if (s.starts[i] >= end || address >= s.ends[i]) {
+                starts[kept] = s.starts[i];
+                ends[kept] = s.ends[i];
+                devices[kept] = s.devices[i];
                 kept++;
             }
         }
-        starts = Arrays.copyOf(starts, kept);
-        ends = Arrays.copyOf(ends, kept);
-        devices = Arrays.copyOf(devices, kept);
-    }
-
-    synchronized int size() {
-        return starts.length;
+        return new Snapshot(Arrays.copyOf(starts, kept), Arrays.copyOf(ends, kept), Arrays.copyOf(devices, kept));
     }
 
     private static long[] insert(long[] a, int i, long v) {
@@ -64,4 +66,6 @@ final class DeviceRanges {
         System.arraycopy(a, i, r, i + 1, a.length - i);
         return r;
     }
+
+    private record Snapshot(long[] starts, long[] ends, int[] devices) {}
 }

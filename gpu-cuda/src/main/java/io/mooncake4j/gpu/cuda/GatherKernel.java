@@ -10,6 +10,8 @@ import io.mooncake4j.MooncakeException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import jcuda.Pointer;
 import jcuda.driver.CUfunction;
@@ -28,19 +30,29 @@ final class GatherKernel {
     /** Larger copies go to the driver's own copy ({@code cuMemcpyDtoDAsync}), one call each. */
     static final long MAX_ENTRY_BYTES = 1L << 20;
 
+    /** Bytes each thread block copies of one entry: 256 threads x 2 x 16-byte words. */
+    static final long BYTES_PER_CTA = 8192;
+
     private static final int THREADS = 256;
-    private static final long BYTES_PER_CTA = 8192; // 256 threads x 2 x 16-byte words
     private static final String PTX = "gather_copy.ptx";
 
     private final CUmodule module = new CUmodule();
     private final CUfunction function = new CUfunction();
-    private final long[] list = new long[3 * MAX_ENTRIES]; // dst[128], src[128], len[128]
+    private final long bytesPerCta;
+    // dst[128], src[128], len[128], in native memory so that a launch copies it from there directly
+    private final ByteBuffer list = ByteBuffer.allocateDirect(3 * 8 * MAX_ENTRIES).order(ByteOrder.nativeOrder());
     private final Pointer params = Pointer.to(Pointer.to(list));
     private int size;
     private long longest;
 
     /** Loads the module into the current context. */
     GatherKernel() {
+        this(BYTES_PER_CTA);
+    }
+
+    /** With another split of each entry over thread blocks (the bench compares them). */
+    GatherKernel(long bytesPerCta) {
+        this.bytesPerCta = bytesPerCta;
         CudaDriver.check(cuModuleLoadData(module, ptx()), "cuModuleLoadData(" + PTX + ")");
         try {
             CudaDriver.check(cuModuleGetFunction(function, module, "mc4j_gather_copy"), "cuModuleGetFunction");
@@ -55,9 +67,9 @@ final class GatherKernel {
         if (size == MAX_ENTRIES) {
             flush(stream);
         }
-        list[size] = dst;
-        list[MAX_ENTRIES + size] = src;
-        list[2 * MAX_ENTRIES + size] = len;
+        list.putLong(8 * size, dst);
+        list.putLong(8 * (MAX_ENTRIES + size), src);
+        list.putLong(8 * (2 * MAX_ENTRIES + size), len);
         longest = Math.max(longest, len);
         size++;
     }
@@ -67,7 +79,7 @@ final class GatherKernel {
         if (size == 0) {
             return;
         }
-        int ctas = (int) Math.max(1, Math.min(MAX_ENTRY_BYTES / BYTES_PER_CTA, (longest + BYTES_PER_CTA - 1) / BYTES_PER_CTA));
+        int ctas = (int) Math.max(1, Math.min(MAX_ENTRY_BYTES / bytesPerCta, (longest + bytesPerCta - 1) / bytesPerCta));
         int entries = size;
         size = 0;
         longest = 0;

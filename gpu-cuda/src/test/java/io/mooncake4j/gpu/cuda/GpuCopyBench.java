@@ -1,6 +1,13 @@
 package io.mooncake4j.gpu.cuda;
 
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
 import static jcuda.runtime.JCuda.cudaDeviceSynchronize;
@@ -17,6 +24,9 @@ import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import jcuda.driver.CUdevice;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
 
 /**
  * Same-process copy throughput on one GPU against raw {@code cudaMemcpy} in the same run (no JMH:
@@ -72,6 +82,12 @@ public final class GpuCopyBench {
                 }
                 last.get(30, TimeUnit.SECONDS);
             }, BLOCK * BLOCKS * ROUNDS);
+            double submitMicros = medianMicros(() -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    copier.copy(dst, src, len, BLOCKS);
+                }
+            }, ROUNDS);
+            copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
             double batchOneByOne = median(() -> {
                 for (int r = 0; r < ROUNDS; r++) {
                     copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
@@ -95,12 +111,71 @@ public final class GpuCopyBench {
             System.out.printf("raw cudaMemcpy D2D 64 MiB                     %8.1f GB/s%n", raw);
             System.out.printf("copier D2D 64 MiB                             %8.1f GB/s  %.2fx raw (target >= 0.9x)%n", big, big / raw);
             System.out.printf("copier D2D batch 128 x 64 KiB, pipelined      %8.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x)%n", batch, batch / big);
+            System.out.printf("  copier.copy of that batch returns after      %8.1f us (host side of a batch)%n", submitMicros);
             System.out.printf("copier D2D batch 128 x 64 KiB, one at a time  %8.1f GB/s  %.2fx copier 64 MiB (%.1f us a batch)%n",
                     batchOneByOne, batchOneByOne / big, BLOCK * BLOCKS / batchOneByOne / 1e3);
             System.out.printf("raw cudaMemcpy per 64 KiB block (128 calls)   %8.1f GB/s  %.3fx copier 64 MiB%n", rawPerBlock, rawPerBlock / big);
             System.out.printf("copier H2D 64 MiB pageable                    %8.1f GB/s%n", h2d);
             System.out.printf("copier D2H 64 MiB pageable                    %8.1f GB/s%n", d2h);
+            kernelAlone(dst, src, len);
         }
+    }
+
+    /** The gather kernel without the copier: GPU time from events, host time of the launches. */
+    private static void kernelAlone(long[] dst, long[] src, long[] len) throws Exception {
+        try (ContextScope ignored = CudaDriver.instance().enter(0)) {
+            CUstream stream = new CUstream();
+            CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+            CUevent start = new CUevent();
+            CUevent stop = new CUevent();
+            CudaDriver.check(cuEventCreate(start, 0), "cuEventCreate");
+            CudaDriver.check(cuEventCreate(stop, 0), "cuEventCreate");
+            for (long perCta : new long[] {4096, 8192, 16384, 32768, 65536}) {
+                GatherKernel kernel = new GatherKernel(perCta);
+                double[] gpu = new double[REPEATS];
+                double[] host = new double[REPEATS];
+                for (int rep = -1; rep < REPEATS; rep++) {
+                    long t0 = System.nanoTime();
+                    CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
+                    for (int r = 0; r < ROUNDS; r++) {
+                        for (int i = 0; i < BLOCKS; i++) {
+                            kernel.add(dst[i], src[i], len[i], stream);
+                        }
+                        kernel.flush(stream);
+                    }
+                    CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
+                    long t1 = System.nanoTime();
+                    CudaDriver.check(cuEventSynchronize(stop), "cuEventSynchronize");
+                    float[] ms = new float[1];
+                    CudaDriver.check(cuEventElapsedTime(ms, start, stop), "cuEventElapsedTime");
+                    if (rep >= 0) {
+                        gpu[rep] = BLOCK * BLOCKS * ROUNDS / (ms[0] * 1e6);
+                        host[rep] = (t1 - t0) / 1e3 / ROUNDS;
+                    }
+                }
+                kernel.unload();
+                Arrays.sort(gpu);
+                Arrays.sort(host);
+                System.out.printf("gather kernel alone, %2d KiB a CTA: GPU %8.1f GB/s (events), host %6.1f us a launch%n",
+                        perCta >> 10, gpu[REPEATS / 2], host[REPEATS / 2]);
+            }
+            cuEventDestroy(start);
+            cuEventDestroy(stop);
+            cuStreamDestroy(stream);
+        }
+    }
+
+    /** Median microseconds per operation of {@code ops} operations, after one warm-up. */
+    private static double medianMicros(Run run, int ops) throws Exception {
+        run.run();
+        double[] t = new double[REPEATS];
+        for (int i = 0; i < REPEATS; i++) {
+            long t0 = System.nanoTime();
+            run.run();
+            t[i] = (System.nanoTime() - t0) / 1e3 / ops;
+        }
+        Arrays.sort(t);
+        return t[REPEATS / 2];
     }
 
     private interface Run {
