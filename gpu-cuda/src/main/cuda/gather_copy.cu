@@ -1,24 +1,24 @@
-// The gather-copy kernel of DeviceCopier: one launch copies up to 128 device-to-device blocks.
-// Its PTX is committed as src/main/resources/io/mooncake4j/gpu/cuda/gather_copy.ptx (see
-// docs/gpu.md for the command that regenerates it). The block list travels in the launch's own
-// parameters (3 KiB, copied by the driver at launch time), so nothing has to be staged in device
-// memory and a batch costs one launch. Grid: x = CTAs per block, y = block index.
+// The gather-copy kernel of the CUDA copier: one launch copies up to 128 device-to-device blocks.
+// Its PTX is committed as src/main/resources/io/mooncake4j/gpu/cuda/gather_copy.ptx (the header of
+// that file gives the command that regenerates it). The block list (dst[128], src[128], len[128])
+// lies in page-locked, device-mapped host memory written by the copier, so a launch passes one
+// pointer (a large parameter list made each launch cost ~9 us of host time on an H200). Grid:
+// x = thread blocks per entry, y = entry.
 #include <stdint.h>
 
 #define MC4J_GATHER_MAX 128
 
-struct GatherList {
-    unsigned long long dst[MC4J_GATHER_MAX];
-    unsigned long long src[MC4J_GATHER_MAX];
-    unsigned long long len[MC4J_GATHER_MAX];
-};
-
 extern "C" __global__ void __launch_bounds__(256)
-mc4j_gather_copy(const __grid_constant__ GatherList list) {
+mc4j_gather_copy(const unsigned long long* __restrict__ list) {
+    __shared__ unsigned long long entry[3];
     const unsigned e = blockIdx.y;
-    const unsigned long long len = list.len[e];
-    const char* src = reinterpret_cast<const char*>(list.src[e]);
-    char* dst = reinterpret_cast<char*>(list.dst[e]);
+    if (threadIdx.x < 3) {
+        entry[threadIdx.x] = list[threadIdx.x * MC4J_GATHER_MAX + e]; // read once over PCIe
+    }
+    __syncthreads();
+    const char* src = reinterpret_cast<const char*>(entry[1]);
+    char* dst = reinterpret_cast<char*>(entry[0]);
+    const unsigned long long len = entry[2];
     const unsigned long long first = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
     const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
     unsigned long long tail = 0;
@@ -27,13 +27,17 @@ mc4j_gather_copy(const __grid_constant__ GatherList list) {
         const uint4* s = reinterpret_cast<const uint4*>(src);
         uint4* d = reinterpret_cast<uint4*>(dst);
         unsigned long long i = first;
-        for (; i + stride < words; i += 2 * stride) {   // two loads in flight per thread
+        for (; i + 3 * stride < words; i += 4 * stride) { // four loads in flight per thread
             uint4 a = s[i];
             uint4 b = s[i + stride];
+            uint4 c = s[i + 2 * stride];
+            uint4 f = s[i + 3 * stride];
             d[i] = a;
             d[i + stride] = b;
+            d[i + 2 * stride] = c;
+            d[i + 3 * stride] = f;
         }
-        if (i < words) {
+        for (; i < words; i += stride) {
             d[i] = s[i];
         }
         tail = words << 4;

@@ -15,8 +15,8 @@ import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.DeviceCopier;
-import java.util.ArrayDeque;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
@@ -39,6 +39,9 @@ final class CudaCopier implements DeviceCopier {
     /** How long a batch may take on the device before its future fails. */
     static final long COMPLETION_BOUND_NANOS = TimeUnit.SECONDS.toNanos(30);
 
+    /** Entries per internal batch: its gather launches fit in half the ring, so a slot never waits on its own batch. */
+    static final int CHUNK = GatherKernel.MAX_ENTRIES * GatherKernel.SLOTS / 2;
+
     private static final Logger LOG = LoggerFactory.getLogger(CudaCopier.class);
     // Between two event queries the thread spins ~2 us (fewer driver calls to contend with the
     // submitting thread's); after ~2 ms of that it parks between queries.
@@ -51,13 +54,15 @@ final class CudaCopier implements DeviceCopier {
     private final CUstream stream = new CUstream();
     private final GatherKernel gather;
     private final Object lock = new Object();
-    private final ArrayDeque<CUevent> idleEvents = new ArrayDeque<>(); // guarded by lock
+    private final ConcurrentLinkedQueue<CUevent> idleEvents = new ConcurrentLinkedQueue<>();
     private final LinkedBlockingQueue<Pending> pending = new LinkedBlockingQueue<>();
     private final Thread completer;
     private int[] to = new int[0]; // guarded by lock: where each dst lives, reused per batch
     private int[] from = new int[0];
+    private long submitted; // guarded by lock: batches (chunks of a copy) numbered from 1
+    private volatile long completed; // the last batch done; batches complete in order
     private volatile boolean closed;
-    private Throwable broken; // guarded by lock: why the completion thread stopped, if it did
+    private volatile Throwable broken; // why the completion thread stopped, if it did
 
     CudaCopier(CudaDriver driver, int device) {
         this.driver = driver;
@@ -65,7 +70,7 @@ final class CudaCopier implements DeviceCopier {
         try (ContextScope ignored = driver.enter(device)) {
             CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
             try {
-                gather = new GatherKernel();
+                gather = new GatherKernel(this::awaitBatch);
             } catch (RuntimeException e) {
                 cuStreamDestroy(stream);
                 throw e;
@@ -94,10 +99,20 @@ final class CudaCopier implements DeviceCopier {
             }
             try (ContextScope ignored = driver.enter(device)) {
                 locateAll(dst, src, len, n);
-                enqueue(dst, src, len, n);
-                CUevent event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
-                CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
-                pending.add(new Pending(event, done, System.nanoTime() + COMPLETION_BOUND_NANOS));
+                CompletableFuture<?>[] chunks = new CompletableFuture<?>[Math.max(1, (n + CHUNK - 1) / CHUNK)];
+                for (int c = 0; c < chunks.length; c++) {
+                    int from = c * CHUNK;
+                    CompletableFuture<Void> chunk = c == chunks.length - 1 ? done : new CompletableFuture<>();
+                    long batch = ++submitted;
+                    enqueue(dst, src, len, from, Math.min(n, from + CHUNK), batch);
+                    CUevent event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
+                    CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
+                    pending.add(new Pending(event, chunk, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
+                    chunks[c] = chunk;
+                }
+                if (chunks.length > 1) {
+                    return CompletableFuture.allOf(chunks); // done completes last, failures of any show
+                }
             } catch (MooncakeException e) {
                 if (e.code() == ErrorCode.INVALID_ARGUMENT) {
                     throw e;
@@ -106,6 +121,22 @@ final class CudaCopier implements DeviceCopier {
             }
         }
         return done;
+    }
+
+    /** Waits, bounded, until batch {@code batch} is done (the gather ring reuses its slot then). */
+    private void awaitBatch(long batch) {
+        long deadline = System.nanoTime() + COMPLETION_BOUND_NANOS;
+        while (completed < batch) {
+            if (broken != null) {
+                throw stopped(broken);
+            }
+            if (System.nanoTime() - deadline > 0) {
+                throw new MooncakeException(
+                        ErrorCode.TRANSFER_FAILED,
+                        "copy batch " + batch + " on cuda:" + device + " was not done within " + TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS) + " s");
+            }
+            Thread.onSpinWait();
+        }
     }
 
     private void locateAll(long[] dst, long[] src, long[] len, int n) {
@@ -122,8 +153,8 @@ final class CudaCopier implements DeviceCopier {
         }
     }
 
-    private void enqueue(long[] dst, long[] src, long[] len, int n) {
-        for (int i = 0; i < n; i++) {
+    private void enqueue(long[] dst, long[] src, long[] len, int start, int end, long batch) {
+        for (int i = start; i < end; i++) {
             long bytes = len[i];
             if (bytes == 0) {
                 continue;
@@ -131,7 +162,7 @@ final class CudaCopier implements DeviceCopier {
             boolean toDevice = to[i] != CudaDriver.HOST;
             boolean fromDevice = from[i] != CudaDriver.HOST;
             if (toDevice && fromDevice && to[i] == device && from[i] == device && bytes <= GatherKernel.MAX_ENTRY_BYTES) {
-                gather.add(dst[i], src[i], bytes, stream);
+                gather.add(dst[i], src[i], bytes, batch, stream);
             } else if (toDevice && fromDevice) {
                 CudaDriver.check(cuMemcpyDtoDAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoDAsync");
             } else if (toDevice) {
@@ -143,7 +174,7 @@ final class CudaCopier implements DeviceCopier {
                 CudaDriver.check(cuMemcpyAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyAsync");
             }
         }
-        gather.flush(stream);
+        gather.flush(batch, stream);
     }
 
     private CUevent newEvent() {
@@ -177,11 +208,11 @@ final class CudaCopier implements DeviceCopier {
 
     /** Fails what is waiting, and every later copy, when the completion thread cannot go on. */
     private void stop(Pending current, Throwable cause) {
+        broken = cause;
         if (current != null) {
             current.done.completeExceptionally(stopped(cause)); // no-op if it was completed already
         }
         synchronized (lock) {
-            broken = cause;
             for (Pending p; (p = pending.poll()) != null; ) {
                 p.done.completeExceptionally(stopped(cause));
             }
@@ -196,13 +227,13 @@ final class CudaCopier implements DeviceCopier {
         for (int polls = 0; ; polls++) {
             int result = cuEventQuery(p.event);
             if (result == CUresult.CUDA_SUCCESS) {
-                synchronized (lock) {
-                    idleEvents.add(p.event);
-                }
+                idleEvents.add(p.event);
+                completed = p.batch;
                 p.done.complete(null);
                 return;
             }
             if (result != CUresult.CUDA_ERROR_NOT_READY) {
+                completed = p.batch;
                 p.done.completeExceptionally(new MooncakeException(
                         ErrorCode.TRANSFER_FAILED, "a copy on cuda:" + device + " failed: " + CudaDriver.errorName(result)));
                 return;
@@ -242,16 +273,13 @@ final class CudaCopier implements DeviceCopier {
             return;
         }
         try (ContextScope ignored = driver.enter(device)) {
-            synchronized (lock) {
-                for (CUevent e : idleEvents) {
-                    cuEventDestroy(e);
-                }
-                idleEvents.clear();
+            for (CUevent e; (e = idleEvents.poll()) != null; ) {
+                cuEventDestroy(e);
             }
             gather.unload();
             CudaDriver.check(cuStreamDestroy(stream), "cuStreamDestroy");
         }
     }
 
-    private record Pending(CUevent event, CompletableFuture<Void> done, long deadline) {}
+    private record Pending(CUevent event, CompletableFuture<Void> done, long batch, long deadline) {}
 }

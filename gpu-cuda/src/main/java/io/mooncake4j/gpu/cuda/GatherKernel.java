@@ -1,6 +1,11 @@
 package io.mooncake4j.gpu.cuda;
 
+import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_DEVICEMAP;
+import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_WRITECOMBINED;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemFreeHost;
+import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
+import static jcuda.driver.JCudaDriver.cuMemHostGetDevicePointer;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
@@ -13,6 +18,7 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.function.LongConsumer;
 import jcuda.Pointer;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
@@ -20,62 +26,92 @@ import jcuda.driver.CUstream;
 
 /**
  * The gather-copy kernel ({@code gather_copy.ptx}, loaded with {@code cuModuleLoadData}, no NVRTC):
- * collects up to {@link #MAX_ENTRIES} device-to-device copies and runs them as one launch. The list
- * travels in the launch's parameters, which the driver copies when the launch is enqueued, so the
- * list can be refilled at once. Not thread-safe: its copier serialises use.
+ * collects up to {@link #MAX_ENTRIES} device-to-device copies and runs them as one launch. Each
+ * launch's list is written to its own slot of a ring in page-locked, device-mapped host memory and
+ * passed as one pointer; a slot is written again only once the batch that used it is done. Not
+ * thread-safe: its copier serialises use.
  */
 final class GatherKernel {
-    /** Entries per launch: 3 x 128 x 8 bytes of parameters, inside the 4 KiB every driver takes. */
+    /** Entries per launch. */
     static final int MAX_ENTRIES = 128;
     /** Larger copies go to the driver's own copy ({@code cuMemcpyDtoDAsync}), one call each. */
     static final long MAX_ENTRY_BYTES = 1L << 20;
-
-    /** Bytes each thread block copies of one entry: 256 threads x 2 x 16-byte words. */
-    static final long BYTES_PER_CTA = 8192;
+    /** Bytes each thread block copies of one entry: 256 threads x 4 x 16-byte words. */
+    static final long BYTES_PER_CTA = 16384;
+    /** Launch lists in the ring: as many launches may be in flight before a new one waits. */
+    static final int SLOTS = 256;
 
     private static final int THREADS = 256;
+    private static final int SLOT_BYTES = 3 * 8 * MAX_ENTRIES;
     private static final String PTX = "gather_copy.ptx";
 
     private final CUmodule module = new CUmodule();
     private final CUfunction function = new CUfunction();
     private final long bytesPerCta;
-    // dst[128], src[128], len[128], in native memory so that a launch copies it from there directly
-    private final ByteBuffer list = ByteBuffer.allocateDirect(3 * 8 * MAX_ENTRIES).order(ByteOrder.nativeOrder());
-    private final Pointer params = Pointer.to(Pointer.to(list));
+    private final LongConsumer awaitBatch;
+    private final Pointer ring = new Pointer();
+    private final ByteBuffer ringView;
+    private final long ringOnDevice;
+    private final long[] slotBatch = new long[SLOTS]; // the batch whose launch last used each slot
+    private final long[] listParam = new long[1];
+    private final Pointer params = Pointer.to(Pointer.to(listParam));
+    private long launches;
     private int size;
     private long longest;
+    private int base; // byte offset of the slot being filled
 
-    /** Loads the module into the current context. */
-    GatherKernel() {
-        this(BYTES_PER_CTA);
+    /**
+     * Loads the module and allocates the ring in the current context.
+     *
+     * @param awaitBatch waits (bounded) until the given batch is done, or throws
+     */
+    GatherKernel(LongConsumer awaitBatch) {
+        this(BYTES_PER_CTA, awaitBatch);
     }
 
     /** With another split of each entry over thread blocks (the bench compares them). */
-    GatherKernel(long bytesPerCta) {
+    GatherKernel(long bytesPerCta, LongConsumer awaitBatch) {
         this.bytesPerCta = bytesPerCta;
+        this.awaitBatch = awaitBatch;
+        java.util.Arrays.fill(slotBatch, -1);
         CudaDriver.check(cuModuleLoadData(module, ptx()), "cuModuleLoadData(" + PTX + ")");
         try {
             CudaDriver.check(cuModuleGetFunction(function, module, "mc4j_gather_copy"), "cuModuleGetFunction");
+            // write-combined: the host only writes it, the device reads it once per thread block
+            CudaDriver.check(cuMemHostAlloc(ring, (long) SLOTS * SLOT_BYTES, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED),
+                    "cuMemHostAlloc(gather ring)");
         } catch (RuntimeException e) {
             cuModuleUnload(module);
             throw e;
         }
+        ringView = ring.getByteBuffer(0, (long) SLOTS * SLOT_BYTES).order(ByteOrder.nativeOrder());
+        Pointers.DevicePointer mapped = new Pointers.DevicePointer();
+        CudaDriver.check(cuMemHostGetDevicePointer(mapped, ring, 0), "cuMemHostGetDevicePointer");
+        ringOnDevice = mapped.address();
     }
 
-    /** Adds one copy, launching the list first on {@code stream} when it is full. */
-    void add(long dst, long src, long len, CUstream stream) {
+    /** Adds one copy of batch {@code batch}, launching the list first on {@code stream} when it is full. */
+    void add(long dst, long src, long len, long batch, CUstream stream) {
         if (size == MAX_ENTRIES) {
-            flush(stream);
+            flush(batch, stream);
         }
-        list.putLong(8 * size, dst);
-        list.putLong(8 * (MAX_ENTRIES + size), src);
-        list.putLong(8 * (2 * MAX_ENTRIES + size), len);
+        if (size == 0) {
+            int slot = (int) (launches % SLOTS);
+            if (slotBatch[slot] >= 0) {
+                awaitBatch.accept(slotBatch[slot]);
+            }
+            slotBatch[slot] = batch;
+            base = slot * SLOT_BYTES;
+        }
+        ringView.putLong(base + 8 * size, dst);
+        ringView.putLong(base + 8 * (MAX_ENTRIES + size), src);
+        ringView.putLong(base + 8 * (2 * MAX_ENTRIES + size), len);
         longest = Math.max(longest, len);
         size++;
     }
 
     /** Launches what was added, if anything, on {@code stream}. */
-    void flush(CUstream stream) {
+    void flush(long batch, CUstream stream) {
         if (size == 0) {
             return;
         }
@@ -83,12 +119,18 @@ final class GatherKernel {
         int entries = size;
         size = 0;
         longest = 0;
+        launches++;
+        listParam[0] = ringOnDevice + base;
         CudaDriver.check(cuLaunchKernel(function, ctas, entries, 1, THREADS, 1, 1, 0, stream, params, null), "cuLaunchKernel(mc4j_gather_copy)");
     }
 
-    /** Unloads the module; call with its context current. */
+    /** Unloads the module and frees the ring; call with its context current and its launches done. */
     void unload() {
-        CudaDriver.check(cuModuleUnload(module), "cuModuleUnload");
+        try {
+            CudaDriver.check(cuModuleUnload(module), "cuModuleUnload");
+        } finally {
+            CudaDriver.check(cuMemFreeHost(ring), "cuMemFreeHost");
+        }
     }
 
     private static String ptx() {

@@ -196,6 +196,59 @@ class CudaCopierGpuTest {
     }
 
     @Test
+    void shouldCopyEveryEntryWhenABatchIsLargerThanOneInternalChunk() throws Exception {
+        int n = CudaCopier.CHUNK + 3000;
+        int block = 256;
+        try (DeviceAllocation from = cuda.allocate(MemoryLocation.cuda(0), (long) n * block);
+                DeviceAllocation to = cuda.allocate(MemoryLocation.cuda(0), (long) n * block)) {
+            byte[] source = GpuMemory.pattern(n * block, 6);
+            GpuMemory.write(from.address(), source);
+            long[] dst = new long[n];
+            long[] src = new long[n];
+            long[] len = new long[n];
+            for (int i = 0; i < n; i++) { // reversed, so a wrong entry shows
+                src[i] = from.address() + (long) (n - 1 - i) * block;
+                dst[i] = to.address() + (long) i * block;
+                len[i] = block;
+            }
+            copier.copy(dst, src, len, n).get(30, TimeUnit.SECONDS);
+            byte[] result = GpuMemory.read(to.address(), n * block);
+            for (int i = 0; i < n; i++) {
+                assertArrayEquals(
+                        java.util.Arrays.copyOfRange(source, (n - 1 - i) * block, (n - i) * block),
+                        java.util.Arrays.copyOfRange(result, i * block, (i + 1) * block), "entry " + i);
+            }
+        }
+    }
+
+    @Test
+    void shouldCopyExactlyWhenMoreBatchesAreInFlightThanTheGatherRingHolds() throws Exception {
+        int batches = 3 * GatherKernel.SLOTS;
+        int n = 16;
+        int block = 4096;
+        try (DeviceAllocation from = cuda.allocate(MemoryLocation.cuda(0), (long) batches * n * block);
+                DeviceAllocation to = cuda.allocate(MemoryLocation.cuda(0), (long) batches * n * block)) {
+            byte[] source = GpuMemory.pattern(batches * n * block, 7);
+            GpuMemory.write(from.address(), source);
+            CompletableFuture<?>[] done = new CompletableFuture<?>[batches];
+            long[] dst = new long[n];
+            long[] src = new long[n];
+            long[] len = new long[n];
+            for (int b = 0; b < batches; b++) { // every batch its own bytes, submitted without waiting
+                for (int i = 0; i < n; i++) {
+                    long offset = ((long) b * n + i) * block;
+                    src[i] = from.address() + offset;
+                    dst[i] = to.address() + offset;
+                    len[i] = block;
+                }
+                done[b] = copier.copy(dst, src, len, n);
+            }
+            CompletableFuture.allOf(done).get(60, TimeUnit.SECONDS);
+            assertArrayEquals(source, GpuMemory.read(to.address(), batches * n * block));
+        }
+    }
+
+    @Test
     void shouldLocateDeviceAndHostMemoryWhenAskedForStar() {
         try (GpuMemory.Host host = new GpuMemory.Host(4096);
                 DeviceAllocation dev = cuda.allocate(MemoryLocation.cuda(0), 4096)) {

@@ -130,8 +130,8 @@ public final class GpuCopyBench {
             CUevent stop = new CUevent();
             CudaDriver.check(cuEventCreate(start, 0), "cuEventCreate");
             CudaDriver.check(cuEventCreate(stop, 0), "cuEventCreate");
-            for (long perCta : new long[] {4096, 8192, 16384, 32768, 65536}) {
-                GatherKernel kernel = new GatherKernel(perCta);
+            for (long perCta : new long[] {8192, 16384, 32768, 65536}) {
+                GatherKernel kernel = new GatherKernel(perCta, batch -> {}); // each repeat ends synchronised
                 double[] gpu = new double[REPEATS];
                 double[] host = new double[REPEATS];
                 for (int rep = -1; rep < REPEATS; rep++) {
@@ -139,9 +139,9 @@ public final class GpuCopyBench {
                     CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
                     for (int r = 0; r < ROUNDS; r++) {
                         for (int i = 0; i < BLOCKS; i++) {
-                            kernel.add(dst[i], src[i], len[i], stream);
+                            kernel.add(dst[i], src[i], len[i], r, stream);
                         }
-                        kernel.flush(stream);
+                        kernel.flush(r, stream);
                     }
                     CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
                     long t1 = System.nanoTime();
