@@ -9,7 +9,8 @@
 #define MC4J_GATHER_MAX 128
 
 extern "C" __global__ void __launch_bounds__(256)
-mc4j_gather_copy(const unsigned long long* __restrict__ list) {
+mc4j_gather_copy(const unsigned long long* __restrict__ list, unsigned int* finished,
+                 volatile unsigned long long* signal, unsigned long long batch) {
     __shared__ unsigned long long entry[3];
     const unsigned e = blockIdx.y;
     if (threadIdx.x < 3) {
@@ -44,5 +45,14 @@ mc4j_gather_copy(const unsigned long long* __restrict__ list) {
     }
     for (unsigned long long i = tail + first; i < len; i += stride) {
         dst[i] = src[i];
+    }
+    if (batch != 0) {
+        __threadfence(); // this thread's stores, visible device-wide before the block is counted
+        __syncthreads();
+        if (threadIdx.x == 0 && atomicAdd(finished, 1u) == gridDim.x * gridDim.y - 1) {
+            *finished = 0; // the next launch on the stream starts after this one ends
+            __threadfence_system();
+            *signal = batch;
+        }
     }
 }

@@ -11,6 +11,7 @@ import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamQuery;
 
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
@@ -32,8 +33,9 @@ import org.slf4j.LoggerFactory;
  * Same-process copies on one device's primary context with an owned non-blocking stream. Each
  * copy's direction comes from where its pointers live ({@link CudaDriver#deviceOf}); small
  * device-to-device copies of a batch go to the {@link GatherKernel}, the rest to the driver's
- * typed asynchronous copies. A batch ends with an event; the copier's completion thread polls the
- * events in order and completes the futures, so no driver callback ever runs user code.
+ * typed asynchronous copies. A batch whose last operation is a gather launch is signalled by the
+ * kernel into host memory; any other batch ends with an event. The copier's completion thread
+ * watches them in order and completes the futures, so no driver callback ever runs user code.
  */
 final class CudaCopier implements DeviceCopier {
     /** How long a batch may take on the device before its future fails. */
@@ -48,6 +50,7 @@ final class CudaCopier implements DeviceCopier {
     private static final int POLLS_BEFORE_PARKING = 1_000;
     private static final int SPINS_BETWEEN_POLLS = 64;
     private static final long PARK_NANOS = 5_000;
+    private static final int STREAM_QUERY_EVERY = 256;
 
     private final CudaDriver driver;
     private final int device;
@@ -104,9 +107,11 @@ final class CudaCopier implements DeviceCopier {
                     int from = c * CHUNK;
                     CompletableFuture<Void> chunk = c == chunks.length - 1 ? done : new CompletableFuture<>();
                     long batch = ++submitted;
-                    enqueue(dst, src, len, from, Math.min(n, from + CHUNK), batch);
-                    CUevent event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
-                    CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
+                    CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
+                    if (!enqueue(dst, src, len, from, Math.min(n, from + CHUNK), batch)) {
+                        event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
+                        CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
+                    }
                     pending.add(new Pending(event, chunk, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
                     chunks[c] = chunk;
                 }
@@ -153,7 +158,8 @@ final class CudaCopier implements DeviceCopier {
         }
     }
 
-    private void enqueue(long[] dst, long[] src, long[] len, int start, int end, long batch) {
+    /** Enqueues copies {@code [start, end)} as batch {@code batch}; true when the gather kernel will signal it. */
+    private boolean enqueue(long[] dst, long[] src, long[] len, int start, int end, long batch) {
         for (int i = start; i < end; i++) {
             long bytes = len[i];
             if (bytes == 0) {
@@ -174,7 +180,7 @@ final class CudaCopier implements DeviceCopier {
                 CudaDriver.check(cuMemcpyAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyAsync");
             }
         }
-        gather.flush(batch, stream);
+        return gather.flush(batch, stream);
     }
 
     private CUevent newEvent() {
@@ -225,9 +231,11 @@ final class CudaCopier implements DeviceCopier {
 
     private void await(Pending p) {
         for (int polls = 0; ; polls++) {
-            int result = cuEventQuery(p.event);
+            int result = isDone(p, polls);
             if (result == CUresult.CUDA_SUCCESS) {
-                idleEvents.add(p.event);
+                if (p.event != null) {
+                    idleEvents.add(p.event);
+                }
                 completed = p.batch;
                 p.done.complete(null);
                 return;
@@ -252,6 +260,21 @@ final class CudaCopier implements DeviceCopier {
                 LockSupport.parkNanos(PARK_NANOS);
             }
         }
+    }
+
+    /**
+     * SUCCESS, NOT_READY or the driver's error. A kernel-signalled batch is read from host memory;
+     * now and then the stream is asked too, so that a device error (which no kernel would signal)
+     * still ends the wait at once, and an idle stream means done whatever the signal says.
+     */
+    private int isDone(Pending p, int polls) {
+        if (p.event != null) {
+            return cuEventQuery(p.event);
+        }
+        if (gather.signalled() >= p.batch) {
+            return CUresult.CUDA_SUCCESS;
+        }
+        return polls % STREAM_QUERY_EVERY == STREAM_QUERY_EVERY - 1 ? cuStreamQuery(stream) : CUresult.CUDA_ERROR_NOT_READY;
     }
 
     @Override

@@ -3,6 +3,9 @@ package io.mooncake4j.gpu.cuda;
 import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_DEVICEMAP;
 import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_WRITECOMBINED;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemsetD32;
 import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
 import static jcuda.driver.JCudaDriver.cuMemHostGetDevicePointer;
@@ -15,6 +18,8 @@ import io.mooncake4j.MooncakeException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -28,22 +33,25 @@ import jcuda.driver.CUstream;
  * The gather-copy kernel ({@code gather_copy.ptx}, loaded with {@code cuModuleLoadData}, no NVRTC):
  * collects up to {@link #MAX_ENTRIES} device-to-device copies and runs them as one launch. Each
  * launch's list is written to its own slot of a ring in page-locked, device-mapped host memory and
- * passed as one pointer; a slot is written again only once the batch that used it is done. Not
- * thread-safe: its copier serialises use.
+ * passed as one pointer; a slot is written again only once the batch that used it is done. The
+ * last launch of a batch signals the batch's number into page-locked host memory when it is done
+ * ({@link #signalled()}), which costs the host no driver call. Not thread-safe, except {@link
+ * #signalled()}: its copier serialises use.
  */
 final class GatherKernel {
     /** Entries per launch. */
     static final int MAX_ENTRIES = 128;
     /** Larger copies go to the driver's own copy ({@code cuMemcpyDtoDAsync}), one call each. */
     static final long MAX_ENTRY_BYTES = 1L << 20;
-    /** Bytes each thread block copies of one entry: 256 threads x 4 x 16-byte words. */
-    static final long BYTES_PER_CTA = 16384;
+    /** Bytes each thread block copies of one entry: 256 threads x 8 x 16-byte words, 4 in flight. */
+    static final long BYTES_PER_CTA = 32768;
     /** Launch lists in the ring: as many launches may be in flight before a new one waits. */
     static final int SLOTS = 256;
 
     private static final int THREADS = 256;
     private static final int SLOT_BYTES = 3 * 8 * MAX_ENTRIES;
     private static final String PTX = "gather_copy.ptx";
+    private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
 
     private final CUmodule module = new CUmodule();
     private final CUfunction function = new CUfunction();
@@ -54,7 +62,13 @@ final class GatherKernel {
     private final long ringOnDevice;
     private final long[] slotBatch = new long[SLOTS]; // the batch whose launch last used each slot
     private final long[] listParam = new long[1];
-    private final Pointer params = Pointer.to(Pointer.to(listParam));
+    private final long[] finishedParam = new long[1];
+    private final long[] signalParam = new long[1];
+    private final long[] batchParam = new long[1];
+    private final Pointer params = Pointer.to(Pointer.to(listParam), Pointer.to(finishedParam), Pointer.to(signalParam), Pointer.to(batchParam));
+    private final Pointers.DevicePointer finished = new Pointers.DevicePointer(); // thread blocks done, on the device
+    private final Pointer signal = new Pointer(); // the last batch signalled, in page-locked host memory
+    private final ByteBuffer signalView;
     private long launches;
     private int size;
     private long longest;
@@ -80,20 +94,40 @@ final class GatherKernel {
             // write-combined: the host only writes it, the device reads it once per thread block
             CudaDriver.check(cuMemHostAlloc(ring, (long) SLOTS * SLOT_BYTES, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED),
                     "cuMemHostAlloc(gather ring)");
+            CudaDriver.check(cuMemHostAlloc(signal, 8, CU_MEMHOSTALLOC_DEVICEMAP), "cuMemHostAlloc(gather signal)");
+            CudaDriver.check(cuMemAlloc(finished, 4), "cuMemAlloc(gather counter)");
+            CudaDriver.check(cuMemsetD32(finished, 0, 1), "cuMemsetD32(gather counter)");
         } catch (RuntimeException e) {
-            cuModuleUnload(module);
+            try {
+                unload();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
             throw e;
         }
         ringView = ring.getByteBuffer(0, (long) SLOTS * SLOT_BYTES).order(ByteOrder.nativeOrder());
+        signalView = signal.getByteBuffer(0, 8).order(ByteOrder.nativeOrder());
+        LONGS.setRelease(signalView, 0, 0L);
+        ringOnDevice = mapped(ring);
+        finishedParam[0] = finished.address();
+        signalParam[0] = mapped(signal);
+    }
+
+    private static long mapped(Pointer host) {
         Pointers.DevicePointer mapped = new Pointers.DevicePointer();
-        CudaDriver.check(cuMemHostGetDevicePointer(mapped, ring, 0), "cuMemHostGetDevicePointer");
-        ringOnDevice = mapped.address();
+        CudaDriver.check(cuMemHostGetDevicePointer(mapped, host, 0), "cuMemHostGetDevicePointer");
+        return mapped.address();
+    }
+
+    /** The last batch whose final launch is done (0 before any). Any thread. */
+    long signalled() {
+        return (long) LONGS.getAcquire(signalView, 0);
     }
 
     /** Adds one copy of batch {@code batch}, launching the list first on {@code stream} when it is full. */
     void add(long dst, long src, long len, long batch, CUstream stream) {
         if (size == MAX_ENTRIES) {
-            flush(batch, stream);
+            launch(0, stream);
         }
         if (size == 0) {
             int slot = (int) (launches % SLOTS);
@@ -110,27 +144,38 @@ final class GatherKernel {
         size++;
     }
 
-    /** Launches what was added, if anything, on {@code stream}. */
-    void flush(long batch, CUstream stream) {
+    /**
+     * Launches what was added, if anything, on {@code stream} as the last operation of batch {@code
+     * batch} (positive), which {@link #signalled()} then reports when done.
+     *
+     * @return whether there was anything to launch (otherwise nothing will signal the batch)
+     */
+    boolean flush(long batch, CUstream stream) {
         if (size == 0) {
-            return;
+            return false;
         }
+        launch(batch, stream);
+        return true;
+    }
+
+    private void launch(long batch, CUstream stream) {
         int ctas = (int) Math.max(1, Math.min(MAX_ENTRY_BYTES / bytesPerCta, (longest + bytesPerCta - 1) / bytesPerCta));
         int entries = size;
         size = 0;
         longest = 0;
         launches++;
         listParam[0] = ringOnDevice + base;
+        batchParam[0] = batch;
         CudaDriver.check(cuLaunchKernel(function, ctas, entries, 1, THREADS, 1, 1, 0, stream, params, null), "cuLaunchKernel(mc4j_gather_copy)");
     }
 
-    /** Unloads the module and frees the ring; call with its context current and its launches done. */
+    /** Unloads the module and frees its memory; call with its context current and its launches done. */
     void unload() {
-        try {
-            CudaDriver.check(cuModuleUnload(module), "cuModuleUnload");
-        } finally {
-            CudaDriver.check(cuMemFreeHost(ring), "cuMemFreeHost");
-        }
+        // each is a no-op on what was never allocated (a null handle), so this also cleans up a failed constructor
+        cuMemFree(finished);
+        cuMemFreeHost(signal);
+        cuMemFreeHost(ring);
+        CudaDriver.check(cuModuleUnload(module), "cuModuleUnload");
     }
 
     private static String ptx() {

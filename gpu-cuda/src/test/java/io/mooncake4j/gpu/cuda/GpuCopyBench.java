@@ -8,6 +8,7 @@ import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamQuery;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
 import static jcuda.runtime.JCuda.cudaDeviceSynchronize;
@@ -36,7 +37,8 @@ import jcuda.driver.CUstream_flags;
  */
 public final class GpuCopyBench {
     private static final int REPEATS = 7;
-    private static final int ROUNDS = 50;
+    private static final int ROUNDS = 100;
+    private static final long WARM_UP_NANOS = 500_000_000L; // the GPU idles at low clocks: load it first
     private static final long BIG = 64L << 20;
     private static final int BLOCKS = 128;
     private static final long BLOCK = 64L << 10;
@@ -54,6 +56,9 @@ public final class GpuCopyBench {
                 DeviceAllocation b = cuda.allocate(MemoryLocation.cuda(0), 1L << 30);
                 DeviceCopier copier = cuda.openCopier(0)) {
             check(cudaSetDevice(0), "cudaSetDevice"); // the raw baseline is a plain runtime-API user
+            for (long end = System.nanoTime() + WARM_UP_NANOS; System.nanoTime() < end; ) {
+                copier.copy(new long[] {b.address()}, new long[] {a.address()}, new long[] {BIG}, 1).get(30, TimeUnit.SECONDS);
+            }
             double raw = median(() -> {
                 for (int r = 0; r < ROUNDS; r++) {
                     check(cudaMemcpy(Pointers.host(b.address()), Pointers.host(a.address()), BIG, cudaMemcpyDeviceToDevice), "cudaMemcpy");
@@ -139,9 +144,9 @@ public final class GpuCopyBench {
                     CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
                     for (int r = 0; r < ROUNDS; r++) {
                         for (int i = 0; i < BLOCKS; i++) {
-                            kernel.add(dst[i], src[i], len[i], r, stream);
+                            kernel.add(dst[i], src[i], len[i], r + 1, stream);
                         }
-                        kernel.flush(r, stream);
+                        kernel.flush(r + 1, stream);
                     }
                     CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
                     long t1 = System.nanoTime();
@@ -159,6 +164,22 @@ public final class GpuCopyBench {
                 System.out.printf("gather kernel alone, %2d KiB a CTA: GPU %8.1f GB/s (events), host %6.1f us a launch%n",
                         perCta >> 10, gpu[REPEATS / 2], host[REPEATS / 2]);
             }
+            int calls = 1000;
+            long t0 = System.nanoTime();
+            for (int i = 0; i < calls; i++) {
+                cuEventRecord(stop, stream);
+            }
+            long t1 = System.nanoTime();
+            for (int i = 0; i < calls; i++) {
+                cuStreamQuery(stream);
+            }
+            long t2 = System.nanoTime();
+            for (int i = 0; i < calls; i++) {
+                CudaDriver.instance().enter(0).close();
+            }
+            long t3 = System.nanoTime();
+            System.out.printf("host cost of one cuEventRecord %.2f us, cuStreamQuery %.2f us, context push+pop %.2f us%n",
+                    (t1 - t0) / 1e3 / calls, (t2 - t1) / 1e3 / calls, (t3 - t2) / 1e3 / calls);
             cuEventDestroy(start);
             cuEventDestroy(stop);
             cuStreamDestroy(stream);
