@@ -31,7 +31,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Same-process copies on one device's primary context with an owned non-blocking stream. Each
- * copy's direction comes from where its pointers live ({@link CudaDriver#deviceOf}); small
+ * copy's direction comes from where its pointers live ({@link CudaDriver#rangeOf}); small
  * device-to-device copies of a batch go to the {@link GatherKernel}, the rest to the driver's
  * typed asynchronous copies. A batch whose last operation is a gather launch is signalled by the
  * kernel into host memory; any other batch ends with an event. The copier's completion thread
@@ -149,12 +149,20 @@ final class CudaCopier implements DeviceCopier {
             to = new int[n];
             from = new int[n];
         }
+        DeviceRanges.Range lastTo = null; // a batch's blocks mostly lie in one or two allocations
+        DeviceRanges.Range lastFrom = null;
         for (int i = 0; i < n; i++) {
             if (len[i] < 0) {
                 throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "copy " + i + " has a negative length " + len[i]);
             }
-            to[i] = driver.deviceOf(dst[i]);
-            from[i] = driver.deviceOf(src[i]);
+            if (lastTo == null || !lastTo.contains(dst[i])) {
+                lastTo = driver.rangeOf(dst[i]);
+            }
+            if (lastFrom == null || !lastFrom.contains(src[i])) {
+                lastFrom = driver.rangeOf(src[i]);
+            }
+            to[i] = lastTo == null ? CudaDriver.HOST : lastTo.device();
+            from[i] = lastFrom == null ? CudaDriver.HOST : lastFrom.device();
         }
     }
 

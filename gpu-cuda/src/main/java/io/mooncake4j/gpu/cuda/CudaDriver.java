@@ -24,7 +24,7 @@ import jcuda.driver.CUresult;
  * and allocation. Uses the driver API only, which never binds a context to a thread implicitly.
  */
 final class CudaDriver {
-    /** {@link #deviceOf} for host memory, pageable or pinned. */
+    /** The device number the copier gives host memory, pageable or pinned. */
     static final int HOST = -1;
 
     private static CudaDriver instance;
@@ -80,24 +80,21 @@ final class CudaDriver {
 
     MemoryLocation locate(long address) {
         try (ContextScope ignored = enter(0)) {
-            int device = deviceOf(address);
-            return device == HOST ? MemoryLocation.CPU : MemoryLocation.cuda(device);
+            DeviceRanges.Range range = rangeOf(address);
+            return range == null ? MemoryLocation.CPU : MemoryLocation.cuda(range.device());
         }
     }
 
-    /**
-     * The device whose memory holds {@code address}, or {@link #HOST}; device ranges are cached.
-     * Call with a context current.
-     */
-    int deviceOf(long address) {
-        int cached = ranges.deviceOf(address);
-        if (cached != DeviceRanges.UNKNOWN) {
+    /** The device allocation holding {@code address}, or null for host memory. Call with a context current. */
+    DeviceRanges.Range rangeOf(long address) {
+        DeviceRanges.Range cached = ranges.find(address);
+        if (cached != null) {
             return cached;
         }
         int[] type = new int[1];
         int result = cuPointerGetAttribute(Pointer.to(type), CUpointer_attribute.CU_POINTER_ATTRIBUTE_MEMORY_TYPE, Pointers.device(address));
         if (result == CUresult.CUDA_ERROR_INVALID_VALUE || (result == CUresult.CUDA_SUCCESS && type[0] == CUmemorytype.CU_MEMORYTYPE_HOST)) {
-            return HOST; // unknown to CUDA (pageable) or page-locked host memory: neither is cached
+            return null; // unknown to CUDA (pageable) or page-locked host memory: neither is cached
         }
         check(result, "cuPointerGetAttribute(MEMORY_TYPE)");
         int[] ordinal = new int[1];
@@ -110,7 +107,7 @@ final class CudaDriver {
         check(cuPointerGetAttribute(Pointer.to(size), CUpointer_attribute.CU_POINTER_ATTRIBUTE_RANGE_SIZE, Pointers.device(address)),
                 "cuPointerGetAttribute(RANGE_SIZE)");
         ranges.add(start[0], size[0], ordinal[0]);
-        return ordinal[0];
+        return ranges.find(address);
     }
 
     CudaAllocation allocate(int device, long bytes) {

@@ -9,17 +9,14 @@ import java.util.Arrays;
  * copy); changes, which come with registration, copy it.
  */
 final class DeviceRanges {
-    /** {@link #deviceOf} when no known range holds the address. */
-    static final int UNKNOWN = Integer.MIN_VALUE;
-
     private volatile Snapshot snapshot = new Snapshot(new long[0], new long[0], new int[0]);
 
-    /** The device of the range holding {@code address}, or {@link #UNKNOWN}. */
-    int deviceOf(long address) {
+    /** The known range holding {@code address}, or null. */
+    Range find(long address) {
         Snapshot s = snapshot;
         int i = Arrays.binarySearch(s.starts, address);
         int at = i >= 0 ? i : -i - 2; // the last range starting at or before address
-        return at >= 0 && Long.compareUnsigned(address, s.ends[at]) < 0 ? s.devices[at] : UNKNOWN;
+        return at >= 0 && Long.compareUnsigned(address, s.ends[at]) < 0 ? s.ranges[at] : null;
     }
 
     /** Records {@code [start, start + length)} on {@code device}, replacing ranges it overlaps. */
@@ -31,6 +28,13 @@ final class DeviceRanges {
         devices[i] = device;
         System.arraycopy(s.devices, i, devices, i + 1, s.devices.length - i);
         snapshot = new Snapshot(insert(s.starts, i, start), insert(s.ends, i, start + length), devices);
+    }
+
+    /** One device allocation, {@code [start, end)} on {@code device}. */
+    record Range(long start, long end, int device) {
+        boolean contains(long address) {
+            return Long.compareUnsigned(address, start) >= 0 && Long.compareUnsigned(address, end) < 0;
+        }
     }
 
     /** Drops every range overlapping {@code [address, address + length)}. */
@@ -67,5 +71,17 @@ final class DeviceRanges {
         return r;
     }
 
-    private record Snapshot(long[] starts, long[] ends, int[] devices) {}
+    private record Snapshot(long[] starts, long[] ends, int[] devices, Range[] ranges) {
+        Snapshot(long[] starts, long[] ends, int[] devices) {
+            this(starts, ends, devices, ranges(starts, ends, devices));
+        }
+
+        private static Range[] ranges(long[] starts, long[] ends, int[] devices) {
+            Range[] r = new Range[starts.length];
+            for (int i = 0; i < r.length; i++) {
+                r[i] = new Range(starts[i], ends[i], devices[i]);
+            }
+            return r;
+        }
+    }
 }

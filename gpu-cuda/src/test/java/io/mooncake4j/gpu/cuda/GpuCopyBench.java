@@ -9,6 +9,7 @@ import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamQuery;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
 import static jcuda.runtime.JCuda.cudaDeviceSynchronize;
@@ -164,6 +165,32 @@ public final class GpuCopyBench {
                 System.out.printf("gather kernel alone, %2d KiB a CTA: GPU %8.1f GB/s (events), host %6.1f us a launch%n",
                         perCta >> 10, gpu[REPEATS / 2], host[REPEATS / 2]);
             }
+            GatherKernel kernel = new GatherKernel(batch -> {}); // synchronised below before a slot comes round again
+            int tiny = 200;
+            long l0 = System.nanoTime();
+            for (int i = 0; i < tiny; i++) {
+                kernel.add(dst[0], src[0], 16, i + 1, stream);
+                kernel.flush(i + 1, stream);
+            }
+            long l1 = System.nanoTime();
+            CudaDriver.check(cuStreamSynchronize(stream), "cuStreamSynchronize");
+            double[] one = new double[REPEATS * 3];
+            for (int j = 0; j < one.length; j++) {
+                CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
+                for (int i = 0; i < BLOCKS; i++) {
+                    kernel.add(dst[i], src[i], len[i], j + 1, stream);
+                }
+                kernel.flush(j + 1, stream);
+                CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
+                CudaDriver.check(cuEventSynchronize(stop), "cuEventSynchronize");
+                float[] ms = new float[1];
+                CudaDriver.check(cuEventElapsedTime(ms, start, stop), "cuEventElapsedTime");
+                one[j] = ms[0] * 1e3;
+            }
+            kernel.unload();
+            Arrays.sort(one);
+            System.out.printf("one 16-byte gather launch: host %.2f us; one 128 x 64 KiB launch alone on the GPU: %.2f us (events)%n",
+                    (l1 - l0) / 1e3 / tiny, one[one.length / 2]);
             int calls = 1000;
             long t0 = System.nanoTime();
             for (int i = 0; i < calls; i++) {
