@@ -1,22 +1,30 @@
 // The gather-copy kernel of the CUDA copier: one launch copies up to 128 device-to-device blocks.
-// Its PTX is committed as src/main/resources/io/mooncake4j/gpu/cuda/gather_copy.ptx (the header of
-// that file gives the command that regenerates it). The block list (dst[128], src[128], len[128])
-// lies in page-locked, device-mapped host memory written by the copier, so a launch passes one
-// pointer (a large parameter list made each launch cost ~9 us of host time on an H200). Grid:
-// x = thread blocks per entry, y = entry.
+// Its PTX is committed as src/main/resources/io/mooncake4j/gpu/cuda/gather_copy.ptx (docs/gpu.md
+// gives the command that regenerates it). The launch's list lies in page-locked, device-mapped
+// host memory written by the copier, so a launch passes one pointer (each kernel parameter costs
+// the host about a microsecond in JCuda): dst[128], src[128], len[128], then the batch number, the
+// address of the launch counter (device memory) and that of the signal word (page-locked host
+// memory). When the batch number is not 0 the launch is the last operation of that batch on the
+// stream, and the last thread block to finish writes the number to the signal word once every
+// block's stores are visible: the copier polls that word instead of recording and querying an
+// event for each batch. Grid: x = thread blocks per entry, y = entry.
 #include <stdint.h>
 
 #define MC4J_GATHER_MAX 128
 
 extern "C" __global__ void __launch_bounds__(256)
-mc4j_gather_copy(const unsigned long long* __restrict__ list, unsigned int* finished,
-                 volatile unsigned long long* signal, unsigned long long batch) {
-    __shared__ unsigned long long entry[3];
+mc4j_gather_copy(const unsigned long long* __restrict__ list) {
+    __shared__ unsigned long long entry[6];
     const unsigned e = blockIdx.y;
-    if (threadIdx.x < 3) {
-        entry[threadIdx.x] = list[threadIdx.x * MC4J_GATHER_MAX + e]; // read once over PCIe
+    if (threadIdx.x < 3) { // one round trip over PCIe for the block's entry and the launch's header
+        entry[threadIdx.x] = list[threadIdx.x * MC4J_GATHER_MAX + e];
+    } else if (threadIdx.x < 6) {
+        entry[threadIdx.x] = list[3 * MC4J_GATHER_MAX + threadIdx.x - 3];
     }
     __syncthreads();
+    const unsigned long long batch = entry[3];
+    unsigned int* finished = reinterpret_cast<unsigned int*>(entry[4]);
+    volatile unsigned long long* signal = reinterpret_cast<volatile unsigned long long*>(entry[5]);
     const char* src = reinterpret_cast<const char*>(entry[1]);
     char* dst = reinterpret_cast<char*>(entry[0]);
     const unsigned long long len = entry[2];

@@ -3,13 +3,10 @@ package io.mooncake4j.spi;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.internal.ProviderLoader;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.ServiceConfigurationError;
-import java.util.ServiceLoader;
 
 /**
  * An immutable snapshot of the {@link DeviceMemoryProvider}s on the class path (the SPI's
@@ -31,21 +28,9 @@ public final class DeviceMemoryProviders {
         this.providers = List.copyOf(sorted);
     }
 
-    /** Discovers the providers once; a provider that fails to instantiate is skipped. */
+    /** Discovers the providers once; a provider that fails to instantiate is logged and skipped. */
     public static DeviceMemoryProviders load() {
-        Map<String, DeviceMemoryProvider> found = new LinkedHashMap<>();
-        ClassLoader own = DeviceMemoryProvider.class.getClassLoader();
-        ClassLoader context = Thread.currentThread().getContextClassLoader();
-        for (ClassLoader loader : context == null || context == own ? List.of(own) : List.of(own, context)) {
-            try {
-                for (DeviceMemoryProvider p : ServiceLoader.load(DeviceMemoryProvider.class, loader)) {
-                    found.putIfAbsent(p.getClass().getName(), p);
-                }
-            } catch (ServiceConfigurationError e) {
-                // a broken provider must not stop host memory from working; require() says none fits
-            }
-        }
-        return new DeviceMemoryProviders(new ArrayList<>(found.values()));
+        return new DeviceMemoryProviders(ProviderLoader.load(DeviceMemoryProvider.class));
     }
 
     /** Every provider found, available or not. */

@@ -49,7 +49,9 @@ final class GatherKernel {
     static final int SLOTS = 256;
 
     private static final int THREADS = 256;
-    private static final int SLOT_BYTES = 3 * 8 * MAX_ENTRIES;
+    // dst[128], src[128], len[128], then batch, counter address, signal address (gather_copy.cu)
+    private static final int HEADER = 3 * 8 * MAX_ENTRIES;
+    private static final int SLOT_BYTES = HEADER + 3 * 8;
     private static final String PTX = "gather_copy.ptx";
     private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
 
@@ -61,11 +63,9 @@ final class GatherKernel {
     private final ByteBuffer ringView;
     private final long ringOnDevice;
     private final long[] slotBatch = new long[SLOTS]; // the batch whose launch last used each slot
-    private final long[] listParam = new long[1];
-    private final long[] finishedParam = new long[1];
-    private final long[] signalParam = new long[1];
-    private final long[] batchParam = new long[1];
-    private final Pointer params = Pointer.to(Pointer.to(listParam), Pointer.to(finishedParam), Pointer.to(signalParam), Pointer.to(batchParam));
+    // the one kernel parameter, the slot's device address, in native memory: no Java array to pin per launch
+    private final ByteBuffer listParam = ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder());
+    private final Pointer params = Pointer.to(Pointer.to(listParam));
     private final Pointers.DevicePointer finished = new Pointers.DevicePointer(); // thread blocks done, on the device
     private final Pointer signal = new Pointer(); // the last batch signalled, in page-locked host memory
     private final ByteBuffer signalView;
@@ -109,8 +109,11 @@ final class GatherKernel {
         signalView = signal.getByteBuffer(0, 8).order(ByteOrder.nativeOrder());
         LONGS.setRelease(signalView, 0, 0L);
         ringOnDevice = mapped(ring);
-        finishedParam[0] = finished.address();
-        signalParam[0] = mapped(signal);
+        long signalOnDevice = mapped(signal);
+        for (int slot = 0; slot < SLOTS; slot++) {
+            ringView.putLong(slot * SLOT_BYTES + HEADER + 8, finished.address());
+            ringView.putLong(slot * SLOT_BYTES + HEADER + 16, signalOnDevice);
+        }
     }
 
     private static long mapped(Pointer host) {
@@ -164,8 +167,8 @@ final class GatherKernel {
         size = 0;
         longest = 0;
         launches++;
-        listParam[0] = ringOnDevice + base;
-        batchParam[0] = batch;
+        ringView.putLong(base + HEADER, batch);
+        listParam.putLong(0, ringOnDevice + base);
         CudaDriver.check(cuLaunchKernel(function, ctas, entries, 1, THREADS, 1, 1, 0, stream, params, null), "cuLaunchKernel(mc4j_gather_copy)");
     }
 
