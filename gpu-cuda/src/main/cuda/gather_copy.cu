@@ -1,33 +1,32 @@
 // The gather-copy kernel of the CUDA copier: one launch copies up to 128 device-to-device blocks.
 // Its PTX is committed as src/main/resources/io/mooncake4j/gpu/cuda/gather_copy.ptx (docs/gpu.md
-// gives the command that regenerates it). The launch's list lies in page-locked, device-mapped
-// host memory written by the copier, so a launch passes one pointer (each kernel parameter costs
-// the host about a microsecond in JCuda): dst[128], src[128], len[128], then the batch number, the
-// address of the launch counter (device memory) and that of the signal word (page-locked host
-// memory). When the batch number is not 0 the launch is the last operation of that batch on the
-// stream, and the last thread block to finish writes the number to the signal word once every
-// block's stores are visible: the copier polls that word instead of recording and querying an
-// event for each batch. Grid: x = thread blocks per entry, y = entry.
+// gives the command that regenerates it). The launch's list travels in its parameters (3 KiB,
+// copied by the driver when the launch is enqueued, read by the GPU from constant memory): a list
+// in mapped host memory instead cost one PCIe round trip per thread block and made the kernel
+// three times slower on an H200. When `batch` is not 0 the launch is the last operation of that
+// batch on the stream, and the last thread block to finish writes `batch` to the signal word
+// (page-locked host memory) once every block's stores are visible: the copier polls that word
+// instead of recording and querying an event for each batch. Grid: x = thread blocks per entry,
+// y = entry.
 #include <stdint.h>
 
 #define MC4J_GATHER_MAX 128
 
+struct GatherList {
+    unsigned long long dst[MC4J_GATHER_MAX];
+    unsigned long long src[MC4J_GATHER_MAX];
+    unsigned long long len[MC4J_GATHER_MAX];
+    unsigned long long batch;
+    unsigned int* finished;                 // thread blocks done, in device memory
+    volatile unsigned long long* signal;    // the last batch done, in page-locked host memory
+};
+
 extern "C" __global__ void __launch_bounds__(256)
-mc4j_gather_copy(const unsigned long long* __restrict__ list) {
-    __shared__ unsigned long long entry[6];
+mc4j_gather_copy(const __grid_constant__ GatherList list) {
     const unsigned e = blockIdx.y;
-    if (threadIdx.x < 3) { // one round trip over PCIe for the block's entry and the launch's header
-        entry[threadIdx.x] = list[threadIdx.x * MC4J_GATHER_MAX + e];
-    } else if (threadIdx.x < 6) {
-        entry[threadIdx.x] = list[3 * MC4J_GATHER_MAX + threadIdx.x - 3];
-    }
-    __syncthreads();
-    const unsigned long long batch = entry[3];
-    unsigned int* finished = reinterpret_cast<unsigned int*>(entry[4]);
-    volatile unsigned long long* signal = reinterpret_cast<volatile unsigned long long*>(entry[5]);
-    const char* src = reinterpret_cast<const char*>(entry[1]);
-    char* dst = reinterpret_cast<char*>(entry[0]);
-    const unsigned long long len = entry[2];
+    const char* src = reinterpret_cast<const char*>(list.src[e]);
+    char* dst = reinterpret_cast<char*>(list.dst[e]);
+    const unsigned long long len = list.len[e];
     const unsigned long long first = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
     const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
     unsigned long long tail = 0;
@@ -54,13 +53,13 @@ mc4j_gather_copy(const unsigned long long* __restrict__ list) {
     for (unsigned long long i = tail + first; i < len; i += stride) {
         dst[i] = src[i];
     }
-    if (batch != 0) {
+    if (list.batch != 0) {
         __threadfence(); // this thread's stores, visible device-wide before the block is counted
         __syncthreads();
-        if (threadIdx.x == 0 && atomicAdd(finished, 1u) == gridDim.x * gridDim.y - 1) {
-            *finished = 0; // the next launch on the stream starts after this one ends
+        if (threadIdx.x == 0 && atomicAdd(list.finished, 1u) == gridDim.x * gridDim.y - 1) {
+            *list.finished = 0; // the next launch on the stream starts after this one ends
             __threadfence_system();
-            *signal = batch;
+            *list.signal = list.batch;
         }
     }
 }

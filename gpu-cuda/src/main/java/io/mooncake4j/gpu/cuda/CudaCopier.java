@@ -18,7 +18,6 @@ import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.DeviceCopier;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import jcuda.driver.CUevent;
@@ -41,9 +40,6 @@ final class CudaCopier implements DeviceCopier {
     /** How long a batch may take on the device before its future fails. */
     static final long COMPLETION_BOUND_NANOS = TimeUnit.SECONDS.toNanos(30);
 
-    /** Entries per internal batch: its gather launches fit in half the ring, so a slot never waits on its own batch. */
-    static final int CHUNK = GatherKernel.MAX_ENTRIES * GatherKernel.SLOTS / 2;
-
     private static final Logger LOG = LoggerFactory.getLogger(CudaCopier.class);
     // Between two event queries the thread spins ~2 us (fewer driver calls to contend with the
     // submitting thread's); after ~2 ms of that it parks between queries.
@@ -51,6 +47,8 @@ final class CudaCopier implements DeviceCopier {
     private static final int SPINS_BETWEEN_POLLS = 64;
     private static final long PARK_NANOS = 5_000;
     private static final int STREAM_QUERY_EVERY = 256;
+    private static final int IDLE_SPINS = 20_000; // ~1 ms of an idle completion thread before it parks
+    private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
     private final CudaDriver driver;
     private final int device;
@@ -58,12 +56,12 @@ final class CudaCopier implements DeviceCopier {
     private final GatherKernel gather;
     private final Object lock = new Object();
     private final ConcurrentLinkedQueue<CUevent> idleEvents = new ConcurrentLinkedQueue<>();
-    private final LinkedBlockingQueue<Pending> pending = new LinkedBlockingQueue<>();
+    private final ConcurrentLinkedQueue<Pending> pending = new ConcurrentLinkedQueue<>();
     private final Thread completer;
+    private volatile boolean completerParked; // set by the completer before it parks on an empty queue
     private int[] to = new int[0]; // guarded by lock: where each dst lives, reused per batch
     private int[] from = new int[0];
-    private long submitted; // guarded by lock: batches (chunks of a copy) numbered from 1
-    private volatile long completed; // the last batch done; batches complete in order
+    private long submitted; // guarded by lock: batches numbered from 1
     private volatile boolean closed;
     private volatile Throwable broken; // why the completion thread stopped, if it did
 
@@ -73,7 +71,7 @@ final class CudaCopier implements DeviceCopier {
         try (ContextScope ignored = driver.enter(device)) {
             CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
             try {
-                gather = new GatherKernel(this::awaitBatch);
+                gather = new GatherKernel();
             } catch (RuntimeException e) {
                 cuStreamDestroy(stream);
                 throw e;
@@ -102,21 +100,15 @@ final class CudaCopier implements DeviceCopier {
             }
             try (ContextScope ignored = driver.enter(device)) {
                 locateAll(dst, src, len, n);
-                CompletableFuture<?>[] chunks = new CompletableFuture<?>[Math.max(1, (n + CHUNK - 1) / CHUNK)];
-                for (int c = 0; c < chunks.length; c++) {
-                    int from = c * CHUNK;
-                    CompletableFuture<Void> chunk = c == chunks.length - 1 ? done : new CompletableFuture<>();
-                    long batch = ++submitted;
-                    CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
-                    if (!enqueue(dst, src, len, from, Math.min(n, from + CHUNK), batch)) {
-                        event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
-                        CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
-                    }
-                    pending.add(new Pending(event, chunk, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
-                    chunks[c] = chunk;
+                long batch = ++submitted;
+                CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
+                if (!enqueue(dst, src, len, n, batch)) {
+                    event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
+                    CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
                 }
-                if (chunks.length > 1) {
-                    return CompletableFuture.allOf(chunks); // done completes last, failures of any show
+                pending.add(new Pending(event, done, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
+                if (completerParked) {
+                    LockSupport.unpark(completer);
                 }
             } catch (MooncakeException e) {
                 if (e.code() == ErrorCode.INVALID_ARGUMENT) {
@@ -126,22 +118,6 @@ final class CudaCopier implements DeviceCopier {
             }
         }
         return done;
-    }
-
-    /** Waits, bounded, until batch {@code batch} is done (the gather ring reuses its slot then). */
-    private void awaitBatch(long batch) {
-        long deadline = System.nanoTime() + COMPLETION_BOUND_NANOS;
-        while (completed < batch) {
-            if (broken != null) {
-                throw stopped(broken);
-            }
-            if (System.nanoTime() - deadline > 0) {
-                throw new MooncakeException(
-                        ErrorCode.TRANSFER_FAILED,
-                        "copy batch " + batch + " on cuda:" + device + " was not done within " + TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS) + " s");
-            }
-            Thread.onSpinWait();
-        }
     }
 
     private void locateAll(long[] dst, long[] src, long[] len, int n) {
@@ -166,9 +142,9 @@ final class CudaCopier implements DeviceCopier {
         }
     }
 
-    /** Enqueues copies {@code [start, end)} as batch {@code batch}; true when the gather kernel will signal it. */
-    private boolean enqueue(long[] dst, long[] src, long[] len, int start, int end, long batch) {
-        for (int i = start; i < end; i++) {
+    /** Enqueues the copies as batch {@code batch}; true when the gather kernel will signal it. */
+    private boolean enqueue(long[] dst, long[] src, long[] len, int n, long batch) {
+        for (int i = 0; i < n; i++) {
             long bytes = len[i];
             if (bytes == 0) {
                 continue;
@@ -176,7 +152,7 @@ final class CudaCopier implements DeviceCopier {
             boolean toDevice = to[i] != CudaDriver.HOST;
             boolean fromDevice = from[i] != CudaDriver.HOST;
             if (toDevice && fromDevice && to[i] == device && from[i] == device && bytes <= GatherKernel.MAX_ENTRY_BYTES) {
-                gather.add(dst[i], src[i], bytes, batch, stream);
+                gather.add(dst[i], src[i], bytes, stream);
             } else if (toDevice && fromDevice) {
                 CudaDriver.check(cuMemcpyDtoDAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoDAsync");
             } else if (toDevice) {
@@ -202,19 +178,23 @@ final class CudaCopier implements DeviceCopier {
         Pending p = null;
         try {
             CudaDriver.check(cuCtxSetCurrent(driver.primaryContext(device)), "cuCtxSetCurrent");
-            while (true) {
-                p = pending.poll(50, TimeUnit.MILLISECONDS);
-                if (p == null) {
-                    if (closed && pending.isEmpty()) {
-                        return;
+            for (int idle = 0; ; idle++) {
+                p = pending.poll();
+                if (p != null) {
+                    await(p);
+                    idle = 0;
+                } else if (closed) {
+                    return;
+                } else if (idle < IDLE_SPINS) {
+                    Thread.onSpinWait(); // a pipelining caller submits again within microseconds
+                } else {
+                    completerParked = true;
+                    if (pending.isEmpty() && !closed) {
+                        LockSupport.parkNanos(IDLE_PARK_NANOS);
                     }
-                    continue;
+                    completerParked = false;
                 }
-                await(p);
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            stop(p, e);
         } catch (RuntimeException | Error e) {
             stop(p, e);
         }
@@ -244,12 +224,10 @@ final class CudaCopier implements DeviceCopier {
                 if (p.event != null) {
                     idleEvents.add(p.event);
                 }
-                completed = p.batch;
                 p.done.complete(null);
                 return;
             }
             if (result != CUresult.CUDA_ERROR_NOT_READY) {
-                completed = p.batch;
                 p.done.completeExceptionally(new MooncakeException(
                         ErrorCode.TRANSFER_FAILED, "a copy on cuda:" + device + " failed: " + CudaDriver.errorName(result)));
                 return;
@@ -293,6 +271,7 @@ final class CudaCopier implements DeviceCopier {
             }
             closed = true;
         }
+        LockSupport.unpark(completer);
         try {
             completer.join(TimeUnit.NANOSECONDS.toMillis(COMPLETION_BOUND_NANOS) + 1_000);
         } catch (InterruptedException e) {

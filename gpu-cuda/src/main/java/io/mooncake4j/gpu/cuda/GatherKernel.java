@@ -1,14 +1,13 @@
 package io.mooncake4j.gpu.cuda;
 
 import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_DEVICEMAP;
-import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_WRITECOMBINED;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
-import static jcuda.driver.JCudaDriver.cuMemsetD32;
 import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
 import static jcuda.driver.JCudaDriver.cuMemHostGetDevicePointer;
+import static jcuda.driver.JCudaDriver.cuMemsetD32;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
@@ -23,7 +22,6 @@ import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.util.function.LongConsumer;
 import jcuda.Pointer;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
@@ -31,69 +29,50 @@ import jcuda.driver.CUstream;
 
 /**
  * The gather-copy kernel ({@code gather_copy.ptx}, loaded with {@code cuModuleLoadData}, no NVRTC):
- * collects up to {@link #MAX_ENTRIES} device-to-device copies and runs them as one launch. Each
- * launch's list is written to its own slot of a ring in page-locked, device-mapped host memory and
- * passed as one pointer; a slot is written again only once the batch that used it is done. The
- * last launch of a batch signals the batch's number into page-locked host memory when it is done
- * ({@link #signalled()}), which costs the host no driver call. Not thread-safe, except {@link
- * #signalled()}: its copier serialises use.
+ * collects up to {@link #MAX_ENTRIES} device-to-device copies and runs them as one launch. The list
+ * travels in the launch's parameters, which the driver copies when the launch is enqueued, so it
+ * can be refilled at once. The last launch of a batch signals the batch's number into page-locked
+ * host memory when it is done ({@link #signalled()}), which costs the host no driver call. Not
+ * thread-safe, except {@link #signalled()}: its copier serialises use.
  */
 final class GatherKernel {
-    /** Entries per launch. */
+    /** Entries per launch: the list is 3 x 128 x 8 bytes of parameters, inside the 4 KiB every driver takes. */
     static final int MAX_ENTRIES = 128;
     /** Larger copies go to the driver's own copy ({@code cuMemcpyDtoDAsync}), one call each. */
     static final long MAX_ENTRY_BYTES = 1L << 20;
     /** Bytes each thread block copies of one entry: 256 threads x 8 x 16-byte words, 4 in flight. */
     static final long BYTES_PER_CTA = 32768;
-    /** Launch lists in the ring: as many launches may be in flight before a new one waits. */
-    static final int SLOTS = 256;
 
     private static final int THREADS = 256;
-    // dst[128], src[128], len[128], then batch, counter address, signal address (gather_copy.cu)
-    private static final int HEADER = 3 * 8 * MAX_ENTRIES;
-    private static final int SLOT_BYTES = HEADER + 3 * 8;
+    // struct GatherList in gather_copy.cu: dst[128], src[128], len[128], batch, finished, signal
+    private static final int BATCH_AT = 3 * 8 * MAX_ENTRIES;
+    private static final int PARAM_BYTES = BATCH_AT + 3 * 8;
     private static final String PTX = "gather_copy.ptx";
     private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
 
     private final CUmodule module = new CUmodule();
     private final CUfunction function = new CUfunction();
     private final long bytesPerCta;
-    private final LongConsumer awaitBatch;
-    private final Pointer ring = new Pointer();
-    private final ByteBuffer ringView;
-    private final long ringOnDevice;
-    private final long[] slotBatch = new long[SLOTS]; // the batch whose launch last used each slot
-    // the one kernel parameter, the slot's device address, in native memory: no Java array to pin per launch
-    private final ByteBuffer listParam = ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder());
-    private final Pointer params = Pointer.to(Pointer.to(listParam));
+    // the parameters in native memory, so that a launch pins no Java array
+    private final ByteBuffer list = ByteBuffer.allocateDirect(PARAM_BYTES).order(ByteOrder.nativeOrder());
+    private final Pointer params = Pointer.to(Pointer.to(list));
     private final Pointers.DevicePointer finished = new Pointers.DevicePointer(); // thread blocks done, on the device
     private final Pointer signal = new Pointer(); // the last batch signalled, in page-locked host memory
     private final ByteBuffer signalView;
-    private long launches;
     private int size;
     private long longest;
-    private int base; // byte offset of the slot being filled
 
-    /**
-     * Loads the module and allocates the ring in the current context.
-     *
-     * @param awaitBatch waits (bounded) until the given batch is done, or throws
-     */
-    GatherKernel(LongConsumer awaitBatch) {
-        this(BYTES_PER_CTA, awaitBatch);
+    /** Loads the module and allocates the signal word and counter in the current context. */
+    GatherKernel() {
+        this(BYTES_PER_CTA);
     }
 
     /** With another split of each entry over thread blocks (the bench compares them). */
-    GatherKernel(long bytesPerCta, LongConsumer awaitBatch) {
+    GatherKernel(long bytesPerCta) {
         this.bytesPerCta = bytesPerCta;
-        this.awaitBatch = awaitBatch;
-        java.util.Arrays.fill(slotBatch, -1);
         CudaDriver.check(cuModuleLoadData(module, ptx()), "cuModuleLoadData(" + PTX + ")");
         try {
             CudaDriver.check(cuModuleGetFunction(function, module, "mc4j_gather_copy"), "cuModuleGetFunction");
-            // write-combined: the host only writes it, the device reads it once per thread block
-            CudaDriver.check(cuMemHostAlloc(ring, (long) SLOTS * SLOT_BYTES, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED),
-                    "cuMemHostAlloc(gather ring)");
             CudaDriver.check(cuMemHostAlloc(signal, 8, CU_MEMHOSTALLOC_DEVICEMAP), "cuMemHostAlloc(gather signal)");
             CudaDriver.check(cuMemAlloc(finished, 4), "cuMemAlloc(gather counter)");
             CudaDriver.check(cuMemsetD32(finished, 0, 1), "cuMemsetD32(gather counter)");
@@ -105,21 +84,12 @@ final class GatherKernel {
             }
             throw e;
         }
-        ringView = ring.getByteBuffer(0, (long) SLOTS * SLOT_BYTES).order(ByteOrder.nativeOrder());
         signalView = signal.getByteBuffer(0, 8).order(ByteOrder.nativeOrder());
         LONGS.setRelease(signalView, 0, 0L);
-        ringOnDevice = mapped(ring);
-        long signalOnDevice = mapped(signal);
-        for (int slot = 0; slot < SLOTS; slot++) {
-            ringView.putLong(slot * SLOT_BYTES + HEADER + 8, finished.address());
-            ringView.putLong(slot * SLOT_BYTES + HEADER + 16, signalOnDevice);
-        }
-    }
-
-    private static long mapped(Pointer host) {
-        Pointers.DevicePointer mapped = new Pointers.DevicePointer();
-        CudaDriver.check(cuMemHostGetDevicePointer(mapped, host, 0), "cuMemHostGetDevicePointer");
-        return mapped.address();
+        Pointers.DevicePointer signalOnDevice = new Pointers.DevicePointer();
+        CudaDriver.check(cuMemHostGetDevicePointer(signalOnDevice, signal, 0), "cuMemHostGetDevicePointer");
+        list.putLong(BATCH_AT + 8, finished.address());
+        list.putLong(BATCH_AT + 16, signalOnDevice.address());
     }
 
     /** The last batch whose final launch is done (0 before any). Any thread. */
@@ -127,22 +97,14 @@ final class GatherKernel {
         return (long) LONGS.getAcquire(signalView, 0);
     }
 
-    /** Adds one copy of batch {@code batch}, launching the list first on {@code stream} when it is full. */
-    void add(long dst, long src, long len, long batch, CUstream stream) {
+    /** Adds one copy, launching the list first on {@code stream} when it is full. */
+    void add(long dst, long src, long len, CUstream stream) {
         if (size == MAX_ENTRIES) {
             launch(0, stream);
         }
-        if (size == 0) {
-            int slot = (int) (launches % SLOTS);
-            if (slotBatch[slot] >= 0) {
-                awaitBatch.accept(slotBatch[slot]);
-            }
-            slotBatch[slot] = batch;
-            base = slot * SLOT_BYTES;
-        }
-        ringView.putLong(base + 8 * size, dst);
-        ringView.putLong(base + 8 * (MAX_ENTRIES + size), src);
-        ringView.putLong(base + 8 * (2 * MAX_ENTRIES + size), len);
+        list.putLong(8 * size, dst);
+        list.putLong(8 * (MAX_ENTRIES + size), src);
+        list.putLong(8 * (2 * MAX_ENTRIES + size), len);
         longest = Math.max(longest, len);
         size++;
     }
@@ -166,9 +128,7 @@ final class GatherKernel {
         int entries = size;
         size = 0;
         longest = 0;
-        launches++;
-        ringView.putLong(base + HEADER, batch);
-        listParam.putLong(0, ringOnDevice + base);
+        list.putLong(BATCH_AT, batch);
         CudaDriver.check(cuLaunchKernel(function, ctas, entries, 1, THREADS, 1, 1, 0, stream, params, null), "cuLaunchKernel(mc4j_gather_copy)");
     }
 
@@ -177,7 +137,6 @@ final class GatherKernel {
         // each is a no-op on what was never allocated (a null handle), so this also cleans up a failed constructor
         cuMemFree(finished);
         cuMemFreeHost(signal);
-        cuMemFreeHost(ring);
         CudaDriver.check(cuModuleUnload(module), "cuModuleUnload");
     }
 

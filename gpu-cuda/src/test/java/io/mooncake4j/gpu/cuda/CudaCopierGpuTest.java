@@ -196,8 +196,8 @@ class CudaCopierGpuTest {
     }
 
     @Test
-    void shouldCopyEveryEntryWhenABatchIsLargerThanOneInternalChunk() throws Exception {
-        int n = CudaCopier.CHUNK + 3000;
+    void shouldCopyEveryEntryWhenABatchNeedsManyLaunches() throws Exception {
+        int n = 20_000 + 3; // 157 launches, the last one partly filled
         int block = 256;
         try (DeviceAllocation from = cuda.allocate(MemoryLocation.cuda(0), (long) n * block);
                 DeviceAllocation to = cuda.allocate(MemoryLocation.cuda(0), (long) n * block)) {
@@ -222,8 +222,8 @@ class CudaCopierGpuTest {
     }
 
     @Test
-    void shouldCopyExactlyWhenMoreBatchesAreInFlightThanTheGatherRingHolds() throws Exception {
-        int batches = 3 * GatherKernel.SLOTS;
+    void shouldCopyExactlyWhenHundredsOfBatchesAreInFlight() throws Exception {
+        int batches = 768;
         int n = 16;
         int block = 4096;
         try (DeviceAllocation from = cuda.allocate(MemoryLocation.cuda(0), (long) batches * n * block);
@@ -234,7 +234,7 @@ class CudaCopierGpuTest {
             long[] dst = new long[n];
             long[] src = new long[n];
             long[] len = new long[n];
-            for (int b = 0; b < batches; b++) { // every batch its own bytes, submitted without waiting
+            for (int b = 0; b < batches; b++) { // every batch its own bytes and list, submitted without waiting
                 for (int i = 0; i < n; i++) {
                     long offset = ((long) b * n + i) * block;
                     src[i] = from.address() + offset;

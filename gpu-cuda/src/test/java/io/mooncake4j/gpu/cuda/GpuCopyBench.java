@@ -136,8 +136,8 @@ public final class GpuCopyBench {
             CUevent stop = new CUevent();
             CudaDriver.check(cuEventCreate(start, 0), "cuEventCreate");
             CudaDriver.check(cuEventCreate(stop, 0), "cuEventCreate");
-            for (long perCta : new long[] {8192, 16384, 32768, 65536}) {
-                GatherKernel kernel = new GatherKernel(perCta, batch -> {}); // each repeat ends synchronised
+            for (long perCta : new long[] {16384, 32768, 65536}) {
+                GatherKernel kernel = new GatherKernel(perCta);
                 double[] gpu = new double[REPEATS];
                 double[] host = new double[REPEATS];
                 for (int rep = -1; rep < REPEATS; rep++) {
@@ -145,7 +145,7 @@ public final class GpuCopyBench {
                     CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
                     for (int r = 0; r < ROUNDS; r++) {
                         for (int i = 0; i < BLOCKS; i++) {
-                            kernel.add(dst[i], src[i], len[i], r + 1, stream);
+                            kernel.add(dst[i], src[i], len[i], stream);
                         }
                         kernel.flush(r + 1, stream);
                     }
@@ -165,11 +165,11 @@ public final class GpuCopyBench {
                 System.out.printf("gather kernel alone, %2d KiB a CTA: GPU %8.1f GB/s (events), host %6.1f us a launch%n",
                         perCta >> 10, gpu[REPEATS / 2], host[REPEATS / 2]);
             }
-            GatherKernel kernel = new GatherKernel(batch -> {}); // synchronised below before a slot comes round again
+            GatherKernel kernel = new GatherKernel();
             int tiny = 200;
             long l0 = System.nanoTime();
             for (int i = 0; i < tiny; i++) {
-                kernel.add(dst[0], src[0], 16, i + 1, stream);
+                kernel.add(dst[0], src[0], 16, stream);
                 kernel.flush(i + 1, stream);
             }
             long l1 = System.nanoTime();
@@ -178,7 +178,7 @@ public final class GpuCopyBench {
             for (int j = 0; j < one.length; j++) {
                 CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
                 for (int i = 0; i < BLOCKS; i++) {
-                    kernel.add(dst[i], src[i], len[i], j + 1, stream);
+                    kernel.add(dst[i], src[i], len[i], stream);
                 }
                 kernel.flush(j + 1, stream);
                 CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
