@@ -54,12 +54,17 @@ mc4j_gather_copy(const __grid_constant__ GatherList list) {
         dst[i] = src[i];
     }
     if (list.batch != 0) {
-        __threadfence(); // this thread's stores, visible device-wide before the block is counted
+        // the block's stores, ordered before thread 0's fence by the barrier (the fence is
+        // cumulative), are visible device-wide before the block is counted: one fence per block,
+        // not per thread, as cooperative groups' grid sync does
         __syncthreads();
-        if (threadIdx.x == 0 && atomicAdd(list.finished, 1u) == gridDim.x * gridDim.y - 1) {
-            *list.finished = 0; // the next launch on the stream starts after this one ends
-            __threadfence_system();
-            *list.signal = list.batch;
+        if (threadIdx.x == 0) {
+            __threadfence();
+            if (atomicAdd(list.finished, 1u) == gridDim.x * gridDim.y - 1) {
+                *list.finished = 0; // the next launch on the stream starts after this one ends
+                __threadfence_system();
+                *list.signal = list.batch;
+            }
         }
     }
 }
