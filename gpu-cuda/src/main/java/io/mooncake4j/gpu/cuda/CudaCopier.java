@@ -20,6 +20,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import jcuda.driver.CUcontext;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUresult;
@@ -52,6 +53,7 @@ final class CudaCopier implements DeviceCopier {
 
     private final CudaDriver driver;
     private final int device;
+    private final CUcontext context; // the device's primary context
     private final CUstream stream = new CUstream();
     private final GatherKernel gather;
     private final Object lock = new Object();
@@ -68,7 +70,8 @@ final class CudaCopier implements DeviceCopier {
     CudaCopier(CudaDriver driver, int device) {
         this.driver = driver;
         this.device = device;
-        try (ContextScope ignored = driver.enter(device)) {
+        this.context = driver.primaryContext(device);
+        try (ContextScope ignored = ContextScope.push(context)) {
             CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
             try {
                 gather = new GatherKernel();
@@ -98,7 +101,7 @@ final class CudaCopier implements DeviceCopier {
                 done.completeExceptionally(stopped(broken));
                 return done;
             }
-            try (ContextScope ignored = driver.enter(device)) {
+            try (ContextScope ignored = ContextScope.push(context)) {
                 locateAll(dst, src, len, n);
                 long batch = ++submitted;
                 CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
@@ -177,7 +180,7 @@ final class CudaCopier implements DeviceCopier {
     private void completeInOrder() {
         Pending p = null;
         try {
-            CudaDriver.check(cuCtxSetCurrent(driver.primaryContext(device)), "cuCtxSetCurrent");
+            CudaDriver.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
             for (int idle = 0; ; idle++) {
                 p = pending.poll();
                 if (p != null) {
