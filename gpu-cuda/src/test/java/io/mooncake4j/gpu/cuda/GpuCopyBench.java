@@ -25,8 +25,6 @@ import java.time.Instant;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUstream;
@@ -129,8 +127,6 @@ public final class GpuCopyBench {
             System.out.printf("copier H2D 64 MiB pageable                    %8.1f GB/s%n", h2d);
             System.out.printf("copier D2H 64 MiB pageable                    %8.1f GB/s%n", d2h);
             kernelAlone(dst, src, len);
-            copierPathAlone(dst, src, len, false);
-            copierPathAlone(dst, src, len, true);
         }
     }
 
@@ -218,68 +214,6 @@ public final class GpuCopyBench {
             cuEventDestroy(stop);
             cuStreamDestroy(stream);
         }
-    }
-
-    /**
-     * The copier's submitting path without its completion thread (context push, lookups, list,
-     * launch, pop), with or without a second thread polling the signal word the way the completion
-     * thread does: says whether that thread slows the submitter down.
-     */
-    private static void copierPathAlone(long[] dst, long[] src, long[] len, boolean withPoller) throws Exception {
-        CudaDriver driver = CudaDriver.instance();
-        CUcontext context = driver.primaryContext(0);
-        CUstream stream = new CUstream();
-        GatherKernel kernel;
-        try (ContextScope ignored = ContextScope.push(context)) {
-            CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
-            kernel = new GatherKernel();
-        }
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread poller = new Thread(() -> {
-            while (!stop.get()) {
-                kernel.signalled();
-                for (int i = 0; i < 64; i++) {
-                    Thread.onSpinWait();
-                }
-            }
-        });
-        if (withPoller) {
-            poller.start();
-        }
-        long[] batch = {0};
-        double micros = medianMicros(() -> {
-            for (int r = 0; r < ROUNDS; r++) {
-                try (ContextScope ignored = ContextScope.push(context)) {
-                    DeviceRanges.Range lastTo = null;
-                    DeviceRanges.Range lastFrom = null;
-                    for (int i = 0; i < BLOCKS; i++) {
-                        if (lastTo == null || !lastTo.contains(dst[i])) {
-                            lastTo = driver.rangeOf(dst[i]);
-                        }
-                        if (lastFrom == null || !lastFrom.contains(src[i])) {
-                            lastFrom = driver.rangeOf(src[i]);
-                        }
-                    }
-                    for (int i = 0; i < BLOCKS; i++) {
-                        kernel.add(dst[i], src[i], len[i], stream);
-                    }
-                    kernel.flush(++batch[0], stream);
-                }
-            }
-            try (ContextScope ignored = ContextScope.push(context)) {
-                CudaDriver.check(cuStreamSynchronize(stream), "cuStreamSynchronize");
-            }
-        }, ROUNDS);
-        stop.set(true);
-        if (withPoller) {
-            poller.join();
-        }
-        try (ContextScope ignored = ContextScope.push(context)) {
-            kernel.unload();
-            cuStreamDestroy(stream);
-        }
-        System.out.printf("copier's submitting path alone%s: %.1f us a batch (launch to launch, GPU included)%n",
-                withPoller ? ", a thread polling the signal" : "", micros);
     }
 
     /** Median microseconds per operation of {@code ops} operations, after one warm-up. */
