@@ -3,7 +3,7 @@
 // gives the command that regenerates it). The launch's list travels in its parameters (3 KiB,
 // copied by the driver when the launch is enqueued, read by the GPU from constant memory): a list
 // in mapped host memory instead cost one PCIe round trip per thread block and made the kernel
-// three times slower on an H200. When `batch` is not 0 the launch is the last operation of that
+// two to three times slower on an H200. When `batch` is not 0 the launch is the last operation of that
 // batch on the stream, and the last thread block to finish writes `batch` to the signal word
 // (page-locked host memory) once every block's stores are visible: the copier polls that word
 // instead of recording and querying an event for each batch. Grid: x = thread blocks per entry,

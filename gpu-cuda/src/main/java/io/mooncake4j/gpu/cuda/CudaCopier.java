@@ -42,8 +42,8 @@ final class CudaCopier implements DeviceCopier {
     static final long COMPLETION_BOUND_NANOS = TimeUnit.SECONDS.toNanos(30);
 
     private static final Logger LOG = LoggerFactory.getLogger(CudaCopier.class);
-    // Between two event queries the thread spins ~2 us (fewer driver calls to contend with the
-    // submitting thread's); after ~2 ms of that it parks between queries.
+    // Between two checks of a batch the completion thread spins ~2 us (fewer driver calls to
+    // contend with the submitting thread's); after ~2 ms of that it parks between checks.
     private static final int POLLS_BEFORE_PARKING = 1_000;
     private static final int SPINS_BETWEEN_POLLS = 64;
     private static final long PARK_NANOS = 5_000;
@@ -114,6 +114,7 @@ final class CudaCopier implements DeviceCopier {
                     LockSupport.unpark(completer);
                 }
             } catch (MooncakeException e) {
+                gather.discard(); // a list left half-filled must not ride along with the next batch
                 if (e.code() == ErrorCode.INVALID_ARGUMENT) {
                     throw e;
                 }

@@ -127,6 +127,12 @@ final class GatherKernel {
         return true;
     }
 
+    /** Forgets what was added and not launched (its batch failed while being enqueued). */
+    void discard() {
+        size = 0;
+        longest = 0;
+    }
+
     private void launch(long batch, CUstream stream) {
         int ctas = (int) Math.max(1, Math.min(MAX_ENTRY_BYTES / bytesPerCta, (longest + bytesPerCta - 1) / bytesPerCta));
         int entries = size;
