@@ -12,6 +12,8 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 
+import org.junit.jupiter.api.Timeout;
+
 import java.nio.charset.StandardCharsets;
 
 /**
@@ -36,6 +38,7 @@ class SegmentDescriptorFuzzTest {
         "9223372036854775808",
         "-9223372036854775808"
     })
+    @Timeout(10) // per input; Jazzer passes it to libFuzzer as -timeout when fuzzing
     @FuzzTest(maxDuration = "30s")
     void shouldParseOrRefuseWithMetadataWhenDescriptorIsArbitrary(byte[] input) {
         SegmentDescriptor d;

@@ -11,6 +11,8 @@ import com.google.gson.JsonObject;
 
 import io.mooncake4j.djl.KvException;
 
+import org.junit.jupiter.api.Timeout;
+
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 
@@ -36,6 +38,7 @@ class KvMessageFuzzTest {
         "\"params\":{",
         "\"stats\":{"
     })
+    @Timeout(10) // per input; Jazzer passes it to libFuzzer as -timeout when fuzzing
     @FuzzTest(maxDuration = "30s")
     void shouldDecodeWholeMessageOrNullWhenNotificationIsArbitrary(byte[] input) {
         KvMessage m = KvMessage.decode(new String(input, StandardCharsets.UTF_8));

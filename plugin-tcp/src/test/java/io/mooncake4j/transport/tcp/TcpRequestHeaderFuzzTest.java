@@ -18,6 +18,7 @@ import io.mooncake4j.testkit.InMemoryTransportProvider;
 
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Timeout;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -84,6 +85,7 @@ class TcpRequestHeaderFuzzTest {
      * own bytes; a range the engine pins lies wholly inside one registered region, and a range
      * inside one is pinned.
      */
+    @Timeout(10) // per input; Jazzer passes it to libFuzzer as -timeout when fuzzing
     @FuzzTest(maxDuration = "30s")
     void shouldPinOnlyInsideOneRegionWhenHeaderIsArbitrary(byte[] input) {
         byte[] header = Arrays.copyOf(input, TcpWire.HEADER_BYTES);

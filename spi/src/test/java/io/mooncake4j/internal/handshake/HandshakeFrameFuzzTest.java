@@ -11,6 +11,8 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 
+import org.junit.jupiter.api.Timeout;
+
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.util.Arrays;
@@ -31,6 +33,7 @@ class HandshakeFrameFuzzTest {
      * with {@code METADATA}. Any other throwable (a RuntimeException from Gson, StackOverflowError,
      * OutOfMemoryError) is a finding.
      */
+    @Timeout(10) // per input; Jazzer passes it to libFuzzer as -timeout when fuzzing
     @FuzzTest(maxDuration = "30s")
     void shouldReadOrRefuseFramesWhenPeerSendsArbitraryBytes(byte[] stream) throws IOException {
         ByteArrayInputStream in = new ByteArrayInputStream(stream);
