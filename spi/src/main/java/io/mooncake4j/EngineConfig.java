@@ -1,5 +1,7 @@
 package io.mooncake4j;
 
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Locale;
@@ -18,7 +20,7 @@ import java.util.TreeMap;
 public final class EngineConfig {
     /** Transport protocol: {@code tcp}, {@code efa}, ...; default: the best available. */
     public static final String PROTOCOL = "MOONCAKE_PROTOCOL";
-    /** Host name or IP this engine advertises; default: the local host's address. */
+    /** Host name or IP this engine advertises; default: a non-loopback address of this host. */
     public static final String LOCAL_HOSTNAME = "MOONCAKE_LOCAL_HOSTNAME";
     /** Metadata service: {@code P2PHANDSHAKE} (default), {@code etcd://host:port}, ... */
     public static final String METADATA_SERVER = "MC_METADATA_SERVER";
@@ -51,6 +53,11 @@ public final class EngineConfig {
     public static final String TCP_LANES_PER_PEER = "MC_TCP_LANES_PER_PEER";
     /** Largest part a request is split into across lanes, in bytes; default 1 MiB. */
     public static final String SLICE_SIZE = "MC_SLICE_SIZE";
+    /**
+     * Local address the handshake server and the TCP data server listen on (an IP literal or a host
+     * name); default: unset, every interface.
+     */
+    public static final String TCP_BIND_ADDRESS = "MC_TCP_BIND_ADDRESS";
 
     private static final Map<String, String> DEFAULTS =
             Map.ofEntries(
@@ -247,6 +254,26 @@ public final class EngineConfig {
 
     public long sliceSize() {
         return getLong(SLICE_SIZE, 1 << 20, 4096, 1L << 30);
+    }
+
+    /**
+     * The address to listen on ({@link #TCP_BIND_ADDRESS}), or null to listen on every interface.
+     *
+     * @throws MooncakeException ({@code CONFIGURATION}) when the value does not resolve
+     */
+    public InetAddress tcpBindAddress() {
+        String v = get(TCP_BIND_ADDRESS);
+        if (v == null) {
+            return null;
+        }
+        try {
+            return InetAddress.getByName(v);
+        } catch (UnknownHostException e) {
+            throw new MooncakeException(
+                    ErrorCode.CONFIGURATION,
+                    TCP_BIND_ADDRESS + "='" + v + "' (" + sourceOf(TCP_BIND_ADDRESS)
+                            + ") does not resolve: give a local IP address such as 127.0.0.1 or 10.0.0.5");
+        }
     }
 
     /** Every explicit setting, for logging. */

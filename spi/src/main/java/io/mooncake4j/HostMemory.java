@@ -3,13 +3,24 @@ package io.mooncake4j;
 import io.mooncake4j.nativeio.NativeMemory;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Page-aligned host memory allocated and registered by {@link TransferEngine#allocate} (Mooncake's
  * managed buffer). Any size, beyond 2 GiB too. {@link #close()} unregisters and frees it; it is not
  * freed when the engine closes, because callers may still hold its address.
+ *
+ * <p>The memory is never unmapped while a transfer can still touch it: when transfers (a peer's
+ * request being served, or this engine's own) do not let go of it even after the transport stopped
+ * them, {@link #close()} keeps the mapping, logs an error and counts it in {@link #leakedBytes()},
+ * instead of letting a late byte land in freed or reused memory.
  */
 public final class HostMemory implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(HostMemory.class);
+    private static final AtomicLong LEAKED_BYTES = new AtomicLong();
+
     private final TransferEngine engine;
     private final MemoryRegion region;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -65,15 +76,38 @@ public final class HostMemory implements AutoCloseable {
         }
     }
 
-    /** Unregisters (waiting for in-flight transfers on it) and frees the memory. Idempotent. */
+    /**
+     * Unregisters the memory (waiting for transfers on it, see {@link
+     * TransferEngine#unregisterMemory(long)}) and frees it, or keeps it mapped when transfers still
+     * use it (see the class comment). Idempotent; never throws for memory still in use.
+     */
     @Override
     public void close() {
-        if (closed.compareAndSet(false, true)) {
-            try {
-                engine.unregisterIfRegistered(region.address());
-            } finally {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        boolean free = false;
+        try {
+            free = engine.unregisterForFree(region.address());
+        } finally {
+            if (free) {
                 NativeMemory.unmap(region.address(), region.length());
+            } else {
+                LEAKED_BYTES.addAndGet(region.length());
+                LOG.error(
+                        "{} is still used by transfers that did not stop; it stays mapped (leaked, {} bytes"
+                                + " leaked so far) so that no late byte lands in freed or reused memory",
+                        region,
+                        LEAKED_BYTES.get());
             }
         }
+    }
+
+    /**
+     * Bytes that {@link #close()} kept mapped in this process because transfers still used them
+     * (should stay 0; anything else is logged as an error when it happens).
+     */
+    public static long leakedBytes() {
+        return LEAKED_BYTES.get();
     }
 }

@@ -1,9 +1,10 @@
 package io.mooncake4j;
 
 import com.google.gson.JsonObject;
+import io.mooncake4j.internal.AdvertisedAddress;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.MemoryRegistry;
-import io.mooncake4j.internal.NotificationInbox;
+import io.mooncake4j.internal.handshake.NotificationInbox;
 import io.mooncake4j.internal.ProviderLoader;
 import io.mooncake4j.internal.RegisteredRegion;
 import io.mooncake4j.internal.TransportSelector;
@@ -23,9 +24,8 @@ import io.mooncake4j.spi.PinnedRegion;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import io.mooncake4j.spi.TransportProvider;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.UnknownHostException;
+import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -57,10 +57,14 @@ import org.slf4j.LoggerFactory;
  */
 public final class TransferEngine implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TransferEngine.class);
+    /** Seconds pins get to drain after the transport stopped the transfers still holding them. */
+    static final int USERS_STOPPED_WAIT_SECONDS = 5;
 
     private final EngineConfig config;
     private final String hostname;
     private final MemoryRegistry registry = new MemoryRegistry();
+    /** Regions unregistered while transfers still used them, by address: never to be freed until they drain. */
+    private final Map<Long, RegisteredRegion> undrained = new ConcurrentHashMap<>();
     private final Map<String, Segment> segments = new ConcurrentHashMap<>();
     private final NotificationInbox notifications;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -68,6 +72,7 @@ public final class TransferEngine implements AutoCloseable {
     private final long timeoutNanos;
     private final Duration handshakeTimeout;
     private final int maxFrame;
+    private final Object publishLock = new Object();
     private HandshakeServer handshake;
     private MetadataStore store;
     private Transport transport;
@@ -82,7 +87,7 @@ public final class TransferEngine implements AutoCloseable {
         this.handshakeTimeout = config.handshakeTimeout();
         this.maxFrame = config.handshakeMaxLength();
         this.notifications = NotificationInbox.from(config);
-        this.hostname = config.localHostname() != null ? config.localHostname() : detectHostname();
+        this.hostname = config.localHostname() != null ? config.localHostname() : AdvertisedAddress.detect();
         NativeMemory.ensureAvailable();
     }
 
@@ -106,8 +111,10 @@ public final class TransferEngine implements AutoCloseable {
     private void start() {
         TransportProvider provider = TransportSelector.select(config);
         MetadataStoreProvider metaProvider = selectMetadata(config.metadataServer());
+        InetAddress bind = config.tcpBindAddress();
+        String bindHost = bind == null ? null : bind.getHostAddress();
         handshake = HandshakeServer.start(
-                null, config.minRpcPort(), config.maxRpcPort(), HandshakeLimits.from(config), this::onHandshake);
+                bindHost, config.minRpcPort(), config.maxRpcPort(), HandshakeLimits.from(config), this::onHandshake);
         store = metaProvider.create(config.metadataServer(), new MetadataContext() {
             @Override
             public EngineConfig config() {
@@ -118,6 +125,15 @@ public final class TransferEngine implements AutoCloseable {
             public JsonObject call(InetSocketAddress peer, int type, JsonObject request, Duration t) {
                 return HandshakeClient.call(peer, type, request, t, maxFrame);
             }
+
+            @Override
+            public void segmentChanged(String name, SegmentDescriptor d) {
+                Segment s = segments.get(name);
+                Transport t = transport;
+                if (s != null && t != null && d.protocol().equalsIgnoreCase(t.protocol())) {
+                    s.descriptor(d);
+                }
+            }
         });
         localName = store.segmentName(hostname, handshake.port());
         transport = provider.create(new Context());
@@ -125,8 +141,11 @@ public final class TransferEngine implements AutoCloseable {
         watchdog = new DeadlineWatchdog<>("mooncake4j-deadline", tick, TransferBatch::deadlineNanos, this::expire);
         localSegment = new Segment(localName, true, localDescriptor(), this);
         store.publish(localSegment.descriptor(), new InetSocketAddress(hostname, handshake.port()));
-        LOG.info("Mooncake4j engine {} started: transport {} ({}), metadata {}",
-                localName, provider.protocol(), provider.getClass().getName(), metaProvider.name());
+        LOG.info("Mooncake4j engine {} started: transport {} ({}), metadata {}, listening on {}",
+                localName, provider.protocol(), provider.getClass().getName(), metaProvider.name(),
+                bind == null
+                        ? "every interface (set " + EngineConfig.TCP_BIND_ADDRESS + " to restrict)"
+                        : bind.getHostAddress() + " (" + EngineConfig.TCP_BIND_ADDRESS + ")");
     }
 
     private static MetadataStoreProvider selectMetadata(String uri) {
@@ -142,14 +161,6 @@ public final class TransferEngine implements AutoCloseable {
                 ErrorCode.CONFIGURATION,
                 "no metadata store serves MC_METADATA_SERVER='" + uri + "'; known: " + names
                         + ". Use P2PHANDSHAKE, or add the plugin for this store to the classpath");
-    }
-
-    private static String detectHostname() {
-        try {
-            return InetAddress.getLocalHost().getHostAddress();
-        } catch (UnknownHostException e) {
-            return "127.0.0.1";
-        }
     }
 
     // ---------------------------------------------------------------- identity
@@ -204,18 +215,46 @@ public final class TransferEngine implements AutoCloseable {
             resolved.add(r.location().kind().equals("*") ? new MemoryRegion(r.address(), r.length(), MemoryLocation.CPU) : r);
         }
         registry.register(resolved, transport::registerRegion);
-        descriptorChanged();
+        try {
+            descriptorChanged();
+        } catch (RuntimeException e) {
+            // the store did not take it: peers must not see memory the caller was told is not registered
+            for (MemoryRegion r : resolved) {
+                try {
+                    transport.unregisterRegion(registry.remove(r.address()).region());
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            try {
+                descriptorChanged();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
         return List.copyOf(resolved);
     }
 
     /**
-     * Unregisters the region starting at {@code address}, waiting for transfers that use it to end
-     * (at most the transfer timeout).
+     * Unregisters the region starting at {@code address}. Peers can no longer reach it once this
+     * starts; transfers already using it get up to the transfer timeout to end, then the transport
+     * stops those still running (closes the connections that serve them) and gets {@value
+     * #USERS_STOPPED_WAIT_SECONDS} s more.
+     *
+     * @throws MooncakeException REGISTRATION when no region starts there, or when transfers still
+     *     use it after all that (the region stays unregistered; do not free the memory)
      */
     public void unregisterMemory(long address) {
         ensureOpen();
-        MemoryRegion removed = registry.unregister(address, timeout, this::descriptorChanged);
-        transport.unregisterRegion(removed);
+        RegisteredRegion removed = registry.remove(address);
+        int left = drain(removed);
+        if (left > 0) {
+            throw new MooncakeException(
+                    ErrorCode.REGISTRATION,
+                    removed.region() + " is unregistered but " + left + " transfers still use it after "
+                            + timeout + " and after the transport stopped its users: do not free it");
+        }
     }
 
     /** Unregisters several regions. */
@@ -225,10 +264,47 @@ public final class TransferEngine implements AutoCloseable {
         }
     }
 
-    void unregisterIfRegistered(long address) {
-        if (!closed.get() && registry.isRegisteredAt(address)) {
-            unregisterMemory(address);
+    /**
+     * Unregisters the region at {@code address} if it is still registered, also after {@link
+     * #close()}; returns whether nothing can touch the memory any more (safe to unmap).
+     */
+    boolean unregisterForFree(long address) {
+        RegisteredRegion removed;
+        try {
+            removed = registry.remove(address);
+        } catch (MooncakeException e) {
+            // unregistered earlier: free unless that left it in use
+            RegisteredRegion stuck = undrained.get(address);
+            if (stuck != null && stuck.awaitUnpinned(Duration.ofSeconds(USERS_STOPPED_WAIT_SECONDS))) {
+                undrained.remove(address, stuck);
+            }
+            return stuck == null || stuck.pins() == 0;
         }
+        return drain(removed) == 0;
+    }
+
+    /**
+     * Waits for a removed region's pins; always tells the transport, which stops what still holds
+     * pins; returns the pins left.
+     */
+    private int drain(RegisteredRegion removed) {
+        try {
+            if (!closed.get()) {
+                descriptorChanged();
+            }
+        } catch (RuntimeException e) {
+            LOG.warn("could not publish the descriptor without {}: {}", removed.region(), e.toString());
+        }
+        boolean drained = removed.awaitUnpinned(timeout);
+        try {
+            transport.unregisterRegion(removed.region());
+        } catch (RuntimeException e) {
+            LOG.warn("transport {} failed to unregister {}", transport.protocol(), removed.region(), e);
+        }
+        if (!drained && !removed.awaitUnpinned(Duration.ofSeconds(USERS_STOPPED_WAIT_SECONDS))) {
+            undrained.put(removed.region().address(), removed);
+        }
+        return removed.pins();
     }
 
     /** Allocates page-aligned, zeroed host memory of any size and registers it. */
@@ -252,9 +328,11 @@ public final class TransferEngine implements AutoCloseable {
     private void descriptorChanged() {
         Segment local = localSegment;
         if (local != null) {
-            SegmentDescriptor d = localDescriptor();
-            local.descriptor(d);
-            store.publish(d, new InetSocketAddress(hostname, handshake.port()));
+            synchronized (publishLock) { // the last descriptor published is the latest one built
+                SegmentDescriptor d = localDescriptor();
+                local.descriptor(d);
+                store.publish(d, new InetSocketAddress(hostname, handshake.port()));
+            }
         }
     }
 

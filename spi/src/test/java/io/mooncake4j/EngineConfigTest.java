@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.net.InetAddress;
 import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -42,6 +43,17 @@ class EngineConfigTest {
         MooncakeException e = assertThrows(MooncakeException.class, c::tcpLanesPerPeer);
         assertTrue(e.getMessage().contains("MC_TCP_LANES_PER_PEER='many' (environment variable MC_TCP_LANES_PER_PEER)"), e.getMessage());
         assertThrows(MooncakeException.class, c::transferTimeout);
+    }
+
+    @Test
+    void shouldReadTheBindAddressOrNullForEveryInterface() throws Exception {
+        assertNull(EngineConfig.builder().environment(Map.of()).build().tcpBindAddress());
+        EngineConfig c = EngineConfig.builder().environment(Map.of("MC_TCP_BIND_ADDRESS", "127.0.0.1")).build();
+        assertEquals(InetAddress.getByName("127.0.0.1"), c.tcpBindAddress());
+        EngineConfig bad = EngineConfig.builder().environment(Map.of()).set(EngineConfig.TCP_BIND_ADDRESS, "[::1").build();
+        MooncakeException e = assertThrows(MooncakeException.class, bad::tcpBindAddress);
+        assertEquals(ErrorCode.CONFIGURATION, e.code());
+        assertTrue(e.getMessage().contains("MC_TCP_BIND_ADDRESS='[::1' (explicit setting) does not resolve"), e.getMessage());
     }
 
     @Test

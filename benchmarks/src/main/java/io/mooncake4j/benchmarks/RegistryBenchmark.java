@@ -1,9 +1,9 @@
 package io.mooncake4j.benchmarks;
 
-import com.google.gson.JsonObject;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
-import io.mooncake4j.internal.MemoryRegistry;
+import io.mooncake4j.TransferEngine;
+import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.PinnedRegion;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,6 +20,7 @@ import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
 
@@ -27,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * The memory registry's pin and unpin: every request pins its local range at submit and unpins it at
  * completion, and a target pins each range it serves. Lookup is a binary search over a sorted
  * copy-on-write array; the pin is an atomic counter per region. {@code contended} runs two threads on
- * one region, as a target's serving threads and local submitters do.
+ * one region, as a target's serving threads and local submitters do. Memory is registered through
+ * the engine and pinned through the {@link LocalMemory} a transport gets ({@link LocalMemoryProbe}).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -41,8 +43,9 @@ public class RegistryBenchmark {
     @Param({"1", "64", "1024"})
     public int regions;
 
-    private final MemoryRegistry registry = new MemoryRegistry();
     private final long[] addresses = new long[LOOKUPS];
+    private TransferEngine engine;
+    private LocalMemory memory;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -52,11 +55,18 @@ public class RegistryBenchmark {
         for (int i = 0; i < regions; i++) {
             list.add(new MemoryRegion(base + i * (len + 4096), len, MemoryLocation.CPU));
         }
-        registry.register(list, r -> new JsonObject());
+        engine = TransferEngine.create(LocalMemoryProbe.config());
+        engine.registerMemory(list);
+        memory = LocalMemoryProbe.localMemoryOf(engine);
         Random r = new Random(7);
         for (int i = 0; i < LOOKUPS; i++) {
             addresses[i] = list.get(r.nextInt(regions)).address() + ((long) r.nextInt(1 << 12) << 12);
         }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        engine.close();
     }
 
     /** Per-thread cursor over the lookup addresses. */
@@ -81,7 +91,7 @@ public class RegistryBenchmark {
     private PinnedRegion pinUnpin0(Cursor c) {
         int i = c.next;
         c.next = (i + 1) & (LOOKUPS - 1);
-        PinnedRegion p = registry.pin(addresses[i], 4096);
+        PinnedRegion p = memory.pin(addresses[i], 4096);
         p.unpin();
         return p;
     }

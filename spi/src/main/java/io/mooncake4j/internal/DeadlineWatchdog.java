@@ -1,5 +1,6 @@
 package io.mooncake4j.internal;
 
+import io.mooncake4j.spi.RateLimitedLog;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.time.Duration;

@@ -6,11 +6,9 @@ import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.PinnedRegion;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
 
 /**
@@ -57,17 +55,16 @@ public final class MemoryRegistry implements LocalMemory {
     }
 
     /**
-     * Removes the region starting at {@code address}, then waits up to {@code drainTimeout} for
-     * transfers using it to finish.
+     * Removes the region starting at {@code address}: from now on it cannot be pinned, so once its
+     * pins drain ({@link RegisteredRegion#awaitUnpinned}) nothing touches it through this registry.
      *
      * @return the removed region
-     * @throws MooncakeException REGISTRATION when no region starts there, or when in-flight transfers
-     *     still use it after the timeout (the region stays unregistered)
+     * @throws MooncakeException REGISTRATION when no region starts there
      */
-    public MemoryRegion unregister(long address, Duration drainTimeout, Runnable beforeDrain) {
-        RegisteredRegion victim = null;
+    public RegisteredRegion remove(long address) {
         synchronized (writeLock) {
             RegisteredRegion[] current = regions;
+            RegisteredRegion victim = null;
             List<RegisteredRegion> next = new ArrayList<>(current.length);
             for (RegisteredRegion r : current) {
                 if (r.start() == address && victim == null) {
@@ -84,32 +81,8 @@ public final class MemoryRegistry implements LocalMemory {
             }
             victim.markRemoved();
             regions = next.toArray(EMPTY);
+            return victim;
         }
-        beforeDrain.run();
-        long deadline = System.nanoTime() + drainTimeout.toNanos();
-        long sleep = 10_000;
-        while (victim.pins() > 0) {
-            if (System.nanoTime() - deadline > 0) {
-                throw new MooncakeException(
-                        ErrorCode.REGISTRATION,
-                        victim.region() + " is unregistered but " + victim.pins()
-                                + " transfers still use it after " + drainTimeout
-                                + ": do not free it until they end");
-            }
-            LockSupport.parkNanos(sleep);
-            sleep = Math.min(sleep * 2, 5_000_000);
-        }
-        return victim.region();
-    }
-
-    /** Whether a region starts at {@code address}. */
-    public boolean isRegisteredAt(long address) {
-        for (RegisteredRegion r : regions) {
-            if (r.start() == address) {
-                return true;
-            }
-        }
-        return false;
     }
 
     @Override

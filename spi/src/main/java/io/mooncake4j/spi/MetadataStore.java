@@ -13,8 +13,11 @@ public interface MetadataStore extends AutoCloseable {
     String segmentName(String hostname, int rpcPort);
 
     /**
-     * Publishes the current local descriptor (called at start and after every registration change).
-     * P2P does nothing: its handshake server answers with the live descriptor.
+     * Publishes the current local descriptor (called at start and after every registration change,
+     * one call at a time). P2P does nothing: its handshake server answers with the live descriptor.
+     *
+     * @throws io.mooncake4j.MooncakeException {@code METADATA} when the store did not take it; the
+     *     engine then rolls the registration back and publishes the previous descriptor
      */
     void publish(SegmentDescriptor descriptor, InetSocketAddress rpcAddress);
 

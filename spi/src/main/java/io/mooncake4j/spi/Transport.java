@@ -29,7 +29,15 @@ public interface Transport extends AutoCloseable {
         return new JsonObject();
     }
 
-    /** The region is going away; no peer request will be served from it after this returns. */
+    /**
+     * The region is going away. Called once per unregistration, always (also when transfers still
+     * hold it, and after {@link #close()}), after the region stopped being pinnable and its pins had
+     * the transfer timeout to drain. The transport must stop every user that still holds a pin on
+     * it, e.g. by closing the connections serving peers' requests into it, so that those pins are
+     * released promptly; the engine then waits a few seconds more and, if pins remain, never frees
+     * the memory. No peer request is served from the region after this returns. Must not block for
+     * long; exceptions are logged and ignored.
+     */
     default void unregisterRegion(MemoryRegion region) {}
 
     /**

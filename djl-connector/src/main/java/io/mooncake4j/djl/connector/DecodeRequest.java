@@ -12,42 +12,65 @@ import java.util.concurrent.ScheduledFuture;
  * reused prefix, the prompt's positions that arrive from prefill, and room for new tokens). Wait
  * for the KV cache with {@link #await()}, decode through {@link #cache()}, then {@link #close()} to
  * free the blocks ({@link #cancel(boolean) cancel(false)} when giving up on a request whose
- * destination never left this process). On failure or timeout the connector frees the blocks itself (after a quarantine
- * when the peer may still be writing into them).
+ * destination never left this process). On failure or timeout the connector frees the blocks
+ * itself (after a quarantine when the peer may still be writing into them).
+ *
+ * <p>Its state machine: {@code WAITING -> READY -> CLOSED}, or {@code WAITING -> FAILED}. Every
+ * transition is one of this class's methods, under its monitor; {@link #moveTo} checks that it is
+ * legal.
  */
 public final class DecodeRequest implements AutoCloseable {
     enum State {
         WAITING,
         READY,
         FAILED,
-        CLOSED
+        CLOSED;
+
+        boolean canMoveTo(State next) {
+            switch (this) {
+                case WAITING:
+                    return next == READY || next == FAILED;
+                case READY:
+                    return next == CLOSED;
+                default:
+                    return false;
+            }
+        }
     }
 
-    final KvConnector connector;
-    final String requestId;
-    final int numTokens;
-    final int startToken;
-    final int[] blocks;
-    final int retainedPrefix;
-    final PagedKvCache cache;
-    final TransferMode mode;
-    final KvTransferParams source;
-    final long createdNanos = System.nanoTime();
-    final CompletableFuture<KvTransferStats> future = new CompletableFuture<>();
-    // guarded by this
-    State state = State.WAITING;
-    KvTransferParams destination;
-    ScheduledFuture<?> timeout;
-    TransferBatch batch;
+    /** What {@link #markCancelled} decided. */
+    enum Cancel {
+        /** The KV cache had arrived: free the blocks now. */
+        FREE_BLOCKS,
+        /** Still waiting: fail the request. */
+        FAIL_WAITING,
+        /** Failed or closed already. */
+        NOTHING
+    }
 
-    DecodeRequest(KvConnector connector, String requestId, int numTokens, int startToken, int[] blocks,
-            int retainedPrefix, PagedKvCache cache, TransferMode mode, KvTransferParams source) {
-        this.connector = connector;
+    private final DecodeSide side;
+    private final String requestId;
+    private final int numTokens;
+    private final int startToken;
+    private final int[] blocks;
+    private final PagedKvCache cache;
+    private final TransferMode mode;
+    private final KvTransferParams source;
+    private final long createdNanos = System.nanoTime();
+    private final CompletableFuture<KvTransferStats> future = new CompletableFuture<>();
+    // guarded by this
+    private State state = State.WAITING;
+    private KvTransferParams destination;
+    private ScheduledFuture<?> timeout;
+    private TransferBatch batch;
+
+    DecodeRequest(DecodeSide side, String requestId, int numTokens, int startToken, int[] blocks, PagedKvCache cache,
+            TransferMode mode, KvTransferParams source) {
+        this.side = side;
         this.requestId = requestId;
         this.numTokens = numTokens;
         this.startToken = startToken;
         this.blocks = blocks;
-        this.retainedPrefix = retainedPrefix;
         this.cache = cache;
         this.mode = mode;
         this.source = source;
@@ -99,7 +122,7 @@ public final class DecodeRequest implements AutoCloseable {
 
     /** Waits until the KV cache is in place, at most the connector's {@code MC_KV_WAIT_TIMEOUT}. */
     public KvTransferStats await() {
-        return await(connector.config().waitTimeout().plusSeconds(1));
+        return await(side.waitTimeout().plusSeconds(1));
     }
 
     /**
@@ -112,9 +135,9 @@ public final class DecodeRequest implements AutoCloseable {
      */
     public KvTransferStats await(Duration timeout) {
         try {
-            return KvConnector.await(future, timeout, requestId);
+            return RequestWait.await(future, timeout, requestId);
         } catch (KvException e) {
-            connector.failDecode(this, e.error(), "gave up waiting after " + timeout.toMillis() + " ms", true);
+            side.fail(this, e.error(), "gave up waiting after " + timeout.toMillis() + " ms", true);
             throw e;
         }
     }
@@ -126,7 +149,7 @@ public final class DecodeRequest implements AutoCloseable {
      */
     @Override
     public void close() {
-        connector.closeDecode(this);
+        side.cancel(this, true);
     }
 
     /**
@@ -142,7 +165,106 @@ public final class DecodeRequest implements AutoCloseable {
      * @param delivered whether the destination may have reached a prefill worker
      */
     public void cancel(boolean delivered) {
-        connector.cancelDecode(this, delivered);
+        side.cancel(this, delivered);
+    }
+
+    // ------------------------------------------------------------------ for the decode side
+
+    int[] blockTable() {
+        return blocks;
+    }
+
+    /** The prefill side's parameters for a fetched request; null for one started by expect. */
+    KvTransferParams source() {
+        return source;
+    }
+
+    long createdNanos() {
+        return createdNanos;
+    }
+
+    /** Sets the destination given to the prefill side (push mode), once. */
+    synchronized void assignDestination(KvTransferParams d) {
+        if (destination != null) {
+            throw new IllegalStateException("decode request " + requestId + " already has a destination");
+        }
+        destination = d;
+    }
+
+    /** Sets the {@code MC_KV_WAIT_TIMEOUT} task, cancelling it at once if the request no longer waits. */
+    synchronized void armTimeout(ScheduledFuture<?> task) {
+        if (state == State.WAITING) {
+            timeout = task;
+        } else {
+            task.cancel(false);
+        }
+    }
+
+    /** The pull's batch is about to be submitted; false when the request no longer waits. */
+    synchronized boolean attachBatch(TransferBatch b) {
+        if (state != State.WAITING) {
+            return false;
+        }
+        batch = b;
+        return true;
+    }
+
+    /** The KV cache arrived: WAITING becomes READY; false when the request no longer waits. */
+    synchronized boolean markReady() {
+        if (state != State.WAITING) {
+            return false;
+        }
+        moveTo(State.READY);
+        stopWaiting();
+        return true;
+    }
+
+    /**
+     * WAITING becomes FAILED and a pull in flight is cancelled; false when the request no longer
+     * waits.
+     */
+    boolean markFailed() {
+        TransferBatch inFlight;
+        synchronized (this) {
+            if (state != State.WAITING) {
+                return false;
+            }
+            moveTo(State.FAILED);
+            inFlight = batch;
+            stopWaiting();
+        }
+        if (inFlight != null) {
+            inFlight.close(); // outside the monitor: its completion looks at the state
+        }
+        return true;
+    }
+
+    /** The application is done with the request: READY becomes CLOSED. */
+    synchronized Cancel markCancelled() {
+        if (state == State.READY) {
+            moveTo(State.CLOSED);
+            return Cancel.FREE_BLOCKS;
+        }
+        return state == State.WAITING ? Cancel.FAIL_WAITING : Cancel.NOTHING;
+    }
+
+    /** Completes {@link #completion()}, once the side has placed or freed the blocks. */
+    void settle(KvTransferStats stats, KvException error) {
+        RequestWait.settle(future, stats, error);
+    }
+
+    private void stopWaiting() {
+        if (timeout != null) {
+            timeout.cancel(false);
+        }
+        batch = null;
+    }
+
+    private void moveTo(State next) {
+        if (!state.canMoveTo(next)) {
+            throw new IllegalStateException("decode request " + requestId + ": " + state + " -> " + next);
+        }
+        state = next;
     }
 
     @Override

@@ -3,10 +3,10 @@ package io.mooncake4j.djl.connector;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -51,11 +51,19 @@ abstract class AbstractKvConnectorTest {
     /** The protocol both engines use. */
     abstract String protocol();
 
-    /** Makes transfers to a segment hang until their deadline; false when the transport cannot. */
-    abstract boolean stall(String segment);
+    /**
+     * Makes transfers to a segment hang, none of their bytes delivered, until their deadline or
+     * {@link #unstall}. Called before any transfer to that segment.
+     */
+    abstract void stall(String segment);
 
-    /** Undoes {@link #stall}. */
+    /** Undoes {@link #stall}: held transfers that have not reached their deadline go on. */
     abstract void unstall(String segment);
+
+    /** A new engine with the given transfer timeout, of {@link #protocol()}. */
+    TransferEngine newEngine(Duration transferTimeout) {
+        return KvTestSupport.engine(protocol(), transferTimeout);
+    }
 
     @BeforeAll
     static void startDjl() {
@@ -80,8 +88,8 @@ abstract class AbstractKvConnectorTest {
     }
 
     void engines(Duration transferTimeout, KvLayout prefillLayout, KvLayout decodeLayout) {
-        prefillEngine = track(KvTestSupport.engine(protocol(), transferTimeout));
-        decodeEngine = track(KvTestSupport.engine(protocol(), transferTimeout));
+        prefillEngine = track(newEngine(transferTimeout));
+        decodeEngine = track(newEngine(transferTimeout));
         prefillPool = track(PagedKvPool.allocate(prefillEngine, prefillLayout));
         decodePool = track(PagedKvPool.allocate(decodeEngine, decodeLayout));
     }
@@ -414,7 +422,7 @@ abstract class AbstractKvConnectorTest {
         PrefillRequest p = prefill.startPrefill("f1", 10, null);
         KvTransferParams source = overHttp(p.finish());
         String target = decodeEngine.localSegmentName();
-        assumeTrue(stall(target), "the transport cannot stall transfers");
+        stall(target);
         try {
             DecodeRequest d = decode.fetch(source, 20, new int[0]);
             // the connector itself sent the destination, and prefill's push may be in flight
@@ -549,24 +557,37 @@ abstract class AbstractKvConnectorTest {
         engines(Duration.ofMillis(2000), LAYOUT, LAYOUT);
         KvConnector prefill = connector(prefillPool, config(TransferMode.PUSH, 10, 10, 1));
         KvConnector decode = connector(decodePool, config(TransferMode.PUSH, 10, 10, 1));
-        assumeTrue(stall(decodeEngine.localSegmentName()), "transport cannot stall a peer");
+        stall(decodeEngine.localSegmentName());
         try {
             DecodeRequest d = decode.expect("s1", 12, 12, new int[0]);
             PrefillRequest p = prefill.startPrefill("s1", 12, overHttp(d.params()));
             int[] mine = p.cache().blocks();
+            KvTestSupport.fill(prefillPool, mine, 11);
             p.finish();
-            eventually(() -> prefillPool.allocator().refCount(mine[0]) == 2, Duration.ofSeconds(5),
-                    "the request's hold plus the in-flight pin");
+            eventually(() -> prefill.metrics().transferRequests() > 0, Duration.ofSeconds(5), "push submitted");
+            // every block of the request: the request's hold plus the in-flight pin
+            for (int b : mine) {
+                assertEquals(2, prefillPool.allocator().refCount(b), "block " + b + " pinned in flight");
+            }
+            assertFalse(p.completion().isDone(), "the stalled push is still in flight");
             int[] others = prefillPool.allocator().tryAllocate(prefillPool.allocator().freeBlocks());
             for (int b : others) {
                 assertFalse(Arrays.stream(mine).anyMatch(m -> m == b), "in-flight block " + b + " reused");
             }
             prefillPool.allocator().release(others);
-            assertEquals(KvError.TRANSFER_FAILED, assertThrows(KvException.class,
-                    () -> p.await(Duration.ofSeconds(10))).error());
-            assertEquals(KvError.PEER_ERROR, assertThrows(KvException.class,
-                    () -> d.await(Duration.ofSeconds(10))).error());
+            for (int b : mine) {
+                assertEquals(2, prefillPool.allocator().refCount(b), "block " + b + " still pinned");
+            }
+            // the engine ends the push at MC_TRANSFER_TIMEOUT; then the pins and the hold go
+            KvException pe = assertThrows(KvException.class, () -> p.await(Duration.ofSeconds(10)));
+            assertEquals(KvError.TRANSFER_FAILED, pe.error(), pe.getMessage());
+            assertTrue(pe.getMessage().contains("TIMEOUT"), pe.getMessage());
+            KvException de = assertThrows(KvException.class, () -> d.await(Duration.ofSeconds(10)));
+            assertEquals(KvError.PEER_ERROR, de.error(), de.getMessage());
+            assertTrue(de.getMessage().contains("TIMEOUT"), "decode hears why: " + de.getMessage());
+            assertNotNull(KvTestSupport.check(decodePool, d.blocks(), 0, 3, 11), "the stalled push did not deliver the cache");
             assertAllFree();
+            assertEquals(1, prefill.metrics().prefillFailed());
         } finally {
             unstall(decodeEngine.localSegmentName());
         }
@@ -579,37 +600,48 @@ abstract class AbstractKvConnectorTest {
         KvConnector prefill = connector(prefillPool, config(TransferMode.PUSH, 10, 10, 1));
         KvConnector decode = connector(decodePool, config(TransferMode.PUSH, 10, 10, 1));
         String dead = decodeEngine.localSegmentName();
-        boolean stalled = stall(dead);
+        stall(dead);
         try {
             DecodeRequest d = decode.expect("k1", 256, 256, new int[0]);
             PrefillRequest p = prefill.startPrefill("k1", 256, overHttp(d.params()));
             KvTestSupport.fill(prefillPool, p.cache().blocks(), 9);
             p.finish();
-            if (stalled) {
-                eventually(() -> prefill.metrics().transferRequests() > 0, Duration.ofSeconds(5), "push started");
-            }
-            decode.close();
-            decodeEngine.close();
-            // whatever the outcome of the cut-off push, prefill frees its blocks
-            try {
-                p.await(Duration.ofSeconds(15));
-            } catch (KvException e) {
-                assertTrue(e.error() == KvError.TRANSFER_FAILED || e.error() == KvError.ABORTED, e.toString());
-            }
-            eventually(() -> prefillPool.allocator().usedBlocks() == 0, Duration.ofSeconds(10), "prefill frees");
+            eventually(() -> prefill.metrics().transferRequests() > 0, Duration.ofSeconds(5), "push started");
+            killDecodeMidPush(prefill, decode, p);
         } finally {
             unstall(dead);
         }
-        // and keeps serving: a new decode worker
-        TransferEngine next = track(KvTestSupport.engine(protocol(), Duration.ofSeconds(10)));
-        PagedKvPool nextPool = track(PagedKvPool.allocate(next, big));
+        assertServesANewDecodeWorker(prefill, big);
+    }
+
+    /**
+     * Checks that {@code p}'s push is in flight, kills the decode side (connector and engine), and
+     * checks that prefill fails the push and frees its blocks.
+     */
+    void killDecodeMidPush(KvConnector prefill, KvConnector decode, PrefillRequest p) throws InterruptedException {
+        assertFalse(p.completion().isDone(), "the push is in flight when decode dies");
+        assertEquals(2, prefillPool.allocator().refCount(p.cache().blocks()[0]), "hold + in-flight pin");
+        decode.close();
+        decodeEngine.close();
+        KvException e = assertThrows(KvException.class, () -> p.await(Duration.ofSeconds(20)));
+        assertEquals(KvError.TRANSFER_FAILED, e.error(), e.getMessage());
+        eventually(() -> prefillPool.allocator().usedBlocks() == 0, Duration.ofSeconds(10), "prefill frees");
+        assertEquals(1, prefill.metrics().prefillFailed());
+    }
+
+    /** A new decode worker gets a request's KV cache from {@code prefill}, and prefill frees it. */
+    void assertServesANewDecodeWorker(KvConnector prefill, KvLayout layout) throws InterruptedException {
+        TransferEngine next = track(newEngine(Duration.ofSeconds(10)));
+        PagedKvPool nextPool = track(PagedKvPool.allocate(next, layout));
         KvConnector nextDecode = connector(nextPool, config(TransferMode.PUSH, 10, 10, 1));
-        DecodeRequest d = nextDecode.expect("k2", 100, 100, new int[0]);
-        try (PrefillRequest p = prefill.startPrefill("k2", 100, overHttp(d.params()))) {
+        int tokens = layout.blockTokens() * 6 + 1;
+        DecodeRequest d = nextDecode.expect("next", tokens, tokens, new int[0]);
+        try (PrefillRequest p = prefill.startPrefill("next", tokens, overHttp(d.params()))) {
             KvTestSupport.fill(prefillPool, p.cache().blocks(), 10);
             p.finish();
             d.await(Duration.ofSeconds(20));
-            assertNull(KvTestSupport.check(nextPool, d.blocks(), 0, 7, 10));
+            String diff = KvTestSupport.check(nextPool, d.blocks(), 0, 7, 10);
+            assertNull(diff, diff);
         }
         d.close();
         eventually(() -> prefillPool.allocator().usedBlocks() == 0, Duration.ofSeconds(10), "prefill frees");

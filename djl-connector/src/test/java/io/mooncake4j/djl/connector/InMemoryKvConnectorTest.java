@@ -10,9 +10,8 @@ class InMemoryKvConnectorTest extends AbstractKvConnectorTest {
     }
 
     @Override
-    boolean stall(String segment) {
+    void stall(String segment) {
         InMemoryTransportProvider.STALLED.add(segment);
-        return true;
     }
 
     @Override

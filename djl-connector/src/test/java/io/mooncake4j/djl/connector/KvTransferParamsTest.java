@@ -21,6 +21,11 @@ import org.junit.jupiter.api.Test;
 class KvTransferParamsTest {
     private static final KvLayout LAYOUT = new KvLayout(2, 2, 4, 4, 64, DataType.FLOAT32);
 
+    /** A decode destination for request "r": 8 positions from 0 in blocks 1 and 2. */
+    static KvTransferParams destination() {
+        return dest(8, 0, new int[] {1, 2});
+    }
+
     private static KvTransferParams dest(int numTokens, int startToken, int[] blocks) {
         return new KvTransferParams("r", KvTransferParams.Role.DECODE, TransferMode.PUSH, "127.0.0.1:15001", "kv-1",
                 numTokens, startToken, blocks, LAYOUT, new long[] {4096, 8192}, new long[] {12288, 16384}, 1000,

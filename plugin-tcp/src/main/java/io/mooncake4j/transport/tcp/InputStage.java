@@ -9,7 +9,7 @@ import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.ScatteringByteChannel;
 
 /**
- * A per-connection direct buffer that reads the stream in chunks, so that many small frames (headers,
+ * A per-connection buffer (staging memory from a {@link StagingPool}) that reads the stream in chunks, so that many small frames (headers,
  * status frames, small payloads) cost one system call. Bytes {@code [rpos, wpos)} are unread.
  * Confined to one thread.
  *
@@ -27,10 +27,22 @@ final class InputStage {
     int wpos;
     private final ByteBuffer[] pair = new ByteBuffer[2];
 
+    /** A stage over a new direct buffer of {@code capacity} bytes. */
     InputStage(int capacity) {
-        this.buf = ByteBuffer.allocateDirect(capacity).order(ByteOrder.LITTLE_ENDIAN);
+        this(ByteBuffer.allocateDirect(capacity));
+    }
+
+    /** A stage over {@code buf}, a direct buffer whose memory outlives the stage. */
+    InputStage(ByteBuffer buf) {
+        this.buf = buf.order(ByteOrder.LITTLE_ENDIAN);
         this.address = NativeMemory.address(buf);
-        this.capacity = capacity;
+        this.capacity = buf.capacity();
+    }
+
+    /** Forgets every unread byte (the stage goes to another connection). */
+    void clear() {
+        rpos = 0;
+        wpos = 0;
     }
 
     int available() {

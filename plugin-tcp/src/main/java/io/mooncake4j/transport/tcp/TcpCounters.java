@@ -4,7 +4,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
 
-/** What the transport did, counted instead of logged. Thread safe. */
+/**
+ * What the transport did, counted (peer misuse is also logged, rate-limited). Read through {@link
+ * TcpTransport#counters()}; the keys are listed in docs/configuration.md. Thread safe.
+ */
 final class TcpCounters {
     // initiator side
     final LongAdder partsSent = new LongAdder();
@@ -25,6 +28,10 @@ final class TcpCounters {
     final LongAdder refusedConnections = new LongAdder();
     final LongAdder protocolErrors = new LongAdder();
     final LongAdder stalls = new LongAdder();
+    final LongAdder evictedConnections = new LongAdder();
+    final LongAdder idleTimeouts = new LongAdder();
+    final LongAdder requestTimeouts = new LongAdder();
+    final LongAdder unregisterKills = new LongAdder();
 
     Map<String, Long> snapshot() {
         Map<String, Long> m = new LinkedHashMap<>();
@@ -45,6 +52,10 @@ final class TcpCounters {
         m.put("refused_connections", refusedConnections.sum());
         m.put("protocol_errors", protocolErrors.sum());
         m.put("stalls", stalls.sum());
+        m.put("evicted_connections", evictedConnections.sum());
+        m.put("idle_timeouts", idleTimeouts.sum());
+        m.put("request_timeouts", requestTimeouts.sum());
+        m.put("unregister_kills", unregisterKills.sum());
         return m;
     }
 }

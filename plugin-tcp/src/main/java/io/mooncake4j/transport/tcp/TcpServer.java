@@ -1,5 +1,7 @@
 package io.mooncake4j.transport.tcp;
 
+import io.mooncake4j.MemoryRegion;
+import io.mooncake4j.spi.RateLimitedLog;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.PinnedRegion;
@@ -8,32 +10,51 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The target side: serves peers' READ and WRITE requests on the data port, one thread per connection
- * (a peer keeps a few persistent connections, so threads stay few).
+ * (a peer keeps a few persistent connections, so threads stay few). Threads and staging memory are
+ * pooled, so that a peer that opens a connection per request (Mooncake's default initiator) pays
+ * neither a thread start nor a buffer allocation per request.
  *
  * <p>Each request is checked with {@link LocalMemory#pin} before any byte of memory is touched; the
  * pin is held for the I/O only. Bytes move between the socket and registered memory through direct
  * views; small frames and payloads go through a per-connection staging buffer so that one system
  * call carries many of them. Replies are answered in order and flushed before the next blocking read.
+ *
+ * <p>Bounds, enforced by {@link #sweep} (which the transport's watchdog calls): a connection waits at
+ * most {@code MC_TCP_IDLE_TIMEOUT} for a request, a request (and the pin it holds) lasts at most
+ * {@code MC_TCP_REQUEST_TIMEOUT} and must move a byte every {@code MC_TCP_STALL_TIMEOUT}. At {@code
+ * MC_TCP_MAX_SERVED_CONNECTIONS}, a new connection replaces the one idle the longest. Peers' misuse
+ * (refused and evicted connections, rejected ranges, protocol errors, timeouts) is counted and logged
+ * at most every {@value #LOG_INTERVAL_SECONDS} s per kind, with the peer's address.
  */
 final class TcpServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TcpServer.class);
+    static final int LOG_INTERVAL_SECONDS = 10;
+    private static final Duration LOG_INTERVAL = Duration.ofSeconds(LOG_INTERVAL_SECONDS);
 
     /** A rejected WRITE payload up to this size is read and dropped to keep the stream in sync. */
     static final long DISCARD_MAX = 64L << 20;
-    private static final int IN_BYTES = 256 << 10;
-    private static final int OUT_BYTES = 256 << 10;
+    /** Staging sets kept for reuse by new connections (the rest is unmapped when a connection ends). */
+    static final int MAX_IDLE_STAGING = 64;
+    /** Seconds an idle serving thread waits for a new connection before it ends. */
+    static final int THREAD_KEEP_ALIVE_SECONDS = 60;
     /** Payloads from this size on move directly between the socket and memory. */
     private static final int DIRECT_MIN = 64 << 10;
     /** READ payloads up to this size are copied into the reply buffer (batched with status frames). */
@@ -48,10 +69,14 @@ final class TcpServer implements AutoCloseable {
     private final TcpSettings settings;
     private final TcpCounters counters;
     private final ServerSocketChannel server;
-    private final Thread acceptor;
+    private final ThreadPoolExecutor threads;
+    private final StagingPool staging = new StagingPool(MAX_IDLE_STAGING, MAX_IOV);
     private final Set<Served> connections = ConcurrentHashMap.newKeySet();
+    /** Connections served and not yet killed (killed ones leave {@link #connections} as their thread ends). */
+    private final AtomicInteger open = new AtomicInteger();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final int port;
+    private final RateLimitedLog warnings = new RateLimitedLog(LOG, LOG_INTERVAL);
 
     TcpServer(LocalMemory memory, TcpSettings settings, TcpCounters counters) throws IOException {
         this.memory = memory;
@@ -64,27 +89,61 @@ final class TcpServer implements AutoCloseable {
                 // set before bind so that the window scale of accepted connections allows it
                 ch.setOption(StandardSocketOptions.SO_RCVBUF, settings.socketBuffer);
             }
-            ch.bind(new InetSocketAddress(settings.dataPort), 1024);
+            ch.bind(new InetSocketAddress(settings.bindAddress, settings.dataPort), 1024);
             this.port = ((InetSocketAddress) ch.getLocalAddress()).getPort();
         } catch (IOException | RuntimeException e) {
             closeQuietly(ch);
             throw e;
         }
         this.server = ch;
-        this.acceptor = new Thread(this::acceptLoop, "mc-tcp-accept-" + port);
-        acceptor.setDaemon(true);
-        acceptor.start();
+        AtomicInteger serial = new AtomicInteger();
+        // one thread per connection plus the accepting one, kept a while for the next connection;
+        // killed connections end promptly, so twice the cap leaves room for those still ending
+        this.threads =
+                new ThreadPoolExecutor(
+                        0,
+                        2 * settings.maxServedConnections + 1,
+                        THREAD_KEEP_ALIVE_SECONDS,
+                        TimeUnit.SECONDS,
+                        new SynchronousQueue<>(),
+                        r -> {
+                            Thread t = new Thread(r, "mc-tcp-serve-" + port + "-" + serial.incrementAndGet());
+                            t.setDaemon(true);
+                            return t;
+                        });
+        try {
+            threads.execute(this::acceptLoop);
+        } catch (RuntimeException | Error e) {
+            closeQuietly(ch);
+            threads.shutdown();
+            throw e;
+        }
     }
 
     int port() {
         return port;
     }
 
-    /** Connections being served, for the watchdog. */
-    Set<? extends Watched> connections() {
-        return connections;
+    /** Staging memory mapped now, in bytes (idle sets kept for reuse included). */
+    long stagingBytes() {
+        return staging.mappedBytes();
     }
 
+    /** Connections being served (killed ones until their thread ends). */
+    int connectionCount() {
+        return connections.size();
+    }
+
+    /** Threads serving a connection or accepting one (idle pooled threads not counted). */
+    int busyThreads() {
+        return threads.getActiveCount();
+    }
+
+    /**
+     * Accepts connections on a pooled thread until one is admitted, then hands accepting to another
+     * pooled thread and serves that connection itself: the thread wake-up of the hand-off overlaps
+     * the first request instead of delaying it (leader/followers).
+     */
     private void acceptLoop() {
         while (!closed.get()) {
             SocketChannel ch;
@@ -99,35 +158,143 @@ final class TcpServer implements AutoCloseable {
                 LOG.warn("TCP data server on port {}: accept failed: {}", port, e.toString());
                 sleepQuietly(10);
                 continue;
+            } catch (RuntimeException | Error e) {
+                // e.g. OutOfMemoryError: keep accepting; the next connection may be served
+                LOG.error("TCP data server on port {}: accept failed unexpectedly", port, e);
+                sleepQuietly(10);
+                continue;
             }
-            if (connections.size() >= settings.maxServedConnections) {
-                counters.refusedConnections.increment();
-                closeQuietly(ch);
+            Served s;
+            try {
+                s = admit(ch);
+            } catch (IOException | RuntimeException | OutOfMemoryError e) {
+                refuse(ch, "cannot serve it: " + e);
+                continue;
+            }
+            if (s == null) {
                 continue;
             }
             try {
-                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                ch.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
-                if (settings.socketBuffer > 0) {
-                    ch.setOption(StandardSocketOptions.SO_SNDBUF, settings.socketBuffer);
-                }
-                Served s = new Served(ch);
-                connections.add(s);
-                if (closed.get()) {
-                    s.kill("server closed");
-                    connections.remove(s);
-                    continue;
-                }
-                counters.servedConnections.increment();
-                Thread t = new Thread(s, "mc-tcp-serve-" + port + "-" + ch.getRemoteAddress());
-                t.setDaemon(true);
-                s.thread = t;
-                t.start();
-            } catch (IOException | RuntimeException | OutOfMemoryError e) {
-                LOG.warn("TCP data server on port {}: cannot serve a connection: {}", port, e.toString());
-                closeQuietly(ch);
+                threads.execute(this::acceptLoop);
+            } catch (RejectedExecutionException | OutOfMemoryError e) {
+                s.close("no thread to accept");
+                connections.remove(s);
+                counters.servedConnections.decrement();
+                refuse(ch, "no thread to take over accepting (" + threads.getPoolSize() + " threads): " + e);
+                continue; // this thread stays the acceptor
+            }
+            s.run();
+            return;
+        }
+    }
+
+    /** The connection to serve, or null when it was refused or the server closed. */
+    private Served admit(SocketChannel ch) throws IOException {
+        String peer = String.valueOf(ch.getRemoteAddress());
+        if (open.get() >= settings.maxServedConnections && !evictIdlest(peer)) {
+            refuse(ch, settings.maxServedConnections + " connections (" + TcpSettings.MAX_SERVED_CONNECTIONS
+                    + ") are all in the middle of a request");
+            return null;
+        }
+        ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+        ch.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
+        if (settings.socketBuffer > 0) {
+            ch.setOption(StandardSocketOptions.SO_SNDBUF, settings.socketBuffer);
+        }
+        Served s = new Served(ch, peer);
+        connections.add(s);
+        open.incrementAndGet();
+        if (closed.get()) {
+            s.close("server closed");
+            connections.remove(s);
+            return null;
+        }
+        counters.servedConnections.increment();
+        return s;
+    }
+
+    private void refuse(SocketChannel ch, String why) {
+        counters.refusedConnections.increment();
+        String peer = "?";
+        try {
+            peer = String.valueOf(ch.getRemoteAddress());
+        } catch (IOException | RuntimeException e) {
+            // the peer is gone already
+        }
+        closeQuietly(ch);
+        warnings.warn("refused", "TCP data server on port {}: refused a connection from {}: {}", port, peer, why);
+    }
+
+    /** Kills the served connection idle the longest, for {@code newcomer}; false when none is idle. */
+    private boolean evictIdlest(String newcomer) {
+        Served victim = null;
+        for (Served s : connections) {
+            if (!s.busy && !s.dead.get() && (victim == null || s.idleSince - victim.idleSince < 0)) {
+                victim = s;
             }
         }
+        if (victim == null) {
+            return false;
+        }
+        long idleMs = (System.nanoTime() - victim.idleSince) / 1_000_000;
+        if (victim.close("evicted")) {
+            counters.evictedConnections.increment();
+            warnings.warn("evicted",
+                    "TCP data server on port {}: closed the connection from {}, idle for {} ms, to serve {}: {}"
+                            + " connections is the limit ({})",
+                    port, victim.peer, idleMs, newcomer, settings.maxServedConnections,
+                    TcpSettings.MAX_SERVED_CONNECTIONS);
+        }
+        return true;
+    }
+
+    /**
+     * Closes the connections that broke a bound: a stalled or overdue request, or an idle connection
+     * past the idle timeout. Called periodically by the transport's watchdog.
+     */
+    void sweep(long now) {
+        for (Served s : connections) {
+            String why = null;
+            LongAdder counter = null;
+            if (s.busy) {
+                if (now - s.lastProgress() > settings.stallTimeoutNanos) {
+                    why = "no byte moved for " + settings.stallTimeoutNanos / 1_000_000 + " ms during a request ("
+                            + TcpSettings.STALL_TIMEOUT + ")";
+                    counter = counters.stalls;
+                } else if (now - s.requestStart > settings.requestTimeoutNanos) {
+                    why = "a request took more than " + settings.requestTimeoutNanos / 1_000_000 + " ms ("
+                            + TcpSettings.REQUEST_TIMEOUT + ")";
+                    counter = counters.requestTimeouts;
+                }
+            } else if (now - s.idleSince > settings.idleTimeoutNanos) {
+                why = "no request for " + settings.idleTimeoutNanos / 1_000_000 + " ms (" + TcpSettings.IDLE_TIMEOUT + ")";
+                counter = counters.idleTimeouts;
+            }
+            if (why != null && s.close(why)) {
+                counter.increment();
+                warnings.warn("timedOut", "TCP data server on port {}: closed the connection from {}: {}", port, s.peer, why);
+            }
+        }
+    }
+
+    /**
+     * Closes the connections whose requests hold pins on {@code region}, so that the pins are
+     * released and the region can be freed (see {@link io.mooncake4j.spi.Transport#unregisterRegion}).
+     * Returns how many it closed.
+     */
+    int stopUsersOf(MemoryRegion region) {
+        int n = 0;
+        for (Served s : connections) {
+            if (s.holds(region) && s.close("memory unregistered")) {
+                counters.unregisterKills.increment();
+                LOG.warn(
+                        "TCP data server on port {}: closed the connection from {}: its request still used {},"
+                                + " which is being unregistered",
+                        port, s.peer, region);
+                n++;
+            }
+        }
+        return n;
     }
 
     @Override
@@ -135,47 +302,58 @@ final class TcpServer implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        closeQuietly(server);
-        join(acceptor);
+        closeQuietly(server); // ends the accepting thread
         for (Served s : connections) {
             s.kill("server closed");
         }
-        for (Served s : connections) {
-            join(s.thread);
+        threads.shutdown();
+        try {
+            if (!threads.awaitTermination(5, TimeUnit.SECONDS)) {
+                LOG.warn("TCP data server on port {}: {} serving threads still running 5 s after close",
+                        port, threads.getActiveCount());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
-        connections.clear();
+        staging.close();
     }
 
-    /** One peer connection and its thread. */
+    /** One peer connection, served by the pooled thread that accepted it. */
     private final class Served extends Watched implements Runnable {
         private final SocketChannel ch;
-        private final AtomicBoolean dead = new AtomicBoolean();
-        private final InputStage in = new InputStage(IN_BYTES);
-        private final ByteBuffer out = ByteBuffer.allocateDirect(OUT_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        private final long outAddress = NativeMemory.address(out);
+        final String peer;
+        final AtomicBoolean dead = new AtomicBoolean();
+        // staging memory, from the pool when the thread starts
+        private InputStage in;
+        private ByteBuffer out;
+        private long outAddress;
         // replies are gathered: runs of `out` (status frames, small payloads) between views of
         // memory (large READ payloads, whose pins are held until the write is done)
-        private final ByteBuffer[] outCopies = new ByteBuffer[MAX_IOV];
+        private ByteBuffer[] outCopies;
         private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV];
         private final PinnedRegion[] held = new PinnedRegion[MAX_HELD];
-        private final WindowCache views = new WindowCache();
-        private volatile boolean busy;
+        private WindowCache views;
+        /** A request is in progress (silence means a stall; the request deadline runs). */
+        volatile boolean busy;
+        /** When the request in progress started. */
+        volatile long requestStart;
+        /** When the connection last became idle (waiting for a request header). */
+        volatile long idleSince = System.nanoTime();
+        /** The pin of the request in progress, for {@link #holds}. */
+        private volatile PinnedRegion current;
         private int opos;
         private int runStart;
         private int iovCount;
-        private int heldCount;
+        private volatile int heldCount;
         private long pendingBytes;
         // the last WRITE payload was large: read only the next header, so that a large payload
         // after it goes straight to memory instead of through the stage (one copy less)
-        private boolean exactHeader;
+        private boolean exactHeader = true; // the first request's payload may be large too
         private long receivedSinceReply; // payload bytes received since the oldest unsent reply
-        volatile Thread thread;
 
-        Served(SocketChannel ch) {
+        Served(SocketChannel ch, String peer) {
             this.ch = ch;
-            for (int i = 0; i < MAX_IOV; i++) {
-                outCopies[i] = out.duplicate();
-            }
+            this.peer = peer;
         }
 
         @Override
@@ -185,14 +363,44 @@ final class TcpServer implements AutoCloseable {
 
         @Override
         void kill(String reason) {
+            close(reason);
+        }
+
+        /** Closes the connection; its thread then ends and releases its pins. Returns whether this call did. */
+        boolean close(String reason) {
             if (dead.compareAndSet(false, true)) {
+                open.decrementAndGet();
                 closeQuietly(ch);
+                return true;
             }
+            return false;
+        }
+
+        /** Whether the request in progress, or a reply not yet written, holds a pin on {@code region}. */
+        boolean holds(MemoryRegion region) {
+            PinnedRegion p = current;
+            if (p != null && p.region().address() == region.address()) {
+                return true;
+            }
+            for (int i = 0, n = Math.min(heldCount, MAX_HELD); i < n; i++) {
+                PinnedRegion h = held[i]; // set before heldCount was raised
+                if (h != null && h.region().address() == region.address()) {
+                    return true;
+                }
+            }
+            return false;
         }
 
         @Override
         public void run() {
+            StagingPool.Staging st = null;
             try {
+                st = staging.acquire();
+                in = st.in;
+                out = st.out;
+                outAddress = st.outAddress;
+                outCopies = st.outCopies;
+                views = st.views;
                 serve();
             } catch (EOFException | ClosedChannelException e) {
                 // the peer went away or we closed the connection
@@ -201,10 +409,13 @@ final class TcpServer implements AutoCloseable {
                     LOG.debug("TCP data connection ended: {}", e.toString());
                 }
             } catch (RuntimeException | Error e) {
-                LOG.warn("TCP data connection failed unexpectedly", e);
+                LOG.warn("TCP data connection from {} failed unexpectedly", peer, e);
             } finally {
-                kill("done");
+                close("done");
                 releaseHeld();
+                if (st != null) {
+                    staging.release(st);
+                }
                 connections.remove(this);
             }
         }
@@ -230,6 +441,10 @@ final class TcpServer implements AutoCloseable {
                 boolean v2 = TcpWire.isV2(raw);
                 if (op != TcpWire.OP_READ && op != TcpWire.OP_WRITE) {
                     counters.protocolErrors.increment();
+                    warnings.warn("protocol",
+                            "TCP data server on port {}: closed the connection from {}: unknown opcode {} in a"
+                                    + " request header (is it a Mooncake TCP peer?)",
+                            port, peer, raw);
                     return; // garbage: the stream cannot be trusted any more
                 }
                 PinnedRegion pin = size == 0 ? null : memory.pin(addr, size);
@@ -237,12 +452,16 @@ final class TcpServer implements AutoCloseable {
                     pin.unpin(); // host memory only; GPU memory comes with the EFA transport
                     pin = null;
                 }
-                busy = true;
                 progress();
+                requestStart = lastProgress();
+                current = pin;
+                busy = true;
                 try {
+                    if (pin == null) {
+                        rejected(op, addr, size);
+                    }
                     if (op == TcpWire.OP_WRITE) {
                         if (pin == null) {
-                            counters.rejected.increment();
                             if (!v2) {
                                 return;
                             }
@@ -266,7 +485,6 @@ final class TcpServer implements AutoCloseable {
                             }
                         }
                     } else if (pin == null) {
-                        counters.rejected.increment();
                         if (!v2) {
                             return;
                         }
@@ -292,9 +510,20 @@ final class TcpServer implements AutoCloseable {
                         }
                     }
                 } finally {
+                    current = null;
+                    idleSince = System.nanoTime();
                     busy = false;
                 }
             }
+        }
+
+        private void rejected(int op, long addr, long size) {
+            counters.rejected.increment();
+            warnings.warn("rejected",
+                    "TCP data server on port {}: rejected a {} of {} bytes at 0x{} from {}: the range is not"
+                            + " inside one registered host region",
+                    port, op == TcpWire.OP_WRITE ? "WRITE" : "READ", Long.toUnsignedString(size),
+                    Long.toHexString(addr), peer);
         }
 
         /** Reads {@code size} payload bytes into validated memory at {@code addr}. */
@@ -386,7 +615,7 @@ final class TcpServer implements AutoCloseable {
         }
 
         private void ensureOut(int n) throws IOException {
-            if (opos + n > OUT_BYTES || iovCount + 1 >= MAX_IOV) {
+            if (opos + n > StagingPool.OUT_BYTES || iovCount + 1 >= MAX_IOV) {
                 flushOut();
             }
         }

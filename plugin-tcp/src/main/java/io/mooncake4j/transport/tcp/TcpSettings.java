@@ -1,6 +1,7 @@
 package io.mooncake4j.transport.tcp;
 
 import io.mooncake4j.EngineConfig;
+import java.net.InetAddress;
 import java.time.Duration;
 
 /**
@@ -20,6 +21,15 @@ import java.time.Duration;
  *       is in progress on it before it is closed (its parts end FAILED, a served request releases
  *       its pin); default 10.
  *   <li>{@value #MAX_SERVED_CONNECTIONS}: connections the data server serves at once; default 1024.
+ *       A new connection beyond it replaces the connection idle the longest; it is refused only
+ *       when every connection is in the middle of a request.
+ *   <li>{@value #IDLE_TIMEOUT}: seconds a served connection may wait for its next request header
+ *       before it is closed; default 300.
+ *   <li>{@value #REQUEST_TIMEOUT}: seconds the data server gives one request, from its header to
+ *       the end of its payload (and of its reply for a READ), before it closes the connection and
+ *       releases the request's memory; default 30.
+ *   <li>{@value EngineConfig#TCP_BIND_ADDRESS}: local address of the data server; default every
+ *       interface.
  *   <li>{@value #CALLER_RUN_BYTES}: a batch of at most this many bytes (and 64 parts) is sent by the
  *       submitting thread itself when its lane is idle and connected, instead of being handed to
  *       the lane's sender thread; default 64 KiB; 0 turns this off.
@@ -34,6 +44,10 @@ final class TcpSettings {
     static final String STALL_TIMEOUT = "MC_TCP_STALL_TIMEOUT";
     /** Connections served at once. */
     static final String MAX_SERVED_CONNECTIONS = "MC_TCP_MAX_SERVED_CONNECTIONS";
+    /** Seconds a served connection may wait for a request header. */
+    static final String IDLE_TIMEOUT = "MC_TCP_IDLE_TIMEOUT";
+    /** Seconds a served request may take from its header to its last byte. */
+    static final String REQUEST_TIMEOUT = "MC_TCP_REQUEST_TIMEOUT";
     /** Largest batch (bytes) the submitting thread sends itself; 0 = never. */
     static final String CALLER_RUN_BYTES = "MC_TCP_CALLER_RUN_BYTES";
 
@@ -45,6 +59,10 @@ final class TcpSettings {
     final long connectTimeoutMillis;
     final int maxServedConnections;
     final long callerRunBytes;
+    final long idleTimeoutNanos;
+    final long requestTimeoutNanos;
+    /** Null: every interface. */
+    final InetAddress bindAddress;
 
     TcpSettings(EngineConfig config) {
         this.dataPort = (int) config.getLong(DATA_PORT, 0, 0, 65535);
@@ -56,6 +74,9 @@ final class TcpSettings {
         this.connectTimeoutMillis = Math.max(1, Math.min(Integer.MAX_VALUE, connect.toMillis()));
         this.maxServedConnections = (int) config.getLong(MAX_SERVED_CONNECTIONS, 1024, 1, 1 << 20);
         this.callerRunBytes = config.getLong(CALLER_RUN_BYTES, 64 << 10, 0, 1 << 30);
+        this.idleTimeoutNanos = config.getSeconds(IDLE_TIMEOUT, 300).toNanos();
+        this.requestTimeoutNanos = config.getSeconds(REQUEST_TIMEOUT, 30).toNanos();
+        this.bindAddress = config.tcpBindAddress();
     }
 
     @Override

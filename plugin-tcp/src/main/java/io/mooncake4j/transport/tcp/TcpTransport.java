@@ -3,6 +3,7 @@ package io.mooncake4j.transport.tcp;
 import com.google.common.net.HostAndPort;
 import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.TransferStatus;
 import io.mooncake4j.metadata.SegmentDescriptor;
@@ -99,9 +100,27 @@ public final class TcpTransport implements Transport {
         return server.port();
     }
 
-    /** Counters of what this transport did (parts, bytes, connections, rejections, stalls). */
+    /**
+     * A snapshot of what this transport did: initiator parts, bytes and connections; the data
+     * server's requests, rejected ranges, protocol errors, refused, evicted and timed-out connections;
+     * and gauges of the data server's connections and staging memory. The keys and their meaning are
+     * listed in docs/configuration.md ("Limits and defaults").
+     */
     public Map<String, Long> counters() {
-        return counters.snapshot();
+        Map<String, Long> m = counters.snapshot();
+        m.put("served_connections_open", (long) server.connectionCount());
+        m.put("serving_threads", (long) server.busyThreads());
+        m.put("staging_bytes", server.stagingBytes());
+        return m;
+    }
+
+    /**
+     * Closes the data server's connections whose requests still use {@code region}, so that they
+     * release it (see {@link Transport#unregisterRegion}); the region is no longer pinnable.
+     */
+    @Override
+    public void unregisterRegion(MemoryRegion region) {
+        server.stopUsersOf(region);
     }
 
     boolean isClosed() {
@@ -291,9 +310,7 @@ public final class TcpTransport implements Transport {
                     check(lane.connection(), now);
                 }
             }
-            for (Watched w : server.connections()) {
-                check(w, now);
-            }
+            server.sweep(now);
         }
     }
 

@@ -71,7 +71,8 @@ public final class EngineOptions {
     public EngineConfig config() {
         EngineConfig.Builder b = EngineConfig.builder();
         String p = protocol();
-        if (p != null) {
+        // A protocol from the environment stays there, so that errors name where it came from.
+        if (p != null && !p.equals(EngineConfig.fromEnvironment().protocol())) {
             b.protocol(p);
         }
         if (metadataServer != null && !metadataServer.isBlank()) {

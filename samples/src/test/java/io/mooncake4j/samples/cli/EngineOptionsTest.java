@@ -3,6 +3,7 @@ package io.mooncake4j.samples.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.mooncake4j.EngineConfig;
 import org.junit.jupiter.api.Test;
@@ -30,6 +31,24 @@ class EngineOptionsTest {
         assertEquals(15555, c.maxRpcPort());
         assertEquals("P2PHANDSHAKE", c.metadataServer());
         assertEquals("rdmap0s6", c.device());
+    }
+
+    @Test
+    void shouldLeaveAnEnvironmentProtocolInTheEnvironmentSoErrorsNameItsSource() {
+        assumeTrue(System.getenv(EngineConfig.PROTOCOL) == null, "MOONCAKE_PROTOCOL is set: it would win over the property");
+        String key = EngineConfig.propertyName(EngineConfig.PROTOCOL);
+        System.setProperty(key, "efa");
+        try {
+            EngineConfig fromEnvironment = new EngineOptions().config();
+            assertEquals("efa", fromEnvironment.protocol());
+            assertEquals("system property " + key, fromEnvironment.sourceOf(EngineConfig.PROTOCOL));
+
+            EngineConfig fromFlag = new EngineOptions().protocol("tcp").config();
+            assertEquals("tcp", fromFlag.protocol());
+            assertEquals("explicit setting", fromFlag.sourceOf(EngineConfig.PROTOCOL));
+        } finally {
+            System.clearProperty(key);
+        }
     }
 
     @Test

@@ -5,12 +5,15 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 
+import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Objects;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
@@ -26,6 +29,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * ends a write to a peer that stopped reading.
  */
 public final class HandshakeClient {
+    private static final byte[] HTTP = "HTTP/".getBytes(StandardCharsets.US_ASCII);
+
     private HandshakeClient() {}
 
     /**
@@ -94,6 +99,7 @@ public final class HandshakeClient {
                         timeoutNanos,
                         TimeUnit.NANOSECONDS);
         String stage = "connecting";
+        BufferedInputStream in = null;
         try {
             socket.setTcpNoDelay(true);
             socket.connect(target, remainingMillis(deadline));
@@ -102,9 +108,12 @@ public final class HandshakeClient {
             socket.getOutputStream().write(frame);
             socket.getOutputStream().flush();
             stage = "waiting for the reply";
+            // Marked so that a malformed reply's first bytes can be read again to recognise HTTP.
+            in = new BufferedInputStream(socket.getInputStream());
+            in.mark(HandshakeCodec.LENGTH_BYTES);
             HandshakeFrame reply =
                     HandshakeCodec.read(
-                            socket.getInputStream(),
+                            in,
                             maxFrameLength,
                             bytesSoFar -> socket.setSoTimeout(remainingMillis(deadline)));
             if (reply == null) {
@@ -137,6 +146,17 @@ public final class HandshakeClient {
                             + " is its current address (the port changes when the peer restarts)",
                     e);
         } catch (MalformedFrameException e) {
+            if (startsWithHttp(in)) {
+                throw new MooncakeException(
+                        ErrorCode.METADATA,
+                        what
+                                + " failed: the peer at "
+                                + describe(peer)
+                                + " answered with HTTP: is this the handshake port"
+                                + " (MC_MIN_RPC_PORT..MC_MAX_RPC_PORT, 15000-17000 by default)? A"
+                                + " segment name is the peer engine's host and handshake port",
+                        e);
+            }
             throw new MooncakeException(
                     ErrorCode.METADATA,
                     what
@@ -162,6 +182,19 @@ public final class HandshakeClient {
         } finally {
             kill.cancel(false);
             HandshakeServer.closeQuietly(socket);
+        }
+    }
+
+    /** Whether the reply read from {@code in} (marked at its start) begins like an HTTP response. */
+    private static boolean startsWithHttp(BufferedInputStream in) {
+        if (in == null) {
+            return false;
+        }
+        try {
+            in.reset();
+            return Arrays.equals(in.readNBytes(HTTP.length), HTTP);
+        } catch (IOException e) {
+            return false; // more than the length prefix was read: the mark is gone, so not HTTP's
         }
     }
 

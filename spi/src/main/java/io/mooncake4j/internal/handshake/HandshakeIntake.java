@@ -1,6 +1,6 @@
 package io.mooncake4j.internal.handshake;
 
-import io.mooncake4j.internal.RateLimitedLog;
+import io.mooncake4j.spi.RateLimitedLog;
 
 import java.io.IOException;
 import java.net.InetAddress;

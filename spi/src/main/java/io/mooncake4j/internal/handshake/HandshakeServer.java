@@ -4,7 +4,7 @@ import com.google.gson.JsonObject;
 
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
-import io.mooncake4j.internal.RateLimitedLog;
+import io.mooncake4j.spi.RateLimitedLog;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;

@@ -166,22 +166,37 @@ class HandshakeClientTest {
         assertTrue(e.getMessage().contains("Probe"), e.getMessage());
     }
 
+    /** A server that answers every request with {@code reply}, as another kind of service would. */
+    private int answeringServer(String reply) throws IOException {
+        return rawServer(
+                s -> {
+                    InputStream in = s.getInputStream();
+                    in.read(new byte[64]);
+                    s.getOutputStream().write(reply.getBytes(StandardCharsets.US_ASCII));
+                });
+    }
+
+    /** The message of the METADATA failure that a call to {@code port} ends with. */
+    private static String metadataFailure(int port) {
+        MooncakeException e = callFails(port, Duration.ofSeconds(2));
+        assertEquals(ErrorCode.METADATA, e.code());
+        return e.getMessage();
+    }
+
     @Test
     @Timeout(5)
     void shouldFailOnAReplyThatIsNotAFrame() throws IOException {
-        int port =
-                rawServer(
-                        s -> {
-                            InputStream in = s.getInputStream();
-                            in.read(new byte[64]);
-                            s.getOutputStream()
-                                    .write(
-                                            "HTTP/1.1 400 Bad Request\r\n\r\n"
-                                                    .getBytes(StandardCharsets.US_ASCII));
-                        });
-        MooncakeException e = callFails(port, Duration.ofSeconds(2));
-        assertEquals(ErrorCode.METADATA, e.code());
-        assertTrue(e.getMessage().contains("malformed reply"), e.getMessage());
+        String message = metadataFailure(answeringServer("SSH-2.0-OpenSSH_9.2p1\r\n"));
+        assertTrue(message.contains("malformed reply"), message);
+    }
+
+    @Test
+    @Timeout(5)
+    void shouldSayThePeerIsAnHttpServerWhenTheReplyIsHttp() throws IOException {
+        int port = answeringServer("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        String message = metadataFailure(port);
+        assertTrue(message.contains("the peer at " + LOOPBACK + ":" + port + " answered with HTTP"), message);
+        assertTrue(message.contains("MC_MIN_RPC_PORT..MC_MAX_RPC_PORT"), message);
     }
 
     @Test

@@ -1,9 +1,9 @@
-package io.mooncake4j.internal;
+package io.mooncake4j.internal.handshake;
 
+import io.mooncake4j.spi.RateLimitedLog;
 import com.google.gson.JsonObject;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.Notification;
-import io.mooncake4j.internal.handshake.HandshakeMessages;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayDeque;

@@ -1,4 +1,4 @@
-package io.mooncake4j.internal;
+package io.mooncake4j.spi;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;

@@ -1,4 +1,4 @@
-package io.mooncake4j.internal;
+package io.mooncake4j.spi;
 
 import java.time.Duration;
 import java.util.Arrays;
@@ -8,7 +8,7 @@ import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 
 /**
- * Warnings that a peer can trigger at will (refused connections, malformed frames, floods): at
+ * For transports and engine services: warnings that a peer can trigger at will (refused connections, malformed frames, floods): at
  * most one line per key per interval, so an attacker cannot fill the disk or slow the server with
  * logging. The first line after a quiet interval says how many lines of that key were suppressed
  * since the last one. Keys are a small fixed set chosen by the caller (never a peer's address).

@@ -1,4 +1,4 @@
-package io.mooncake4j.internal;
+package io.mooncake4j.internal.handshake;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import io.mooncake4j.Notification;
-import io.mooncake4j.internal.handshake.HandshakeMessages;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
