@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.mockito.ArgumentMatchers.any;
+import static org.mockito.ArgumentMatchers.eq;
 import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.times;
@@ -12,6 +13,7 @@ import static org.mockito.Mockito.when;
 
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.PinnedRegion;
+import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
@@ -36,6 +38,7 @@ class HostMemoryFreeTest {
     @BeforeEach
     void start() {
         when(transport.protocol()).thenReturn(InMemoryTransportProvider.PROTOCOL);
+        when(transport.registerRegion(any())).thenReturn(RegionRegistration.NONE);
         InMemoryTransportProvider.override = c -> {
             context.set(c);
             return transport;
@@ -59,10 +62,10 @@ class HostMemoryFreeTest {
         doAnswer(inv -> {
             peerRequest.unpin(); // the transport closes the connection; its request lets go
             return null;
-        }).when(transport).unregisterRegion(any());
+        }).when(transport).unregisterRegion(any(), any());
         long leaked = HostMemory.leakedBytes();
         mem.close();
-        verify(transport, times(1)).unregisterRegion(mem.region());
+        verify(transport, times(1)).unregisterRegion(eq(mem.region()), any());
         assertEquals(leaked, HostMemory.leakedBytes());
     }
 
@@ -72,7 +75,7 @@ class HostMemoryFreeTest {
         context.get().localMemory().pin(mem.address(), 16); // never released
         long leaked = HostMemory.leakedBytes();
         mem.close();
-        verify(transport, times(1)).unregisterRegion(mem.region());
+        verify(transport, times(1)).unregisterRegion(eq(mem.region()), any());
         assertEquals(leaked + 4096, HostMemory.leakedBytes());
         // still mapped: a late write of the peer lands in memory nobody else uses, and does not crash
         NativeMemory.fill(mem.address(), 4096, 0x5A);
@@ -88,7 +91,7 @@ class HostMemoryFreeTest {
         MooncakeException e = assertThrows(MooncakeException.class, () -> engine.unregisterMemory(mem.address()));
         assertEquals(ErrorCode.REGISTRATION, e.code());
         assertTrue(e.getMessage().contains("do not free it"), e.getMessage());
-        verify(transport, times(1)).unregisterRegion(mem.region());
+        verify(transport, times(1)).unregisterRegion(eq(mem.region()), any());
         long leaked = HostMemory.leakedBytes();
         mem.close(); // unregistered already but still in use: kept mapped
         assertEquals(leaked + 4096, HostMemory.leakedBytes());

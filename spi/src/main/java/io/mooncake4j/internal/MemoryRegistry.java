@@ -1,6 +1,5 @@
 package io.mooncake4j.internal;
 
-import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
@@ -9,7 +8,6 @@ import io.mooncake4j.spi.PinnedRegion;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.function.Function;
 
 /**
  * The engine's registered memory: a sorted, copy-on-write array of non-overlapping regions. Lookups
@@ -22,28 +20,37 @@ public final class MemoryRegistry implements LocalMemory {
 
     /**
      * Registers regions all or nothing: each must not overlap any registered region or another in the
-     * batch. {@code transportFields} gives the per-buffer descriptor fields of each (and may refuse).
+     * batch, and is registered on every installed transport ({@link InstalledTransports#register},
+     * itself all or nothing). When a region is refused, the regions of the batch registered before it
+     * are unregistered from the transports again and the registry is left unchanged.
      */
-    public void register(List<MemoryRegion> batch, Function<MemoryRegion, JsonObject> transportFields) {
+    public void register(List<MemoryRegion> batch, InstalledTransports transports) {
         synchronized (writeLock) {
             List<RegisteredRegion> added = new ArrayList<>(batch.size());
             RegisteredRegion[] current = regions;
-            for (MemoryRegion r : batch) {
-                RegisteredRegion overlap = findOverlap(current, r);
-                if (overlap == null) {
-                    for (RegisteredRegion a : added) {
-                        if (overlaps(a.region(), r)) {
-                            overlap = a;
+            try {
+                for (MemoryRegion r : batch) {
+                    RegisteredRegion overlap = findOverlap(current, r);
+                    if (overlap == null) {
+                        for (RegisteredRegion a : added) {
+                            if (overlaps(a.region(), r)) {
+                                overlap = a;
+                            }
                         }
                     }
+                    if (overlap != null) {
+                        throw new MooncakeException(
+                                ErrorCode.REGISTRATION,
+                                r + " overlaps registered " + overlap.region()
+                                        + ": unregister it first, or register a disjoint range");
+                    }
+                    added.add(transports.register(r));
                 }
-                if (overlap != null) {
-                    throw new MooncakeException(
-                            ErrorCode.REGISTRATION,
-                            r + " overlaps registered " + overlap.region()
-                                    + ": unregister it first, or register a disjoint range");
+            } catch (RuntimeException | Error e) {
+                for (int i = added.size() - 1; i >= 0; i--) {
+                    transports.unregister(added.get(i));
                 }
-                added.add(new RegisteredRegion(r, transportFields.apply(r)));
+                throw e;
             }
             RegisteredRegion[] next = Arrays.copyOf(current, current.length + added.size());
             for (int i = 0; i < added.size(); i++) {
@@ -85,8 +92,23 @@ public final class MemoryRegistry implements LocalMemory {
         }
     }
 
+    /** Whether a region starts at {@code address}. */
+    public boolean isRegisteredAt(long address) {
+        for (RegisteredRegion r : regions) {
+            if (r.start() == address) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     @Override
     public PinnedRegion pin(long address, long length) {
+        return pinRegion(address, length);
+    }
+
+    /** {@link #pin} with the registered region's own type (its transport registrations). */
+    public RegisteredRegion pinRegion(long address, long length) {
         if (length <= 0 || Long.compareUnsigned(address + length, address) <= 0) {
             return null;
         }
