@@ -1,5 +1,6 @@
 package io.mooncake4j.metadata;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -25,7 +26,8 @@ import java.nio.charset.StandardCharsets;
 class SegmentDescriptorFuzzTest {
     /**
      * Any text parses or is refused with {@code METADATA}; a descriptor parsed is written and parsed
-     * back to an equal descriptor, and every buffer has a name, an address and a length.
+     * back to an equal descriptor (EFA key arrays included), and every buffer has a name, an address
+     * and a length.
      */
     @DictionaryEntries({
         "\"buffers\":[{",
@@ -34,6 +36,7 @@ class SegmentDescriptorFuzzTest {
         "\"length\":",
         "\"tcp_data_port\":",
         "\"rkey\":[",
+        "\"lkey\":[",
         "18446744073709551615",
         "9223372036854775808",
         "-9223372036854775808"
@@ -83,6 +86,8 @@ class SegmentDescriptorFuzzTest {
             assertEquals(e.address(), a.address());
             assertEquals(e.length(), a.length());
             assertEquals(e.extra(), a.extra());
+            assertArrayEquals(e.rkeys(), a.rkeys());
+            assertArrayEquals(e.lkeys(), a.lkeys());
             assertTrue(e.contains(e.address(), 1) == a.contains(a.address(), 1));
         }
     }
