@@ -25,6 +25,7 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Coverage-guided fuzzing (Jazzer) of the TCP request header a peer sends to the data port ({@link
@@ -51,25 +52,33 @@ class TcpRequestHeaderFuzzTest {
 
     @BeforeAll
     static void startEngine() {
-        LocalMemory[] seen = new LocalMemory[1];
+        // The engine installs spi's test transport beside TCP and gives both the same context: its
+        // factory hands over the LocalMemory that the TCP data server checks each request against.
+        AtomicReference<LocalMemory> seen = new AtomicReference<>();
         InMemoryTransportProvider.override =
                 context -> {
-                    seen[0] = context.localMemory();
-                    return new TcpTransport(context);
+                    seen.set(context.localMemory());
+                    InMemoryTransportProvider.override = null;
+                    return new InMemoryTransportProvider().create(context);
                 };
         try {
             engine =
                     TransferEngine.create(
                             EngineConfig.builder()
                                     .environment(Map.of())
-                                    .protocol(InMemoryTransportProvider.PROTOCOL)
+                                    .protocol("tcp")
+                                    .set(
+                                            EngineConfig.INSTALLED_TRANSPORTS,
+                                            InMemoryTransportProvider.PROTOCOL)
                                     .localHostname("127.0.0.1")
                                     .rpcPortRange(0, 0)
                                     .build());
         } finally {
             InMemoryTransportProvider.override = null;
         }
-        memory = seen[0];
+        assertEquals("tcp", engine.protocol());
+        memory = seen.get();
+        assertNotNull(memory, "the test transport was not installed beside TCP");
         engine.registerMemory(REGIONS);
     }
 
