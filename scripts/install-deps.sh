@@ -2,7 +2,7 @@
 # Installs what Mooncake4j needs from Debian, once: a JDK 17+, gcc, and the tools its tests and
 # benchmarks use. Idempotent; does nothing when everything is there.
 set -euo pipefail
-packages=(gcc libc6-dev openjdk-17-jdk-headless curl ca-certificates unzip iperf3 iproute2 libfabric-dev libfabric-bin)
+packages=(gcc libc6-dev openjdk-17-jdk-headless curl ca-certificates unzip iperf3 iproute2 libfabric1 libfabric-dev libfabric-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
