@@ -1,0 +1,112 @@
+package io.mooncake4j.transport.efa;
+
+import io.mooncake4j.Opcode;
+import io.mooncake4j.TransferStatus;
+import io.mooncake4j.metadata.BufferDescriptor;
+import io.mooncake4j.spi.Submission;
+
+/**
+ * One submission on its way through a progress thread: a cursor over its requests that cuts them
+ * into RMA operations. Requests contiguous on both sides (same opcode, same local registration and
+ * remote buffer) are merged into one operation up to the slice size; larger requests are split into
+ * slice-sized parts. The cursor belongs to the progress thread; {@link #abort()} may come from any.
+ */
+final class EfaWork {
+    final Submission work;
+    final EfaPeer peer;
+    private final EfaRegistration[] local;
+    private final BufferDescriptor[] remote;
+    private final long[][] rkeys;
+    private volatile boolean aborted;
+    /** Next request to issue, and the bytes of it already issued (a split request). */
+    int next;
+    long offset;
+    long remainingBytes;
+
+    EfaWork(
+            Submission work,
+            EfaPeer peer,
+            EfaRegistration[] local,
+            BufferDescriptor[] remote,
+            long[][] rkeys) {
+        this.work = work;
+        this.peer = peer;
+        this.local = local;
+        this.remote = remote;
+        this.rkeys = rkeys;
+        long total = 0;
+        for (int i = 0; i < work.size(); i++) {
+            total += work.length(i);
+        }
+        this.remainingBytes = total;
+    }
+
+    EfaRegistration local(int i) {
+        return local[i];
+    }
+
+    BufferDescriptor remote(int i) {
+        return remote[i];
+    }
+
+    long[] rkeys(int i) {
+        return rkeys[i];
+    }
+
+    /** The engine gave up: the progress thread reports the parts not yet issued and drops them. */
+    void abort() {
+        aborted = true;
+    }
+
+    boolean isAborted() {
+        return aborted;
+    }
+
+    /** Skips requests that ended before being issued (refused at submit, or timed out). */
+    boolean hasNext() {
+        while (next < work.size() && offset == 0 && work.isDone(next)) {
+            remainingBytes -= work.length(next);
+            next++;
+        }
+        return next < work.size();
+    }
+
+    /** Whether request {@code j} can join an operation that ends where request {@code j - 1} ends. */
+    boolean canMerge(int j, long sizeSoFar, long slice) {
+        int p = j - 1;
+        return !work.isDone(j)
+                && work.opcode(j) == work.opcode(p)
+                && sizeSoFar + work.length(j) <= slice
+                && work.localAddress(j) == work.localAddress(p) + work.length(p)
+                && work.remoteAddress(j) == work.remoteAddress(p) + work.length(p)
+                && local[j] == local[p]
+                && remote[j] == remote[p];
+    }
+
+    boolean isRead(int i) {
+        return work.opcode(i) == Opcode.READ;
+    }
+
+    /**
+     * Reports every part not yet issued as failed ({@code TIMEOUT} after the deadline, else {@code
+     * CANCELED}), so that the engine hears of each part exactly once.
+     */
+    void dropUnissued(long slice, String reason) {
+        TransferStatus status =
+                System.nanoTime() - work.deadlineNanos() >= 0
+                        ? TransferStatus.TIMEOUT
+                        : TransferStatus.CANCELED;
+        if (offset > 0) {
+            long left = work.length(next) - offset;
+            for (long parts = (left + slice - 1) / slice; parts > 0; parts--) {
+                work.partFailed(next, status, reason);
+            }
+            next++;
+            offset = 0;
+        }
+        for (; next < work.size(); next++) {
+            work.partFailed(next, status, reason);
+        }
+        remainingBytes = 0;
+    }
+}
