@@ -1,7 +1,9 @@
 package io.mooncake4j;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
@@ -18,6 +20,12 @@ import java.util.TreeMap;
 public final class EngineConfig {
     /** Transport protocol: {@code tcp}, {@code efa}, ...; default: the best available. */
     public static final String PROTOCOL = "MOONCAKE_PROTOCOL";
+    /**
+     * Transports installed beside the primary one (whose protocol {@link #PROTOCOL} picks), to reach
+     * peers that publish another protocol: a comma list of protocols, or {@code none}; default: every
+     * available auto-selectable transport on the classpath.
+     */
+    public static final String INSTALLED_TRANSPORTS = "MC_INSTALLED_TRANSPORTS";
     /** Host name or IP this engine advertises; default: the local host's address. */
     public static final String LOCAL_HOSTNAME = "MOONCAKE_LOCAL_HOSTNAME";
     /** Metadata service: {@code P2PHANDSHAKE} (default), {@code etcd://host:port}, ... */
@@ -180,6 +188,36 @@ public final class EngineConfig {
     /** The device list, or null for all. */
     public String device() {
         return get(DEVICE);
+    }
+
+    /**
+     * The protocols to install beside the primary transport, lower case, in the order given: empty
+     * for {@code none}, null when unset (install every available auto-selectable transport).
+     *
+     * @throws MooncakeException CONFIGURATION when the value is blank or has an empty entry
+     */
+    public List<String> installedTransports() {
+        String v = get(INSTALLED_TRANSPORTS);
+        if (v == null) {
+            return null;
+        }
+        if (v.trim().equalsIgnoreCase("none")) {
+            return List.of();
+        }
+        List<String> out = new ArrayList<>();
+        for (String part : v.split(",", -1)) {
+            String p = part.trim().toLowerCase(Locale.ROOT);
+            if (p.isEmpty()) {
+                throw new MooncakeException(
+                        ErrorCode.CONFIGURATION,
+                        INSTALLED_TRANSPORTS + "='" + v + "' (" + sourceOf(INSTALLED_TRANSPORTS)
+                                + ") has an empty entry: give a comma list of protocols (e.g. tcp,efa) or none");
+            }
+            if (!out.contains(p)) {
+                out.add(p);
+            }
+        }
+        return List.copyOf(out);
     }
 
     /** The deadline of each transfer. */

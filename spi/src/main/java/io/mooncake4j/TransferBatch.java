@@ -1,6 +1,8 @@
 package io.mooncake4j;
 
-import io.mooncake4j.spi.PinnedRegion;
+import io.mooncake4j.internal.RegisteredRegion;
+import io.mooncake4j.internal.ReleaseLedger;
+import io.mooncake4j.metadata.BufferDescriptor;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.time.Duration;
@@ -23,6 +25,15 @@ import java.util.concurrent.TimeUnit;
  * <p>Each round has a number (its epoch), kept in every per-request state word: a transport that
  * reports on a request of an earlier round, after it was cancelled or timed out and the batch was
  * reset, changes nothing.
+ *
+ * <p>A request that times out or is cancelled ends at once (TIMEOUT or CANCELED), but a transport
+ * may not be able to stop a part it already issued (an RDMA read cannot be recalled): until the
+ * transport reports that part, the local memory may still be read or written, and the engine keeps
+ * its region pinned ({@link TransferEngine#unregisterMemory} waits for it). Reusing the batch does
+ * not wait for that.
+ *
+ * <p>{@link #completion()} futures are completed on the engine's completion threads, never on a
+ * transport's I/O or completion-queue thread, so dependent stages may block or submit more work.
  */
 public final class TransferBatch implements AutoCloseable {
     /** How long a waiter on a small batch spins before parking. */
@@ -32,7 +43,6 @@ public final class TransferBatch implements AutoCloseable {
     /** ...and bytes. */
     private static final long SPIN_MAX_BYTES = 64 << 10;
     private static final VarHandle INTS = MethodHandles.arrayElementVarHandle(int[].class);
-    private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
     private static final VarHandle REMAINING;
     private static final VarHandle INFLIGHT;
 
@@ -60,9 +70,9 @@ public final class TransferBatch implements AutoCloseable {
     private final byte[] opcodes;
     private final long[] words; // 3 per request: local address, remote address, length
     private final Segment[] segments;
-    private final PinnedRegion[] pins;
+    private final BufferDescriptor[] remoteBuffers; // per request: the peer buffer it was validated against
     private final int[] state; // 2 per request: status word, first failure word (code 0 = none)
-    private final long[] parts; // per request: epoch << 32 | parts still to report
+    private ReleaseLedger ledger; // parts to report and pins; replaced on reset while pins are held
     private volatile String[] reasons;
     private volatile int epoch;
     @SuppressWarnings("unused") // through REMAINING
@@ -84,9 +94,9 @@ public final class TransferBatch implements AutoCloseable {
         this.opcodes = new byte[capacity];
         this.words = new long[3 * capacity];
         this.segments = new Segment[capacity];
-        this.pins = new PinnedRegion[capacity];
+        this.remoteBuffers = new BufferDescriptor[capacity];
         this.state = new int[2 * capacity];
-        this.parts = new long[capacity];
+        this.ledger = new ReleaseLedger(capacity);
     }
 
     /** Adds a READ of {@code length} bytes at {@code remoteAddress} in the segment into {@code localAddress}. */
@@ -164,6 +174,11 @@ public final class TransferBatch implements AutoCloseable {
         epoch = (epoch + 1) & (Integer.MAX_VALUE >>> CODE_BITS);
         VarHandle.storeStoreFence();
         Arrays.fill(segments, 0, size, null);
+        Arrays.fill(remoteBuffers, 0, size, null);
+        if (ledger.holdsPins()) {
+            // a timed-out or cancelled round's parts are still out: they keep the old ledger
+            ledger = new ReleaseLedger(opcodes.length);
+        }
         String[] r = reasons;
         if (r != null) {
             Arrays.fill(r, 0, size, null);
@@ -276,7 +291,11 @@ public final class TransferBatch implements AutoCloseable {
         }
     }
 
-    /** A future completed with this batch when every request has ended (whatever the statuses). */
+    /**
+     * A future completed with this batch when every request has ended (whatever the statuses). It is
+     * completed on the engine's completion threads (or on the calling thread when the batch has
+     * already ended), never on a transport thread.
+     */
     public CompletableFuture<TransferBatch> completion() {
         CompletableFuture<TransferBatch> f = future;
         if (f == null) {
@@ -295,8 +314,9 @@ public final class TransferBatch implements AutoCloseable {
     }
 
     /**
-     * Cancels requests still in flight (they end CANCELED) and stops the transport touching their
-     * memory. Does nothing when the batch was never submitted or has ended.
+     * Cancels requests still in flight: they end CANCELED at once and the transport drops their parts
+     * not yet sent; other batches, also to the same peer, are not disturbed. Does nothing when the
+     * batch was never submitted or has ended.
      */
     @Override
     public void close() {
@@ -329,11 +349,12 @@ public final class TransferBatch implements AutoCloseable {
         }
         int e = epoch;
         deadlineNanos = deadline;
+        ReleaseLedger l = ledger;
         // release stores: other threads see the round only through the volatile writes below or
         // the hand-off to a transport; a report about an earlier round fails its epoch check either way
         for (int i = 0; i < size; i++) {
             INTS.setRelease(state, 2 * i + 1, word(e, 0));
-            LONGS.setRelease(parts, i, ((long) e << 32) | 1);
+            l.start(i, e);
             INTS.setRelease(state, 2 * i, word(e, PENDING));
         }
         INFLIGHT.setVolatile(this, SUBMITTING);
@@ -359,6 +380,11 @@ public final class TransferBatch implements AutoCloseable {
 
     Object inflight() {
         return inflight;
+    }
+
+    /** The current round's ledger (parts and pins), for the round's submissions. */
+    ReleaseLedger ledger() {
+        return ledger;
     }
 
     /** Publishes what the round handed to transports, unless the round was cancelled meanwhile. */
@@ -391,48 +417,47 @@ public final class TransferBatch implements AutoCloseable {
         return segments[i];
     }
 
-    void pin(int i, PinnedRegion p) {
-        pins[i] = p;
+    BufferDescriptor remoteBuffer(int i) {
+        return remoteBuffers[i];
     }
 
-    PinnedRegion pinOf(int i) {
-        return pins[i];
+    void remoteBuffer(int i, BufferDescriptor b) {
+        remoteBuffers[i] = b;
     }
 
-    void expectParts(int i, int n, int e) {
-        if (n <= 0) {
-            throw new IllegalArgumentException("parts must be positive: " + n);
-        }
-        long p;
-        do {
-            p = (long) LONGS.getVolatile(parts, i);
-            if ((int) (p >>> 32) != e) {
-                return; // about an earlier round
-            }
-        } while (!LONGS.compareAndSet(parts, i, p, ((long) e << 32) | n));
+    /** Request i's local memory is pinned by {@code p} until its last part is reported. */
+    void pin(int i, RegisteredRegion p) {
+        ledger.pinned(i, p);
+    }
+
+    /** The region pinned for request i of the current round, or null. */
+    RegisteredRegion pinOf(int i) {
+        return ledger.region(i);
     }
 
     /** One part of request i of round e ended; the request ends with its last part, the first failure deciding. */
-    void partEnded(int i, TransferStatus st, String reason, int e) {
-        if ((int) INTS.getVolatile(state, 2 * i) != word(e, PENDING)) {
-            return;
-        }
+    void partEnded(ReleaseLedger l, int i, TransferStatus st, String reason, int e) {
         if (st != TransferStatus.COMPLETED
+                && (int) INTS.getVolatile(state, 2 * i) == word(e, PENDING)
                 && INTS.compareAndSet(state, 2 * i + 1, word(e, 0), word(e, st.code()))) {
             setReason(i, reason != null ? reason : "the transport reported " + st);
         }
-        long p;
-        do {
-            p = (long) LONGS.getVolatile(parts, i);
-            if ((int) (p >>> 32) != e || (int) p <= 0) {
-                return; // a report about an earlier round, or one report too many
-            }
-        } while (!LONGS.compareAndSet(parts, i, p, p - 1));
-        if ((int) p == 1) {
+        if (l.reportPart(i, e)) { // the last part: the pin is released, now the status
             int f = (int) INTS.getVolatile(state, 2 * i + 1);
             int code = f >>> CODE_BITS == e ? f & CODE_MASK : 0;
-            finish(i, code == 0 ? TransferStatus.COMPLETED : TransferStatus.ofCode(code), null, e);
+            end(i, code == 0 ? TransferStatus.COMPLETED : TransferStatus.ofCode(code), null, e);
         }
+    }
+
+    /** Request i of round e, never handed to a transport, ends with {@code st}; its pin is released. */
+    void endLocally(int i, TransferStatus st, String reason, int e) {
+        fail(ledger, i, st, reason, e);
+    }
+
+    /** Request i of round e ends with {@code st}; all its parts count as reported (none was issued). */
+    void fail(ReleaseLedger l, int i, TransferStatus st, String reason, int e) {
+        l.reportAll(i, e);
+        end(i, st, reason, e);
     }
 
     /** Whether request i of round e has ended (true for a request of an earlier round). */
@@ -442,18 +467,16 @@ public final class TransferBatch implements AutoCloseable {
         return s >>> CODE_BITS != e || (code != PENDING && code != WAITING);
     }
 
-    /** Ends request i of round e with {@code st} unless it has already ended; returns whether it did. */
-    boolean finish(int i, TransferStatus st, String reason, int e) {
+    /**
+     * Ends request i of round e with {@code st} unless it has already ended; returns whether it did.
+     * Its pin is not touched: that is released when the transport reports its last part.
+     */
+    boolean end(int i, TransferStatus st, String reason, int e) {
         if (!INTS.compareAndSet(state, 2 * i, word(e, PENDING), word(e, st.code()))) {
             return false;
         }
         if (reason != null) {
             setReason(i, reason);
-        }
-        PinnedRegion p = pins[i];
-        if (p != null) {
-            pins[i] = null;
-            p.unpin();
         }
         if ((int) REMAINING.getAndAdd(this, -1) == 1) {
             complete(e);
@@ -501,7 +524,7 @@ public final class TransferBatch implements AutoCloseable {
             f = future;
         }
         if (f != null) {
-            f.complete(this);
+            engine.completeLater(f, this);
         }
     }
 }

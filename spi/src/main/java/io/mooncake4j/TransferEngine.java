@@ -2,6 +2,7 @@ package io.mooncake4j;
 
 import com.google.gson.JsonObject;
 import io.mooncake4j.internal.DeadlineWatchdog;
+import io.mooncake4j.internal.InstalledTransports;
 import io.mooncake4j.internal.MemoryRegistry;
 import io.mooncake4j.internal.ProviderLoader;
 import io.mooncake4j.internal.RegisteredRegion;
@@ -34,14 +35,22 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The transfer engine: registers local memory, finds peers' segments and moves bytes to and from
- * them with batched one-sided READ and WRITE, over a transport plugin chosen at runtime.
+ * them with batched one-sided READ and WRITE, over transport plugins chosen at runtime.
  *
  * <pre>{@code
  * try (TransferEngine engine = TransferEngine.create(EngineConfig.builder().protocol("tcp").build());
@@ -52,8 +61,16 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  *
+ * <p>Transports: {@code MOONCAKE_PROTOCOL} picks the primary one, whose protocol this engine
+ * publishes; every other available transport is installed beside it ({@code MC_INSTALLED_TRANSPORTS}
+ * restricts them) so that the engine reaches peers that publish their protocols. Each request goes to
+ * the transport of its target segment's published protocol; a request to a peer whose protocol no
+ * installed transport speaks ends INVALID. Requests to this engine's own segment are copied by the
+ * engine.
+ *
  * <p>Thread safe. {@link #close()} stops every thread and closes every socket; requests still in
- * flight end CANCELED.
+ * flight end CANCELED. Completion futures ({@link TransferBatch#completion()}) are completed on the
+ * engine's completion threads, never on a transport thread.
  */
 public final class TransferEngine implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TransferEngine.class);
@@ -71,7 +88,8 @@ public final class TransferEngine implements AutoCloseable {
     private final int maxFrame;
     private HandshakeServer handshake;
     private MetadataStore store;
-    private Transport transport;
+    private InstalledTransports transports;
+    private final ExecutorService completions = completionExecutor();
     private DeadlineWatchdog<TransferBatch> watchdog;
     private String localName;
     private Segment localSegment;
@@ -104,7 +122,7 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     private void start() {
-        TransportProvider provider = TransportSelector.select(config);
+        List<TransportProvider> providers = TransportSelector.selectInstalled(config);
         MetadataStoreProvider metaProvider = selectMetadata(config.metadataServer());
         handshake = HandshakeServer.start(
                 null, config.minRpcPort(), config.maxRpcPort(), maxFrame, handshakeTimeout, this::onHandshake);
@@ -120,13 +138,14 @@ public final class TransferEngine implements AutoCloseable {
             }
         });
         localName = store.segmentName(hostname, handshake.port());
-        transport = provider.create(new Context());
+        transports = InstalledTransports.create(providers, Context::new);
         long tick = Math.max(1_000_000L, Math.min(20_000_000L, timeout.toNanos() / 20));
         watchdog = new DeadlineWatchdog<>("mooncake4j-deadline", tick, TransferBatch::deadlineNanos, this::expire);
         localSegment = new Segment(localName, true, localDescriptor(), this);
         store.publish(localSegment.descriptor(), new InetSocketAddress(hostname, handshake.port()));
-        LOG.info("Mooncake4j engine {} started: transport {} ({}), metadata {}",
-                localName, provider.protocol(), provider.getClass().getName(), metaProvider.name());
+        LOG.info("Mooncake4j engine {} started: transport {} ({}), installed {}, metadata {}",
+                localName, providers.get(0).protocol(), providers.get(0).getClass().getName(), transports,
+                metaProvider.name());
     }
 
     private static MetadataStoreProvider selectMetadata(String uri) {
@@ -159,9 +178,14 @@ public final class TransferEngine implements AutoCloseable {
         return localName;
     }
 
-    /** The chosen transport's protocol. */
+    /** The primary transport's protocol: the one this engine publishes. */
     public String protocol() {
-        return transport.protocol();
+        return transports.primary().protocol();
+    }
+
+    /** The protocols of every installed transport, the primary one first. */
+    public List<String> installedProtocols() {
+        return transports.protocols();
     }
 
     /** The settings this engine was built with. */
@@ -196,26 +220,29 @@ public final class TransferEngine implements AutoCloseable {
         return registerMemory(NativeMemory.address(buffer), buffer.capacity(), MemoryLocation.CPU);
     }
 
-    /** Registers several regions, all or nothing. */
+    /**
+     * Registers several regions, all or nothing: each region is registered with every installed
+     * transport; when one refuses, those that accepted it (and the regions before it) are unregistered
+     * again and its exception is thrown.
+     */
     public List<MemoryRegion> registerMemory(List<MemoryRegion> regions) {
         ensureOpen();
         List<MemoryRegion> resolved = new ArrayList<>(regions.size());
         for (MemoryRegion r : regions) {
             resolved.add(r.location().kind().equals("*") ? new MemoryRegion(r.address(), r.length(), MemoryLocation.CPU) : r);
         }
-        registry.register(resolved, transport::registerRegion);
+        registry.register(resolved, transports);
         descriptorChanged();
         return List.copyOf(resolved);
     }
 
     /**
      * Unregisters the region starting at {@code address}, waiting for transfers that use it to end
-     * (at most the transfer timeout).
+     * (at most the transfer timeout); every transport unregisters it, also when they did not end.
      */
     public void unregisterMemory(long address) {
         ensureOpen();
-        MemoryRegion removed = registry.unregister(address, timeout, this::descriptorChanged);
-        transport.unregisterRegion(removed);
+        registry.unregister(address, timeout, this::descriptorChanged, transports::unregister);
     }
 
     /** Unregisters several regions. */
@@ -261,14 +288,14 @@ public final class TransferEngine implements AutoCloseable {
     /** The local segment's current descriptor. */
     public SegmentDescriptor localDescriptor() {
         JsonObject extra = new JsonObject();
-        transport.describe(extra);
+        transports.describe(extra);
         extra.addProperty("timestamp", Long.toString(System.currentTimeMillis()));
         List<BufferDescriptor> buffers = new ArrayList<>();
         for (RegisteredRegion r : registry.snapshot()) {
             MemoryRegion m = r.region();
             buffers.add(new BufferDescriptor(m.location().toString(), m.address(), m.length(), r.transportFields()));
         }
-        return new SegmentDescriptor(localName, transport.protocol(), buffers, extra);
+        return new SegmentDescriptor(localName, protocol(), buffers, extra);
     }
 
     // ---------------------------------------------------------------- segments
@@ -295,14 +322,15 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     private SegmentDescriptor fetch(String name) {
-        SegmentDescriptor d = store.fetch(name, handshakeTimeout);
-        if (!d.protocol().equalsIgnoreCase(transport.protocol())) {
-            throw new MooncakeException(
-                    ErrorCode.SEGMENT_NOT_FOUND,
-                    "segment " + name + " uses protocol '" + d.protocol() + "' but this engine uses '"
-                            + transport.protocol() + "': set MOONCAKE_PROTOCOL the same on both sides");
-        }
-        return d;
+        return store.fetch(name, handshakeTimeout);
+    }
+
+    /** Why no installed transport reaches a segment that publishes {@code d.protocol()}. */
+    private String unreachable(SegmentDescriptor d) {
+        return "segment " + d.name() + " publishes protocol '" + d.protocol() + "' but this engine installed only "
+                + transports + ": put the '" + d.protocol() + "' transport plugin on the classpath"
+                + (config.installedTransports() != null ? " and add it to MC_INSTALLED_TRANSPORTS" : "")
+                + ", or have the peer publish one of those (MOONCAKE_PROTOCOL)";
     }
 
     /** Re-fetches a segment's descriptor now (the engine also does so when a request needs it). */
@@ -314,13 +342,23 @@ public final class TransferEngine implements AutoCloseable {
         return segment;
     }
 
-    /** Connects to a segment up front so the first transfer pays no connection cost. Idempotent. */
+    /**
+     * Connects to a segment up front so the first transfer pays no connection cost. Idempotent.
+     *
+     * @throws MooncakeException TRANSPORT_UNAVAILABLE when no installed transport speaks the
+     *     segment's protocol
+     */
     public void warmupSegment(String name) {
         ensureOpen();
         if (name == null || name.isEmpty() || name.equals(localName)) {
             return;
         }
-        transport.warmup(openSegment(name).descriptor());
+        SegmentDescriptor d = openSegment(name).descriptor();
+        int t = transports.indexOf(d.protocol());
+        if (t < 0) {
+            throw new MooncakeException(ErrorCode.TRANSPORT_UNAVAILABLE, unreachable(d));
+        }
+        transports.get(t).warmup(d);
     }
 
     // ---------------------------------------------------------------- transfers
@@ -376,7 +414,7 @@ public final class TransferEngine implements AutoCloseable {
         } catch (RuntimeException | Error ex) {
             // nothing was handed to a transport yet (submitTo does not throw): end what is pending
             for (int i = 0; i < b.size(); i++) {
-                b.finish(i, TransferStatus.FAILED, "submit failed: " + ex, e);
+                b.endLocally(i, TransferStatus.FAILED, "submit failed: " + ex, e);
             }
             throw ex;
         } finally {
@@ -391,34 +429,49 @@ public final class TransferEngine implements AutoCloseable {
         int[] singleIdx = null; // stays null while the single segment's requests are 0, 1, 2, ...
         int singleCount = 0;
         Map<Segment, Boolean> refreshed = null;
+        Segment routed = null; // the last segment routed, and its transport: most batches have one
+        int routedTo = -1;
         for (int i = 0; i < n; i++) {
             Segment s = b.segment(i);
             String problem = validate(b, i, s);
-            if (problem == null && !s.isLocal()
-                    && s.descriptor().bufferContaining(b.remote(i), b.length(i)) == null) {
-                if (refreshed == null) {
-                    refreshed = new IdentityHashMap<>();
-                }
-                if (refreshed.putIfAbsent(s, Boolean.TRUE) == null) {
-                    try {
-                        refreshSegment(s);
-                    } catch (MooncakeException ex) {
-                        problem = "segment " + s.name() + " could not be re-fetched: " + ex.getMessage();
+            BufferDescriptor buffer = null;
+            if (problem == null && !s.isLocal()) {
+                buffer = s.descriptor().bufferContaining(b.remote(i), b.length(i));
+                if (buffer == null) {
+                    if (refreshed == null) {
+                        refreshed = new IdentityHashMap<>();
+                    }
+                    if (refreshed.putIfAbsent(s, Boolean.TRUE) == null) {
+                        try {
+                            refreshSegment(s);
+                            routed = null;
+                        } catch (MooncakeException ex) {
+                            problem = "segment " + s.name() + " could not be re-fetched: " + ex.getMessage();
+                        }
+                    }
+                    buffer = problem == null ? s.descriptor().bufferContaining(b.remote(i), b.length(i)) : null;
+                    if (problem == null && buffer == null) {
+                        problem = "remote range [0x" + Long.toHexString(b.remote(i)) + ", +" + b.length(i)
+                                + ") lies in no single buffer of segment " + s.name() + " " + s.descriptor().buffers();
                     }
                 }
-                if (problem == null && s.descriptor().bufferContaining(b.remote(i), b.length(i)) == null) {
-                    problem = "remote range [0x" + Long.toHexString(b.remote(i)) + ", +" + b.length(i)
-                            + ") lies in no single buffer of segment " + s.name() + " " + s.descriptor().buffers();
+                if (problem == null && s != routed) {
+                    routed = s;
+                    routedTo = transports.indexOf(s.descriptor().protocol());
+                }
+                if (problem == null && routedTo < 0) {
+                    problem = unreachable(s.descriptor());
                 }
             }
             if (problem != null) {
-                b.finish(i, TransferStatus.INVALID, problem, e);
+                b.endLocally(i, TransferStatus.INVALID, problem, e);
                 continue;
             }
             if (s.isLocal()) {
                 copyLocally(b, i, e);
                 continue;
             }
+            b.remoteBuffer(i, buffer);
             if (single == null || single == s) {
                 single = s;
                 if (singleIdx == null && singleCount != i) {
@@ -442,7 +495,7 @@ public final class TransferEngine implements AutoCloseable {
         if (single == null) {
             return;
         }
-        SegmentSubmission first = new SegmentSubmission(b, singleIdx, singleCount, e, deadline);
+        SegmentSubmission first = new SegmentSubmission(b, singleIdx, singleCount, e, deadline, route(single));
         if (groups == null) {
             if (track(b, first)) {
                 submitTo(single, first);
@@ -455,7 +508,8 @@ public final class TransferEngine implements AutoCloseable {
             int k = 1;
             for (Map.Entry<Segment, int[]> g : groups.entrySet()) {
                 int[] idx = g.getValue();
-                subs[k] = new SegmentSubmission(b, Arrays.copyOfRange(idx, 1, 1 + idx[0]), idx[0], e, deadline);
+                subs[k] = new SegmentSubmission(
+                        b, Arrays.copyOfRange(idx, 1, 1 + idx[0]), idx[0], e, deadline, route(g.getKey()));
                 targets[k++] = g.getKey();
             }
             if (track(b, subs)) {
@@ -466,17 +520,37 @@ public final class TransferEngine implements AutoCloseable {
         }
     }
 
-    /** Publishes the round's submissions and has the watchdog track the batch; false if it was cancelled meanwhile. */
+    /** The installed transport for a segment whose requests passed validation (so there is one). */
+    private int route(Segment s) {
+        return transports.indexOf(s.descriptor().protocol());
+    }
+
+    /**
+     * Publishes the round's submissions and has the watchdog track the batch; false if it was
+     * cancelled meanwhile. When the engine closed during the submission (its close may not have seen
+     * this round), the round is cancelled here: one of the two always does.
+     */
     private boolean track(TransferBatch b, Object work) {
         b.watchdogSlot = watchdog.add(b);
-        if (b.publishInflight(work)) {
-            return true;
+        if (!b.publishInflight(work)) {
+            watchdog.remove(b.watchdogSlot, b); // cannot happen: nothing claims a round being submitted
+            return false;
         }
-        watchdog.remove(b.watchdogSlot, b); // cannot happen: nothing claims a round being submitted
-        return false;
+        if (closed.get()) {
+            cancel(b, work, TransferStatus.CANCELED, "engine closed");
+            return false;
+        }
+        return true;
     }
 
     private void submitTo(Segment target, SegmentSubmission sub) {
+        if (sub.transport() < 0) { // the segment was re-fetched meanwhile and now publishes another protocol
+            for (int j = 0; j < sub.size(); j++) {
+                sub.fail(j, TransferStatus.INVALID, unreachable(target.descriptor()));
+            }
+            return;
+        }
+        Transport transport = transports.get(sub.transport());
         try {
             transport.submit(target.descriptor(), sub);
         } catch (RuntimeException ex) {
@@ -500,7 +574,7 @@ public final class TransferEngine implements AutoCloseable {
                 || Long.compareUnsigned(b.remote(i) + len, b.remote(i)) <= 0) {
             return "address + length overflows";
         }
-        PinnedRegion pin = registry.pin(b.local(i), len);
+        RegisteredRegion pin = registry.pinRegion(b.local(i), len);
         if (pin == null) {
             return "local range [0x" + Long.toHexString(b.local(i)) + ", +" + len
                     + ") is not inside one registered region: register it with registerMemory first";
@@ -513,13 +587,13 @@ public final class TransferEngine implements AutoCloseable {
         long len = b.length(i);
         PinnedRegion target = registry.pin(b.remote(i), len);
         if (target == null) {
-            b.finish(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
+            b.endLocally(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
                     + ") is not inside one registered region of the local segment", e);
             return;
         }
         try {
             if (target.region().location().isCuda() || b.pinOf(i).region().location().isCuda()) {
-                b.finish(i, TransferStatus.INVALID,
+                b.endLocally(i, TransferStatus.INVALID,
                         "same-process copies of GPU memory need a GPU-capable transport (efa)", e);
                 return;
             }
@@ -531,7 +605,7 @@ public final class TransferEngine implements AutoCloseable {
         } finally {
             target.unpin();
         }
-        b.finish(i, TransferStatus.COMPLETED, null, e);
+        b.endLocally(i, TransferStatus.COMPLETED, null, e);
     }
 
     /** The batch's round completed (the batch claimed its in-flight work): stop tracking it. */
@@ -555,35 +629,70 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     /**
-     * Ends the requests of the round whose in-flight work is {@code work} with {@code status}, then
-     * has the transport let go of them, and only then wakes the batch's waiters: a batch is never
-     * seen done (and reset) while a transport may still touch it.
+     * Ends the requests of the round whose in-flight work is {@code work} with {@code status}, has
+     * the transports drop them (without waiting: {@link Transport#abort} returns at once) and wakes
+     * the batch's waiters. The local memory stays pinned until each transport reported every part it
+     * issued.
      */
     private void cancel(TransferBatch b, Object work, TransferStatus status, String reason) {
+        SegmentSubmission[] subs = claim(b, work, status, reason);
+        if (subs != null) {
+            abortAndSignal(subs);
+        }
+    }
+
+    /**
+     * Takes the round's work from its batch (unless it completed or was cancelled already, or is still
+     * being submitted: then the submitter cancels it if the engine closed) and ends its requests with
+     * {@code status}; returns the round's submissions, or null.
+     */
+    private SegmentSubmission[] claim(TransferBatch b, Object work, TransferStatus status, String reason) {
         if (work == TransferBatch.SUBMITTING || !b.claimInflight(work)) {
-            // completed or cancelled already; or still being submitted (nothing is in flight yet:
-            // the transports' own close or deadline ends it)
-            return;
+            return null;
         }
-        SegmentSubmission[] subs;
-        int e;
         untrack(b);
-        subs = work instanceof SegmentSubmission ? new SegmentSubmission[] {(SegmentSubmission) work}
+        SegmentSubmission[] subs = work instanceof SegmentSubmission
+                ? new SegmentSubmission[] {(SegmentSubmission) work}
                 : (SegmentSubmission[]) work;
-        e = subs[0].epoch();
         for (SegmentSubmission sub : subs) {
-            for (int j = 0; j < sub.size(); j++) {
-                sub.fail(j, status, reason);
-            }
+            sub.markAborted();
+            sub.endAll(status, reason);
         }
+        return subs;
+    }
+
+    private void abortAndSignal(SegmentSubmission[] subs) {
         for (SegmentSubmission sub : subs) {
+            Transport t = transports.get(sub.transport());
             try {
-                transport.abort(sub);
+                t.abort(sub);
             } catch (RuntimeException ex) {
-                LOG.warn("transport abort failed", ex);
+                LOG.warn("transport {} abort failed", t.protocol(), ex);
             }
         }
-        b.signalDone(e);
+        subs[0].batch().signalDone(subs[0].epoch());
+    }
+
+    /** Completes a batch's future on the completion threads: user stages never run on a transport thread. */
+    void completeLater(CompletableFuture<TransferBatch> f, TransferBatch b) {
+        try {
+            completions.execute(() -> f.complete(b));
+        } catch (RejectedExecutionException e) {
+            ForkJoinPool.commonPool().execute(() -> f.complete(b)); // the engine closed meanwhile
+        }
+    }
+
+    /**
+     * Daemon threads for completion futures, created on demand and ended after a minute idle: a
+     * dependent stage that blocks delays no other batch.
+     */
+    private static ExecutorService completionExecutor() {
+        AtomicInteger n = new AtomicInteger();
+        return new ThreadPoolExecutor(0, Integer.MAX_VALUE, 60, TimeUnit.SECONDS, new SynchronousQueue<>(), r -> {
+            Thread t = new Thread(r, "mooncake4j-completion-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     // ---------------------------------------------------------------- notifications
@@ -635,13 +744,28 @@ public final class TransferEngine implements AutoCloseable {
             }
             case HandshakeFrame.PROBE:
                 return HandshakeMessages.probeOk();
-            case HandshakeFrame.CONNECTION: {
-                Transport t = transport;
-                return t == null ? HandshakeMessages.connectionRefused("engine is starting") : t.onConnectionRequest(request);
-            }
+            case HandshakeFrame.CONNECTION:
+                return onConnectionRequest(request);
             default:
                 throw new IllegalArgumentException("unknown handshake type " + type);
         }
+    }
+
+    /** Hands a Connection request to the transport named by its {@code protocol} (none: the primary). */
+    private JsonObject onConnectionRequest(JsonObject request) {
+        InstalledTransports ts = transports;
+        if (ts == null) {
+            return HandshakeMessages.connectionRefused("engine is starting");
+        }
+        var p = request.get("protocol");
+        if (p == null || !p.isJsonPrimitive()) {
+            return ts.primary().onConnectionRequest(request);
+        }
+        int t = ts.indexOf(p.getAsString());
+        return t < 0
+                ? HandshakeMessages.connectionRefused("no transport for protocol '" + p.getAsString()
+                        + "' is installed here (installed: " + ts + ")")
+                : ts.get(t).onConnectionRequest(request);
     }
 
     // ---------------------------------------------------------------- lifecycle
@@ -657,21 +781,31 @@ public final class TransferEngine implements AutoCloseable {
         return closed.get();
     }
 
-    /** Cancels transfers in flight, stops every thread and closes every socket. Idempotent. */
+    /**
+     * Ends every transfer in flight CANCELED, stops every thread and closes every socket. Idempotent.
+     */
     @Override
     public void close() {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
         if (watchdog != null) {
+            // every status first, then the transports let go: dropping one batch's parts can never
+            // make another batch's requests end otherwise than CANCELED
+            List<SegmentSubmission[]> cancelled = new ArrayList<>();
             for (TransferBatch b : watchdog.active()) {
-                cancel(b, TransferStatus.CANCELED, "engine closed");
+                SegmentSubmission[] subs = claim(b, b.inflight(), TransferStatus.CANCELED, "engine closed");
+                if (subs != null) {
+                    cancelled.add(subs);
+                }
             }
+            cancelled.forEach(this::abortAndSignal);
         }
         closeQuietly(watchdog);
-        closeQuietly(transport);
+        closeQuietly(transports);
         closeQuietly(handshake);
         closeQuietly(store);
+        completions.shutdown();
         segments.clear();
         LOG.debug("engine {} closed", localName);
     }
@@ -689,10 +823,17 @@ public final class TransferEngine implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "TransferEngine[" + localName + ", " + (transport == null ? "?" : transport.protocol()) + "]";
+        return "TransferEngine[" + localName + ", " + (transports == null ? "?" : transports.toString()) + "]";
     }
 
+    /** What one installed transport gets: its Connection handshakes name its protocol. */
     private final class Context implements TransportContext {
+        private final String protocol;
+
+        Context(String protocol) {
+            this.protocol = protocol;
+        }
+
         @Override
         public EngineConfig config() {
             return config;
@@ -715,6 +856,9 @@ public final class TransferEngine implements AutoCloseable {
 
         @Override
         public JsonObject connect(String segmentName, JsonObject request, Duration t) {
+            if (!request.has("protocol")) {
+                request.addProperty("protocol", protocol);
+            }
             return HandshakeClient.call(store.rpcAddress(segmentName), HandshakeFrame.CONNECTION, request, t, maxFrame);
         }
     }

@@ -15,6 +15,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
@@ -35,6 +36,7 @@ class EngineTransportContractTest {
     @BeforeEach
     void start() {
         when(transport.protocol()).thenReturn(InMemoryTransportProvider.PROTOCOL);
+        when(transport.registerRegion(any())).thenReturn(RegionRegistration.NONE);
         peer = TransferEngine.create(TransferEngineTest.config().build());
         InMemoryTransportProvider.override = context -> transport;
         try {
@@ -66,8 +68,11 @@ class EngineTransportContractTest {
             assertEquals(TransferStatus.TIMEOUT, b.status(0));
             assertEquals(TransferStatus.TIMEOUT, b.status(1));
             verify(transport, timeout(2000).times(1)).abort(work.getValue());
+            assertTrue(work.getValue().isAborted());
             work.getValue().partDone(0, TransferStatus.COMPLETED);
+            work.getValue().partFailed(1, TransferStatus.CANCELED, "dropped");
             assertEquals(TransferStatus.TIMEOUT, b.status(0), "a late completion changes nothing");
+            assertEquals(TransferStatus.TIMEOUT, b.status(1));
         }
     }
 
@@ -133,13 +138,14 @@ class EngineTransportContractTest {
         JsonArray rkey = new JsonArray();
         rkey.add(0x1234L);
         keys.add("rkey", rkey);
-        when(transport.registerRegion(any())).thenReturn(keys);
+        RegionRegistration registration = () -> keys;
+        when(transport.registerRegion(any())).thenReturn(registration);
         try (HostMemory m = engine.allocate(4096)) {
             Segment seen = peer.openSegment(engine.localSegmentName());
             BufferDescriptor b = seen.descriptor().bufferContaining(m.address(), 1);
             assertEquals(0x1234L, b.extra().getAsJsonArray("rkey").get(0).getAsLong());
         }
-        verify(transport, times(1)).unregisterRegion(any());
+        verify(transport, times(1)).unregisterRegion(any(), org.mockito.ArgumentMatchers.same(registration));
     }
 
     @Test

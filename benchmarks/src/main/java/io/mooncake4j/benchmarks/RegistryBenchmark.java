@@ -1,8 +1,8 @@
 package io.mooncake4j.benchmarks;
 
-import com.google.gson.JsonObject;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
+import io.mooncake4j.internal.InstalledTransports;
 import io.mooncake4j.internal.MemoryRegistry;
 import io.mooncake4j.spi.PinnedRegion;
 import java.util.ArrayList;
@@ -52,7 +52,7 @@ public class RegistryBenchmark {
         for (int i = 0; i < regions; i++) {
             list.add(new MemoryRegion(base + i * (len + 4096), len, MemoryLocation.CPU));
         }
-        registry.register(list, r -> new JsonObject());
+        registry.register(list, InstalledTransports.of());
         Random r = new Random(7);
         for (int i = 0; i < LOOKUPS; i++) {
             addresses[i] = list.get(r.nextInt(regions)).address() + ((long) r.nextInt(1 << 12) << 12);

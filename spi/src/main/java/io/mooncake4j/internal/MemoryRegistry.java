@@ -1,6 +1,5 @@
 package io.mooncake4j.internal;
 
-import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
@@ -11,7 +10,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.Function;
+import java.util.function.Consumer;
 
 /**
  * The engine's registered memory: a sorted, copy-on-write array of non-overlapping regions. Lookups
@@ -24,28 +23,37 @@ public final class MemoryRegistry implements LocalMemory {
 
     /**
      * Registers regions all or nothing: each must not overlap any registered region or another in the
-     * batch. {@code transportFields} gives the per-buffer descriptor fields of each (and may refuse).
+     * batch, and is registered on every installed transport ({@link InstalledTransports#register},
+     * itself all or nothing). When a region is refused, the regions of the batch registered before it
+     * are unregistered from the transports again and the registry is left unchanged.
      */
-    public void register(List<MemoryRegion> batch, Function<MemoryRegion, JsonObject> transportFields) {
+    public void register(List<MemoryRegion> batch, InstalledTransports transports) {
         synchronized (writeLock) {
             List<RegisteredRegion> added = new ArrayList<>(batch.size());
             RegisteredRegion[] current = regions;
-            for (MemoryRegion r : batch) {
-                RegisteredRegion overlap = findOverlap(current, r);
-                if (overlap == null) {
-                    for (RegisteredRegion a : added) {
-                        if (overlaps(a.region(), r)) {
-                            overlap = a;
+            try {
+                for (MemoryRegion r : batch) {
+                    RegisteredRegion overlap = findOverlap(current, r);
+                    if (overlap == null) {
+                        for (RegisteredRegion a : added) {
+                            if (overlaps(a.region(), r)) {
+                                overlap = a;
+                            }
                         }
                     }
+                    if (overlap != null) {
+                        throw new MooncakeException(
+                                ErrorCode.REGISTRATION,
+                                r + " overlaps registered " + overlap.region()
+                                        + ": unregister it first, or register a disjoint range");
+                    }
+                    added.add(transports.register(r));
                 }
-                if (overlap != null) {
-                    throw new MooncakeException(
-                            ErrorCode.REGISTRATION,
-                            r + " overlaps registered " + overlap.region()
-                                    + ": unregister it first, or register a disjoint range");
+            } catch (RuntimeException | Error e) {
+                for (int i = added.size() - 1; i >= 0; i--) {
+                    transports.unregister(added.get(i));
                 }
-                added.add(new RegisteredRegion(r, transportFields.apply(r)));
+                throw e;
             }
             RegisteredRegion[] next = Arrays.copyOf(current, current.length + added.size());
             for (int i = 0; i < added.size(); i++) {
@@ -58,13 +66,14 @@ public final class MemoryRegistry implements LocalMemory {
 
     /**
      * Removes the region starting at {@code address}, then waits up to {@code drainTimeout} for
-     * transfers using it to finish.
+     * transfers using it to finish, then hands it to {@code afterDrain} (also when it did not drain).
      *
      * @return the removed region
      * @throws MooncakeException REGISTRATION when no region starts there, or when in-flight transfers
      *     still use it after the timeout (the region stays unregistered)
      */
-    public MemoryRegion unregister(long address, Duration drainTimeout, Runnable beforeDrain) {
+    public MemoryRegion unregister(
+            long address, Duration drainTimeout, Runnable beforeDrain, Consumer<RegisteredRegion> afterDrain) {
         RegisteredRegion victim = null;
         synchronized (writeLock) {
             RegisteredRegion[] current = regions;
@@ -85,19 +94,23 @@ public final class MemoryRegistry implements LocalMemory {
             victim.markRemoved();
             regions = next.toArray(EMPTY);
         }
-        beforeDrain.run();
-        long deadline = System.nanoTime() + drainTimeout.toNanos();
-        long sleep = 10_000;
-        while (victim.pins() > 0) {
-            if (System.nanoTime() - deadline > 0) {
-                throw new MooncakeException(
-                        ErrorCode.REGISTRATION,
-                        victim.region() + " is unregistered but " + victim.pins()
-                                + " transfers still use it after " + drainTimeout
-                                + ": do not free it until they end");
+        try {
+            beforeDrain.run();
+            long deadline = System.nanoTime() + drainTimeout.toNanos();
+            long sleep = 10_000;
+            while (victim.pins() > 0) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new MooncakeException(
+                            ErrorCode.REGISTRATION,
+                            victim.region() + " is unregistered but " + victim.pins()
+                                    + " transfers still use it after " + drainTimeout
+                                    + ": do not free it until they end");
+                }
+                LockSupport.parkNanos(sleep);
+                sleep = Math.min(sleep * 2, 5_000_000);
             }
-            LockSupport.parkNanos(sleep);
-            sleep = Math.min(sleep * 2, 5_000_000);
+        } finally {
+            afterDrain.accept(victim);
         }
         return victim.region();
     }
@@ -114,6 +127,11 @@ public final class MemoryRegistry implements LocalMemory {
 
     @Override
     public PinnedRegion pin(long address, long length) {
+        return pinRegion(address, length);
+    }
+
+    /** {@link #pin} with the registered region's own type (its transport registrations). */
+    public RegisteredRegion pinRegion(long address, long length) {
         if (length <= 0 || Long.compareUnsigned(address + length, address) <= 0) {
             return null;
         }

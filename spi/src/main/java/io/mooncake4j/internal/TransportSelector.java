@@ -4,24 +4,98 @@ import io.mooncake4j.EngineConfig;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.TransportProvider;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
+import java.util.TreeMap;
 
 /**
- * Chooses the transport: the protocol named by the explicit setting, {@code MOONCAKE_PROTOCOL} or
- * the {@code mooncake.protocol} system property (in that order), else the highest-priority available
- * provider, ties broken by class name. Never falls back from a named protocol to another.
+ * Chooses the transports. The primary one: the protocol named by the explicit setting, {@code
+ * MOONCAKE_PROTOCOL} or the {@code mooncake.protocol} system property (in that order), else the
+ * highest-priority available provider, ties broken by class name; never falls back from a named
+ * protocol to another. Beside it, to reach peers that publish other protocols: the protocols listed
+ * in {@code MC_INSTALLED_TRANSPORTS} (each must be available), or by default every other available
+ * auto-selectable provider (one per protocol, the highest priority).
  */
 public final class TransportSelector {
+    /** Higher priority first, then the smaller class name. */
+    private static final Comparator<TransportProvider> PRIORITY =
+            Comparator.comparingInt(TransportProvider::priority)
+                    .thenComparing((a, b) -> b.getClass().getName().compareTo(a.getClass().getName()));
+
     private TransportSelector() {}
 
-    /** Chooses among the providers visible to ServiceLoader. */
+    /** The primary provider and those installed beside it, among the providers visible to ServiceLoader. */
+    public static List<TransportProvider> selectInstalled(EngineConfig config) {
+        return selectInstalled(config, ProviderLoader.load(TransportProvider.class));
+    }
+
+    /**
+     * The primary provider ({@link #select}) first, then the providers installed beside it, in the
+     * order {@code MC_INSTALLED_TRANSPORTS} names them, or by protocol name.
+     *
+     * @throws MooncakeException TRANSPORT_UNAVAILABLE when a named protocol is unknown or unavailable
+     */
+    public static List<TransportProvider> selectInstalled(EngineConfig config, List<TransportProvider> providers) {
+        TransportProvider primary = select(config, providers);
+        String primaryProtocol = primary.protocol().toLowerCase(Locale.ROOT);
+        List<TransportProvider> out = new ArrayList<>();
+        out.add(primary);
+        List<String> named = config.installedTransports();
+        if (named != null) {
+            for (String protocol : named) {
+                if (protocol.equals(primaryProtocol)) {
+                    continue;
+                }
+                TransportProvider p = best(providers, protocol, false);
+                if (p == null) {
+                    throw new MooncakeException(
+                            ErrorCode.TRANSPORT_UNAVAILABLE,
+                            EngineConfig.INSTALLED_TRANSPORTS + " names protocol '" + protocol + "' ("
+                                    + config.sourceOf(EngineConfig.INSTALLED_TRANSPORTS) + ") but it is "
+                                    + (has(providers, protocol) ? "not available here" : "unknown")
+                                    + ": " + describeAll(providers)
+                                    + ". Put its plugin on the classpath or remove it from the list");
+                }
+                out.add(p);
+            }
+            return out;
+        }
+        TreeMap<String, TransportProvider> byProtocol = new TreeMap<>();
+        for (TransportProvider p : providers) {
+            String protocol = p.protocol().toLowerCase(Locale.ROOT);
+            if (!protocol.equals(primaryProtocol) && !byProtocol.containsKey(protocol)) {
+                TransportProvider b = best(providers, protocol, true);
+                if (b != null) {
+                    byProtocol.put(protocol, b);
+                }
+            }
+        }
+        out.addAll(byProtocol.values());
+        return out;
+    }
+
+    /** The available provider of {@code protocol} with the highest priority (ties: class name), or null. */
+    private static TransportProvider best(List<TransportProvider> providers, String protocol, boolean autoOnly) {
+        return providers.stream()
+                .filter(p -> p.protocol().toLowerCase(Locale.ROOT).equals(protocol)
+                        && (!autoOnly || p.isAutoSelectable())
+                        && safeAvailable(p))
+                .max(PRIORITY)
+                .orElse(null);
+    }
+
+    private static boolean has(List<TransportProvider> providers, String protocol) {
+        return providers.stream().anyMatch(p -> p.protocol().toLowerCase(Locale.ROOT).equals(protocol));
+    }
+
+    /** Chooses the primary provider among the providers visible to ServiceLoader. */
     public static TransportProvider select(EngineConfig config) {
         return select(config, ProviderLoader.load(TransportProvider.class));
     }
 
-    /** Chooses among {@code providers}. */
+    /** Chooses the primary provider among {@code providers}. */
     public static TransportProvider select(EngineConfig config, List<TransportProvider> providers) {
         String wanted = config.protocol();
         if (wanted != null) {
@@ -44,8 +118,7 @@ public final class TransportSelector {
         }
         return providers.stream()
                 .filter(p -> p.isAutoSelectable() && safeAvailable(p))
-                .max(Comparator.comparingInt(TransportProvider::priority)
-                        .thenComparing((a, b) -> b.getClass().getName().compareTo(a.getClass().getName())))
+                .max(PRIORITY)
                 .orElseThrow(() -> new MooncakeException(
                         ErrorCode.TRANSPORT_UNAVAILABLE,
                         "no transport available: " + describeAll(providers)

@@ -4,7 +4,10 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.EngineConfig;
 import java.time.Duration;
 
-/** What the engine gives a transport: settings, access to local memory and the peer handshake. */
+/**
+ * What the engine gives a transport: settings, access to local memory and the peer handshake. Each
+ * installed transport gets its own context.
+ */
 public interface TransportContext {
     /** The engine's settings. */
     EngineConfig config();
@@ -20,7 +23,8 @@ public interface TransportContext {
 
     /**
      * Sends a Connection handshake (message type 0) to a peer's handshake server and returns its
-     * reply.
+     * reply. Adds {@code "protocol": <this transport's protocol>} to {@code request} when it has no
+     * {@code protocol} field, so that the peer's engine hands it to the same transport.
      *
      * @throws io.mooncake4j.MooncakeException when the peer cannot be reached or answers garbage
      */

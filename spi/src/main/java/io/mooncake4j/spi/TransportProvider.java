@@ -38,7 +38,11 @@ public abstract class TransportProvider {
     /** Creates and starts a transport for one engine. */
     public abstract Transport create(TransportContext context);
 
-    /** Whether this provider may be chosen without being named (a test or fake provider says no). */
+    /**
+     * Whether this provider may be chosen without being named: as the primary transport when no
+     * protocol is set, or installed beside the primary one when {@code MC_INSTALLED_TRANSPORTS} is not
+     * set. A test or fake provider says no: it is used only where a setting names it.
+     */
     public boolean isAutoSelectable() {
         return true;
     }

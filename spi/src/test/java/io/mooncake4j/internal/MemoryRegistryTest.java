@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
@@ -28,7 +27,7 @@ class MemoryRegistryTest {
     }
 
     private void register(MemoryRegion... regions) {
-        registry.register(List.of(regions), r -> new JsonObject());
+        registry.register(List.of(regions), InstalledTransports.of());
     }
 
     @Test
@@ -62,7 +61,7 @@ class MemoryRegistryTest {
         register(region(0x1000, 0x1000));
         PinnedRegion pin = registry.pin(0x1000, 16);
         CompletableFuture<MemoryRegion> removal =
-                CompletableFuture.supplyAsync(() -> registry.unregister(0x1000, Duration.ofSeconds(5), () -> { }));
+                CompletableFuture.supplyAsync(() -> registry.unregister(0x1000, Duration.ofSeconds(5), () -> { }, r -> { }));
         TimeUnit.MILLISECONDS.sleep(100);
         assertFalse(removal.isDone(), "unregister waits while a transfer uses the region");
         assertNull(registry.pin(0x1000, 16), "no new pins once removal started");
@@ -73,16 +72,19 @@ class MemoryRegistryTest {
     @Test
     void shouldFailUnregisterOfUnknownAddress() {
         MooncakeException e = assertThrows(MooncakeException.class,
-                () -> registry.unregister(0x1234, Duration.ofSeconds(1), () -> { }));
+                () -> registry.unregister(0x1234, Duration.ofSeconds(1), () -> { }, r -> { }));
         assertTrue(e.getMessage().contains("registerMemory"));
     }
 
     @Test
-    void shouldGiveUpWaitingWithAMessage() {
+    void shouldGiveUpWaitingWithAMessageAndStillUnregisterFromTheTransports() {
         register(region(0x1000, 0x1000));
         registry.pin(0x1000, 1);
+        List<RegisteredRegion> handedOver = new java.util.ArrayList<>();
         MooncakeException e = assertThrows(MooncakeException.class,
-                () -> registry.unregister(0x1000, Duration.ofMillis(50), () -> { }));
+                () -> registry.unregister(0x1000, Duration.ofMillis(50), () -> { }, handedOver::add));
         assertTrue(e.getMessage().contains("still use it"));
+        assertEquals(1, handedOver.size(), "the transports unregister it although it did not drain");
+        assertEquals(0x1000, handedOver.get(0).region().address());
     }
 }

@@ -3,6 +3,7 @@ package io.mooncake4j.djl.serving;
 import com.google.gson.JsonObject;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
@@ -47,13 +48,13 @@ public final class ContextOnlyTransportProvider extends TransportProvider {
             }
 
             @Override
-            public JsonObject registerRegion(MemoryRegion region) {
+            public RegionRegistration registerRegion(MemoryRegion region) {
                 return t.registerRegion(region);
             }
 
             @Override
-            public void unregisterRegion(MemoryRegion region) {
-                t.unregisterRegion(region);
+            public void unregisterRegion(MemoryRegion region, RegionRegistration registration) {
+                t.unregisterRegion(region, registration);
             }
 
             @Override

@@ -6,10 +6,12 @@ import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.Opcode;
 import io.mooncake4j.TransferStatus;
+import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.PinnedRegion;
+import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.TransportContext;
 import java.nio.ByteBuffer;
@@ -116,7 +118,10 @@ final class TcpTestKit {
         }
     }
 
-    /** A batch of requests; records how each ended and checks part accounting. */
+    /**
+     * A batch of requests; records how each ended and checks part accounting as the engine does:
+     * reports after a request ended change nothing but still count ({@link #partsOutstanding}).
+     */
     static final class FakeSubmission implements Submission {
         final Opcode[] ops;
         final long[] local;
@@ -130,6 +135,7 @@ final class TcpTestKit {
         final AtomicReferenceArray<TransferStatus> firstFailure;
         final AtomicReferenceArray<String> firstReason;
         final AtomicInteger overCompleted = new AtomicInteger();
+        volatile boolean aborted;
         CountDownLatch done;
 
         FakeSubmission(int n) {
@@ -195,8 +201,40 @@ final class TcpTestKit {
         }
 
         @Override
+        public RegionRegistration localRegistration(int i) {
+            return RegionRegistration.NONE;
+        }
+
+        @Override
+        public BufferDescriptor remoteBuffer(int i) {
+            return new BufferDescriptor("cpu:0", remote[i], length[i]);
+        }
+
+        @Override
         public long deadlineNanos() {
             return deadline;
+        }
+
+        @Override
+        public boolean isAborted() {
+            return aborted;
+        }
+
+        /** Ends every pending request as the engine does at a deadline (parts stay to be reported). */
+        void endAll(TransferStatus st, String reason) {
+            aborted = true;
+            for (int i = 0; i < size(); i++) {
+                end(i, st, reason);
+            }
+        }
+
+        /** Parts issued but not reported yet, over every request (the engine keeps their memory pinned). */
+        int partsOutstanding() {
+            int n = 0;
+            for (int i = 0; i < size(); i++) {
+                n += Math.max(0, partsLeft.get(i));
+            }
+            return n;
         }
 
         @Override
@@ -212,6 +250,9 @@ final class TcpTestKit {
         @Override
         public void partFailed(int i, TransferStatus st, String reason) {
             if (isDone(i)) {
+                if (partsLeft.decrementAndGet(i) < 0) {
+                    overCompleted.incrementAndGet();
+                }
                 return;
             }
             if (st != TransferStatus.COMPLETED) {
@@ -229,6 +270,7 @@ final class TcpTestKit {
 
         @Override
         public void fail(int i, TransferStatus st, String reason) {
+            partsLeft.set(i, 0);
             end(i, st, reason);
         }
 

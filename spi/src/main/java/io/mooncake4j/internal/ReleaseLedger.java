@@ -1,0 +1,121 @@
+package io.mooncake4j.internal;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
+/**
+ * Per request of a batch round: how many parts the transport still has to report, and the pinned
+ * local region, released when the last part reports. A request's status may end earlier (deadline,
+ * cancellation) while its memory stays pinned until the transport has reported every part it issued.
+ *
+ * <p>A batch keeps one ledger across rounds while every pin of the last round was released (no
+ * allocation in steady state); when it is reset while a timed-out round's parts are still out, it
+ * takes a fresh ledger and the old one stays with that round's submissions until they report.
+ *
+ * <p>Each parts word is {@code epoch << 32 | parts left}: a report about another round changes
+ * nothing.
+ */
+public final class ReleaseLedger {
+    private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
+    private static final VarHandle HELD;
+
+    static {
+        try {
+            HELD = MethodHandles.lookup().findVarHandle(ReleaseLedger.class, "held", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final long[] parts;
+    private final RegisteredRegion[] pins;
+    @SuppressWarnings("unused") // through HELD
+    private volatile int held;
+
+    public ReleaseLedger(int capacity) {
+        this.parts = new long[capacity];
+        this.pins = new RegisteredRegion[capacity];
+    }
+
+    /** Starts request {@code i} of round {@code epoch}: one part, nothing pinned yet. */
+    public void start(int i, int epoch) {
+        pins[i] = null;
+        LONGS.setRelease(parts, i, ((long) epoch << 32) | 1);
+    }
+
+    /** Records the pin of request {@code i}'s local memory (taken by the submitting thread). */
+    public void pinned(int i, RegisteredRegion pin) {
+        pins[i] = pin;
+        HELD.getAndAdd(this, 1);
+    }
+
+    /**
+     * The region pinned for request {@code i} in its latest round, or null. Kept after the pin is
+     * released, until the request's next round starts.
+     */
+    public RegisteredRegion region(int i) {
+        return pins[i];
+    }
+
+    /** Request {@code i} of round {@code epoch} will be reported in {@code n} parts. */
+    public void expect(int i, int n, int epoch) {
+        if (n <= 0) {
+            throw new IllegalArgumentException("parts must be positive: " + n);
+        }
+        long p;
+        do {
+            p = (long) LONGS.getVolatile(parts, i);
+            if ((int) (p >>> 32) != epoch || (int) p <= 0) {
+                return; // about another round, or everything was reported already
+            }
+        } while (!LONGS.compareAndSet(parts, i, p, ((long) epoch << 32) | n));
+    }
+
+    /**
+     * One part of request {@code i} of round {@code epoch} was reported; on the last one the pin is
+     * released. Returns whether this was the last part.
+     */
+    public boolean reportPart(int i, int epoch) {
+        long p;
+        do {
+            p = (long) LONGS.getVolatile(parts, i);
+            if ((int) (p >>> 32) != epoch || (int) p <= 0) {
+                return false; // another round, or one report too many
+            }
+        } while (!LONGS.compareAndSet(parts, i, p, p - 1));
+        if ((int) p == 1) {
+            release(i);
+            return true;
+        }
+        return false;
+    }
+
+    /**
+     * Every part of request {@code i} of round {@code epoch} is reported at once (none was issued);
+     * releases the pin. Returns whether anything was left to report.
+     */
+    public boolean reportAll(int i, int epoch) {
+        long p;
+        do {
+            p = (long) LONGS.getVolatile(parts, i);
+            if ((int) (p >>> 32) != epoch || (int) p <= 0) {
+                return false;
+            }
+        } while (!LONGS.compareAndSet(parts, i, p, (long) epoch << 32));
+        release(i);
+        return true;
+    }
+
+    private void release(int i) {
+        RegisteredRegion pin = pins[i];
+        if (pin != null) {
+            pin.unpin();
+            HELD.getAndAdd(this, -1);
+        }
+    }
+
+    /** Whether some request's memory is still pinned (a transport has parts out). */
+    public boolean holdsPins() {
+        return (int) HELD.getVolatile(this) > 0;
+    }
+}
