@@ -19,6 +19,9 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <jni.h>
 #include <rdma/fabric.h>
 #include <rdma/fi_cm.h>
@@ -62,7 +65,7 @@ struct mc_nic {
     struct fi_context2 *contexts;
     uint32_t slots;
     uint64_t mr_mode;
-    int waitable;
+    int wait_fd; /* the CQ's FI_WAIT_FD descriptor, or -1 when the provider has no wait object */
 };
 
 struct mc_mr {
@@ -84,6 +87,29 @@ static uint64_t fault_next_key = 1u << 20;
 
 static __thread const char *last_step = "";
 
+/*
+ * libfabric's shm provider installs handlers for SIGSEGV, SIGBUS, SIGINT and SIGTERM when libfabric
+ * is loaded (a library constructor, in every process, whatever the provider asked for), and they re-raise the signal.
+ * The JVM takes SIGSEGV on purpose (implicit null checks, safepoints): with shm's handler in front
+ * it dies. So the JVM's handlers are put back after dlopen and after each call that may
+ * initialise providers. What
+ * is lost: shm's removal of its /dev/shm files when the process crashes.
+ */
+static const int guarded_signals[] = {SIGSEGV, SIGBUS, SIGINT, SIGTERM};
+#define GUARDED_COUNT (sizeof guarded_signals / sizeof guarded_signals[0])
+
+static void save_signals(struct sigaction *saved) {
+    for (size_t i = 0; i < GUARDED_COUNT; i++) {
+        sigaction(guarded_signals[i], NULL, &saved[i]);
+    }
+}
+
+static void restore_signals(const struct sigaction *saved) {
+    for (size_t i = 0; i < GUARDED_COUNT; i++) {
+        sigaction(guarded_signals[i], &saved[i], NULL);
+    }
+}
+
 static jstring fab_load(JNIEnv *env, jclass cls, jstring jpath) {
     (void)cls;
     const char *path = (*env)->GetStringUTFChars(env, jpath, NULL);
@@ -91,7 +117,10 @@ static jstring fab_load(JNIEnv *env, jclass cls, jstring jpath) {
         return NULL;
     }
     char msg[1024];
+    struct sigaction saved[GUARDED_COUNT];
+    save_signals(saved);
     void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    restore_signals(saved);
     if (h == NULL) {
         snprintf(msg, sizeof msg, "dlopen(%s) failed: %s", path, dlerror());
         (*env)->ReleaseStringUTFChars(env, jpath, path);
@@ -128,8 +157,11 @@ static jstring fab_last_step(JNIEnv *env, jclass cls) {
 
 static jlong fab_getinfo(JNIEnv *env, jclass cls, jstring jprov, jstring jnode, jlong mr_mode) {
     (void)cls;
+    struct sigaction saved[GUARDED_COUNT];
+    save_signals(saved);
     struct fi_info *hints = p_dupinfo(NULL);
     if (hints == NULL) {
+        restore_signals(saved);
         return -FI_ENOMEM;
     }
     hints->caps = FI_MSG | FI_RMA | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
@@ -146,6 +178,7 @@ static jlong fab_getinfo(JNIEnv *env, jclass cls, jstring jprov, jstring jnode, 
     const char *node = jnode != NULL ? (*env)->GetStringUTFChars(env, jnode, NULL) : NULL;
     struct fi_info *info = NULL;
     int rc = p_getinfo(API_VERSION, node, NULL, node != NULL ? FI_SOURCE : 0, hints, &info);
+    restore_signals(saved);
     if (node != NULL) {
         (*env)->ReleaseStringUTFChars(env, jnode, node);
     }
@@ -235,13 +268,18 @@ static jlong fab_nic_open(JNIEnv *env, jclass cls, jlong jinfo, jint slots, jint
     STEP("fi_domain", fi_domain(n->fabric, n->info, &n->domain, NULL));
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     STEP("fi_av_open", fi_av_open(n->domain, &av_attr, &n->av, NULL));
+    /* A file descriptor to block on while idle (poll() holds no libfabric lock, unlike
+     * fi_cq_sread, so another domain's thread in the same process keeps progressing). */
     struct fi_cq_attr cq_attr = {
-        .format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_UNSPEC, .size = (size_t)cq_size};
-    n->waitable = 1;
+        .format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_FD, .size = (size_t)cq_size};
+    n->wait_fd = -1;
     last_step = "fi_cq_open";
-    if (fi_cq_open(n->domain, &cq_attr, &n->cq, NULL) != 0) {
+    if (fi_cq_open(n->domain, &cq_attr, &n->cq, NULL) == 0) {
+        if (fi_control(&n->cq->fid, FI_GETWAIT, &n->wait_fd) != 0) {
+            n->wait_fd = -1;
+        }
+    } else {
         cq_attr.wait_obj = FI_WAIT_NONE;
-        n->waitable = 0;
         n->cq = NULL;
         STEP("fi_cq_open", fi_cq_open(n->domain, &cq_attr, &n->cq, NULL));
     }
@@ -284,7 +322,7 @@ static jlong fab_nic_long(JNIEnv *env, jclass cls, jlong nic, jint field) {
     switch (field) {
     case 0: return (jlong)n->mr_mode;
     case 1: return (jlong)n->info->tx_attr->size;
-    case 2: return n->waitable;
+    case 2: return n->wait_fd >= 0;
     case 3: return (jlong)n->info->ep_attr->max_msg_size;
     default: return -FI_EINVAL;
     }
@@ -398,23 +436,19 @@ static jint fab_post(JNIEnv *env, jclass cls, jlong nic, jlong ops_address, jint
 }
 
 /*
- * Reads up to max completions; writes each one's slot to slots[]. timeout_ms < 0 polls; otherwise
- * waits up to timeout_ms on the CQ's wait object (driving progress meanwhile). Returns the count,
- * 0 when nothing completed, -FI_EAVAIL when an error entry is waiting (read it with readErr0), or
- * another negative error.
+ * Reads up to max completions (driving the endpoint's progress); writes each one's slot to
+ * slots[]. Returns the count, 0 when nothing completed, -FI_EAVAIL when an error entry is waiting
+ * (read it with readErr0), or another negative error.
  */
-static jint fab_reap(JNIEnv *env, jclass cls, jlong nic, jlong slots_address, jint max,
-                     jint timeout_ms) {
+static jint fab_reap(JNIEnv *env, jclass cls, jlong nic, jlong slots_address, jint max) {
     (void)env;
     (void)cls;
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
     uint32_t *slots = (uint32_t *)(uintptr_t)slots_address;
     struct fi_cq_data_entry entries[64];
     size_t want = (size_t)max < 64 ? (size_t)max : 64;
-    ssize_t got = (timeout_ms >= 0 && n->waitable)
-                      ? fi_cq_sread(n->cq, entries, want, NULL, timeout_ms)
-                      : fi_cq_read(n->cq, entries, want);
-    if (got == -FI_EAGAIN || got == -FI_ETIMEDOUT || got == -FI_ECANCELED) {
+    ssize_t got = fi_cq_read(n->cq, entries, want);
+    if (got == -FI_EAGAIN) {
         return 0;
     }
     if (got < 0) {
@@ -452,7 +486,43 @@ static jint fab_signal(JNIEnv *env, jclass cls, jlong nic) {
     (void)env;
     (void)cls;
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
-    return n->waitable ? fi_cq_signal(n->cq) : 0;
+    return n->wait_fd >= 0 ? fi_cq_signal(n->cq) : 0;
+}
+
+/*
+ * Blocks until one of the NICs' completion queues has something to progress, a signal, or the
+ * timeout. fi_trywait first: when it says a queue needs progress, returns 1 at once. Only NICs with
+ * a wait fd take part. Returns the number of ready descriptors, 0 on timeout, or a negative error.
+ */
+static jint fab_wait(JNIEnv *env, jclass cls, jlongArray jnics, jint timeout_ms) {
+    (void)cls;
+    jsize count = (*env)->GetArrayLength(env, jnics);
+    jlong handles[64];
+    struct pollfd fds[64];
+    if (count > 64) {
+        count = 64;
+    }
+    (*env)->GetLongArrayRegion(env, jnics, 0, count, handles);
+    nfds_t nfds = 0;
+    for (jsize i = 0; i < count; i++) {
+        struct mc_nic *n = (struct mc_nic *)(uintptr_t)handles[i];
+        if (n->wait_fd < 0) {
+            continue;
+        }
+        struct fid *fids[1] = {&n->cq->fid};
+        if (fi_trywait(n->fabric, fids, 1) != 0) {
+            return 1;
+        }
+        fds[nfds].fd = n->wait_fd;
+        fds[nfds].events = POLLIN;
+        fds[nfds].revents = 0;
+        nfds++;
+    }
+    if (nfds == 0) {
+        return 0;
+    }
+    int rc = poll(fds, nfds, timeout_ms);
+    return rc < 0 ? -errno : rc;
 }
 
 static void fab_set_fault(JNIEnv *env, jclass cls, jlong mr_reg_countdown, jint mr_reg_errno,
@@ -481,7 +551,8 @@ static JNINativeMethod methods[] = {
     {"mrReg0", "(JJJJII[J)J", (void *)fab_mr_reg},
     {"mrClose0", "(J)I", (void *)fab_mr_close},
     {"post0", "(JJI)I", (void *)fab_post},
-    {"reap0", "(JJII)I", (void *)fab_reap},
+    {"reap0", "(JJI)I", (void *)fab_reap},
+    {"wait0", "([JI)I", (void *)fab_wait},
     {"readErr0", "(J[J)Ljava/lang/String;", (void *)fab_read_err},
     {"signal0", "(J)I", (void *)fab_signal},
     {"setFault0", "(JIJ)V", (void *)fab_set_fault},

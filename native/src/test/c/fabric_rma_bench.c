@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -79,7 +80,8 @@ static void open_nic(struct nic *n, const char *provider, const char *node, void
     CHECK(fi_domain(n->fabric, n->info, &n->domain, NULL));
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     CHECK(fi_av_open(n->domain, &av_attr, &n->av, NULL));
-    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_UNSPEC,
+    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_DATA,
+                                 .wait_obj = getenv("FABBENCH_TARGET_FD") ? FI_WAIT_FD : FI_WAIT_UNSPEC,
                                  .size = 1024};
     n->waitable = 1;
     if (fi_cq_open(n->domain, &cq_attr, &n->cq, NULL) != 0) {
@@ -141,7 +143,15 @@ static void run_target(const char *provider, const char *node, size_t len, int t
     /* Progress until the parent closes its end of the pipe. */
     for (;;) {
         struct fi_cq_data_entry e;
-        if (n.waitable && !getenv("FABBENCH_TARGET_POLL")) {
+        if (n.waitable && getenv("FABBENCH_TARGET_FD")) {
+            int fd;
+            struct fid *fids[1] = {&n.cq->fid};
+            if (fi_control(&n.cq->fid, FI_GETWAIT, &fd) == 0 && fi_trywait(n.fabric, fids, 1) == 0) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                poll(&p, 1, 100);
+            }
+            fi_cq_read(n.cq, &e, 1);
+        } else if (n.waitable && !getenv("FABBENCH_TARGET_POLL")) {
             fi_cq_sread(n.cq, &e, 1, NULL, 10);
         } else {
             fi_cq_read(n.cq, &e, 1);
@@ -164,7 +174,9 @@ int main(int argc, char **argv) {
     size_t size = strtoull(argv[3], NULL, 0);
     int window = atoi(argv[4]);
     double seconds = atof(argv[5]);
-    const char *node = argc > 6 ? argv[6] : NULL;
+    const char *node = argc > 6 && argv[6][0] ? argv[6] : NULL;
+    /* FABBENCH_DELIVERY_COMPLETE=1: every write asks for delivery completion. */
+    int delivery_complete = getenv("FABBENCH_DELIVERY_COMPLETE") != NULL;
     size_t len = size * (size_t)window;
     int up[2], down[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, up) || socketpair(AF_UNIX, SOCK_STREAM, 0, down)) return 4;
@@ -222,8 +234,16 @@ int main(int argc, char **argv) {
         while (inflight < window) {
             char *local = (char *)buf + (size_t)next * size;
             uint64_t remote = remote_base + (uint64_t)next * size;
-            rc = is_read ? fi_read(n.ep, local, size, desc, dest, remote, peer.key, &ctx[next])
-                                 : fi_write(n.ep, local, size, desc, dest, remote, peer.key, &ctx[next]);
+            if (delivery_complete && !is_read) {
+                struct iovec iov = {.iov_base = local, .iov_len = size};
+                struct fi_rma_iov rma = {.addr = remote, .len = size, .key = peer.key};
+                struct fi_msg_rma msg = {.msg_iov = &iov, .desc = &desc, .iov_count = 1, .addr = dest,
+                                         .rma_iov = &rma, .rma_iov_count = 1, .context = &ctx[next]};
+                rc = fi_writemsg(n.ep, &msg, FI_COMPLETION | FI_DELIVERY_COMPLETE);
+            } else {
+                rc = is_read ? fi_read(n.ep, local, size, desc, dest, remote, peer.key, &ctx[next])
+                             : fi_write(n.ep, local, size, desc, dest, remote, peer.key, &ctx[next]);
+            }
             if (rc == -FI_EAGAIN) break;
             CHECK(rc);
             inflight++;

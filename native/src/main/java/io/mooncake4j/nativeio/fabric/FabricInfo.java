@@ -24,7 +24,8 @@ public final class FabricInfo {
         this.fabric = FabricNatives.infoString0(handle, 2);
         this.mrMode = FabricNatives.infoLong0(handle, 0);
         this.txSize = FabricNatives.infoLong0(handle, 1);
-        this.maxMessageSize = FabricNatives.infoLong0(handle, 2);
+        long max = FabricNatives.infoLong0(handle, 2);
+        this.maxMessageSize = max <= 0 ? Long.MAX_VALUE : max; // an unsigned SIZE_MAX means no limit
     }
 
     /** The provider, e.g. {@code efa}, {@code tcp;ofi_rxm}, {@code shm}. */

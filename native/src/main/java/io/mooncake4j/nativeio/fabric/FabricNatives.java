@@ -42,7 +42,9 @@ final class FabricNatives {
 
     static native int post0(long nic, long opsAddress, int count);
 
-    static native int reap0(long nic, long slotsAddress, int max, int timeoutMillis);
+    static native int reap0(long nic, long slotsAddress, int max);
+
+    static native int wait0(long[] nics, int timeoutMillis);
 
     static native String readErr0(long nic, long[] out);
 

@@ -71,7 +71,7 @@ public final class FabricNic implements AutoCloseable {
         return mrMode;
     }
 
-    /** Whether the completion queue has a wait object ({@link #reap} can block). */
+    /** Whether the completion queue has a wait file descriptor ({@link FabricWaitSet} can block on it). */
     public boolean isWaitable() {
         return waitable;
     }
@@ -119,15 +119,14 @@ public final class FabricNic implements AutoCloseable {
     }
 
     /**
-     * Reads up to {@code max} completions into {@code slots}.
+     * Reads up to {@code max} completions into {@code slots}, driving the endpoint's progress (the
+     * passive side of peers' operations too). Never blocks.
      *
-     * @param timeoutMillis negative to poll; otherwise wait up to this long on the wait object
-     *     (progressing the endpoint meanwhile) when the queue has one
      * @return completions read (0 for none), or {@code -FI_EAVAIL} when an error entry waits for
      *     {@link #readError}, or another negative libfabric error
      */
-    public int reap(CompletionSlots slots, int max, int timeoutMillis) {
-        return FabricNatives.reap0(handle, slots.address(), Math.min(max, slots.capacity()), timeoutMillis);
+    public int reap(CompletionSlots slots, int max) {
+        return FabricNatives.reap0(handle, slots.address(), Math.min(max, slots.capacity()));
     }
 
     /**
@@ -140,7 +139,11 @@ public final class FabricNic implements AutoCloseable {
         return FabricNatives.readErr0(handle, out);
     }
 
-    /** Wakes a thread blocked in {@link #reap} with a timeout. */
+    long handle() {
+        return handle;
+    }
+
+    /** Wakes a thread blocked in {@link FabricWaitSet#await} on this NIC. */
     public void signal() {
         if (!closed.get()) {
             FabricNatives.signal0(handle);

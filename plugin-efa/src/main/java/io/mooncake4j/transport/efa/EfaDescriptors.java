@@ -3,7 +3,6 @@ package io.mooncake4j.transport.efa;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
-import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import java.util.ArrayList;
 import java.util.List;
@@ -46,20 +45,6 @@ final class EfaDescriptors {
                 JsonElement v = d.isJsonObject() ? d.getAsJsonObject().get(field) : null;
                 out.add(v == null || v.isJsonNull() ? "" : v.getAsString());
             }
-        }
-        return out;
-    }
-
-    /** The buffer's {@code rkey} array, or an empty one. */
-    static long[] rkeys(BufferDescriptor buffer) {
-        JsonElement keys = buffer.extra().get("rkey");
-        if (keys == null || !keys.isJsonArray()) {
-            return new long[0];
-        }
-        JsonArray a = keys.getAsJsonArray();
-        long[] out = new long[a.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = a.get(i).getAsLong();
         }
         return out;
     }

@@ -1,6 +1,7 @@
 package io.mooncake4j.transport.efa;
 
 import io.mooncake4j.TransferStatus;
+import io.mooncake4j.nativeio.fabric.FabricWaitSet;
 import io.mooncake4j.nativeio.fabric.LibFabric;
 import io.mooncake4j.nativeio.fabric.RmaOps;
 import java.util.ArrayDeque;
@@ -22,9 +23,10 @@ import org.slf4j.LoggerFactory;
  *       beyond the cap waits in the queue, and is dropped only when the engine aborts it (deadline).
  *   <li>Passive side: the thread keeps reading the completion queues while it has nothing of its own
  *       in flight, because peers' operations only progress when this endpoint is driven (socket and
- *       shm providers). When idle it blocks in {@code fi_cq_sread} (which drives progress while it
- *       waits) or, without a wait object, parks with a growing pause up to 1 ms, so it does not take
- *       a core from the other processes of a small host.
+ *       shm providers). When idle it blocks in {@code poll()} on the queues' wait descriptors (after
+ *       {@code fi_trywait}), woken by peers' traffic or new work, or, without a wait object, parks
+ *       with a growing pause up to 1 ms, so it does not take a core from the other processes of a
+ *       small host.
  *   <li>Errors read from the error queue end their parts FAILED with the provider's text.
  *   <li>Writes that end a submission ask for delivery completion, so that when the batch completes
  *       the data is in the peer's memory (the caller may notify the peer next).
@@ -33,13 +35,17 @@ import org.slf4j.LoggerFactory;
 final class EfaProgress implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(EfaProgress.class);
     private static final int SPINS_BEFORE_WAIT = 2000;
+    private static final int YIELDS_BEFORE_PARK = 20_000;
+    private static final long BUSY_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
     private static final long MAX_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+    private static final int IDLE_WAIT_MILLIS = 100;
 
     private final EfaNic[] nics;
     private final long slice;
     private final Queue<EfaWork> incoming = new ConcurrentLinkedQueue<>();
     private final ArrayDeque<EfaWork> pending = new ArrayDeque<>();
     private final long[] errorOut = new long[3];
+    private final FabricWaitSet waitSet;
     private final Thread thread;
     private volatile boolean running = true;
     private volatile boolean waiting;
@@ -48,6 +54,7 @@ final class EfaProgress implements Runnable {
     EfaProgress(List<EfaNic> nics, long slice, String name) {
         this.nics = nics.toArray(EfaNic[]::new);
         this.slice = slice;
+        this.waitSet = new FabricWaitSet(nics.stream().map(n -> n.fabric).toList());
         this.thread = new Thread(this, name);
         thread.setDaemon(true);
     }
@@ -90,8 +97,17 @@ final class EfaProgress implements Runnable {
                 for (EfaNic nic : nics) {
                     inFlight += nic.inFlight();
                 }
-                if (inFlight > 0 || !pending.isEmpty() || ++idle < SPINS_BEFORE_WAIT) {
+                if (++idle < SPINS_BEFORE_WAIT) {
                     Thread.onSpinWait();
+                    continue;
+                }
+                if (inFlight > 0 || !pending.isEmpty()) {
+                    // Waiting on the provider or the peer: give the core away between polls.
+                    if (idle < YIELDS_BEFORE_PARK) {
+                        Thread.yield();
+                    } else {
+                        LockSupport.parkNanos(BUSY_PARK_NANOS);
+                    }
                     continue;
                 }
                 waiting = true;
@@ -106,24 +122,20 @@ final class EfaProgress implements Runnable {
         }
     }
 
-    /** Waits while nothing is ours in flight, still driving the passive side; returns the next pause. */
+    /**
+     * Waits while nothing of ours is in flight: blocks on the completion queues' wait descriptors
+     * (woken by a peer's traffic, which the next loop then progresses, or by {@link #submit}), or
+     * without them parks with a growing pause. Returns the next pause.
+     */
     private long idleWait(long park) {
-        if (nics.length == 1 && nics[0].fabric.isWaitable()) {
-            reapNic(nics[0], 100);
-            return park;
-        }
-        boolean waited = false;
-        for (EfaNic nic : nics) {
-            if (nic.fabric.isWaitable()) {
-                reapNic(nic, 1);
-                waited = true;
+        if (!waitSet.isEmpty()) {
+            waitSet.await(IDLE_WAIT_MILLIS);
+            if (waitSet.size() == nics.length) {
+                return park;
             }
         }
-        if (!waited) {
-            LockSupport.parkNanos(park);
-            return Math.min(park * 2, MAX_PARK_NANOS);
-        }
-        return park;
+        LockSupport.parkNanos(park);
+        return Math.min(park * 2, MAX_PARK_NANOS);
     }
 
     private boolean drainIncoming() {
@@ -141,12 +153,12 @@ final class EfaProgress implements Runnable {
         boolean any = false;
         while (!pending.isEmpty()) {
             EfaWork w = pending.peek();
-            if (w.isAborted()) {
+            if (w.work.isAborted()) {
                 w.dropUnissued(slice, "aborted before it was sent");
                 pending.poll();
                 continue;
             }
-            if (!w.hasNext()) {
+            if (!w.hasNext(slice)) {
                 pending.poll();
                 continue;
             }
@@ -215,7 +227,7 @@ final class EfaProgress implements Runnable {
                 length,
                 reg.descriptors[nic.index],
                 nic.remoteAddress(sub.remoteAddress(i) + start, buffer.address()),
-                w.rkeys(i)[device],
+                buffer.rkeys()[device],
                 w.peer.destFor(nic.index));
     }
 
@@ -249,13 +261,13 @@ final class EfaProgress implements Runnable {
     private boolean reap() {
         boolean any = false;
         for (EfaNic nic : nics) {
-            any |= reapNic(nic, -1) > 0;
+            any |= reapNic(nic) > 0;
         }
         return any;
     }
 
-    private int reapNic(EfaNic nic, int timeoutMillis) {
-        int n = nic.fabric.reap(nic.completions, 64, timeoutMillis);
+    private int reapNic(EfaNic nic) {
+        int n = nic.fabric.reap(nic.completions, 64);
         for (int k = 0; k < n; k++) {
             finish(nic, nic.completions.slot(k), TransferStatus.COMPLETED, null);
         }

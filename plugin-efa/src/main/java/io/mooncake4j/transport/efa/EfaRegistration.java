@@ -6,6 +6,7 @@ import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.nativeio.fabric.FabricMemoryRegion;
+import io.mooncake4j.spi.RegionRegistration;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -17,7 +18,7 @@ import org.slf4j.LoggerFactory;
  * FI_MR_ENDPOINT the region is bound to the NIC's endpoint natively. Published as Mooncake's
  * per-buffer {@code rkey} and {@code lkey} arrays, one key per device in {@code devices} order.
  */
-final class EfaRegistration {
+final class EfaRegistration implements RegionRegistration {
     private static final Logger log = LoggerFactory.getLogger(EfaRegistration.class);
 
     final MemoryRegion region;
@@ -66,7 +67,8 @@ final class EfaRegistration {
     }
 
     /** Mooncake's per-buffer fields: {@code rkey} and {@code lkey}, one per device. */
-    JsonObject descriptorFields() {
+    @Override
+    public JsonObject descriptorFields() {
         JsonArray rkey = new JsonArray();
         JsonArray lkey = new JsonArray();
         for (long k : keys) {

@@ -9,15 +9,16 @@ import io.mooncake4j.TransferStatus;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.nativeio.fabric.FabricInfo;
+import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
@@ -48,9 +49,8 @@ final class EfaTransport implements Transport {
     private final List<EfaProgress> progress = new ArrayList<>();
     private final long slice;
     private final AtomicInteger nextProgress = new AtomicInteger();
-    private final ConcurrentSkipListMap<Long, EfaRegistration> registrations = new ConcurrentSkipListMap<>();
+    private final Set<EfaRegistration> registrations = ConcurrentHashMap.newKeySet();
     private final Map<String, EfaPeer> peers = new ConcurrentHashMap<>();
-    private final Map<Submission, EfaWork> active = new ConcurrentHashMap<>();
     private final AtomicBoolean closed = new AtomicBoolean();
 
     EfaTransport(TransportContext context, EfaSettings settings) {
@@ -125,17 +125,16 @@ final class EfaTransport implements Transport {
     }
 
     @Override
-    public JsonObject registerRegion(MemoryRegion region) {
+    public RegionRegistration registerRegion(MemoryRegion region) {
         ensureOpen();
         EfaRegistration r = EfaRegistration.register(region, nics);
-        registrations.put(region.address(), r);
-        return r.descriptorFields();
+        registrations.add(r);
+        return r;
     }
 
     @Override
-    public void unregisterRegion(MemoryRegion region) {
-        EfaRegistration r = registrations.remove(region.address());
-        if (r != null) {
+    public void unregisterRegion(MemoryRegion region, RegionRegistration registration) {
+        if (registration instanceof EfaRegistration r && registrations.remove(r)) {
             r.close(nics);
         }
     }
@@ -153,53 +152,39 @@ final class EfaTransport implements Transport {
             }
             return;
         }
-        EfaRegistration[] local = new EfaRegistration[n];
-        BufferDescriptor[] remote = new BufferDescriptor[n];
-        long[][] rkeys = new long[n][];
         for (int i = 0; i < n; i++) {
-            String refused = resolve(peer, p, work, i, local, remote, rkeys);
+            String refused = refusal(peer, p, work, i);
             if (refused != null) {
                 work.fail(i, TransferStatus.INVALID, refused);
             }
         }
-        EfaWork w = new EfaWork(work, p, local, remote, rkeys);
-        active.put(work, w);
-        progress.get(Math.floorMod(nextProgress.getAndIncrement(), progress.size())).submit(w);
+        progress.get(Math.floorMod(nextProgress.getAndIncrement(), progress.size())).submit(new EfaWork(work, p));
     }
 
-    /** Finds request {@code i}'s registration and remote keys; returns why it is refused, or null. */
-    private String resolve(
-            SegmentDescriptor peer, EfaPeer p, Submission work, int i,
-            EfaRegistration[] local, BufferDescriptor[] remote, long[][] rkeys) {
-        var entry = registrations.floorEntry(work.localAddress(i));
-        if (entry == null || !entry.getValue().region.contains(work.localAddress(i), work.length(i))) {
-            return "EFA: local memory of request " + i + " is not registered with the efa transport";
-        }
-        local[i] = entry.getValue();
-        remote[i] = peer.bufferContaining(work.remoteAddress(i), work.length(i));
-        if (remote[i] == null) {
-            return "EFA: remote range of request " + i + " is not in a buffer of " + peer.name();
-        }
-        rkeys[i] = EfaDescriptors.rkeys(remote[i]);
-        if (rkeys[i].length != p.deviceNames.length) {
-            return "EFA: buffer " + remote[i] + " of " + peer.name() + " has " + rkeys[i].length
+    /** Why request {@code i} cannot be sent (keys missing for a device we use), or null. */
+    private String refusal(SegmentDescriptor peer, EfaPeer p, Submission work, int i) {
+        BufferDescriptor buffer = work.remoteBuffer(i);
+        long[] rkeys = buffer.rkeys();
+        if (rkeys.length != p.deviceNames.length) {
+            return "EFA: buffer " + buffer + " of " + peer.name() + " has " + rkeys.length
                     + " rkeys for " + p.deviceNames.length + " devices; the peer's descriptor is malformed";
         }
         for (int k = 0; k < nics.size(); k++) {
-            if (rkeys[i][p.deviceFor(k)] == 0) {
-                return "EFA: buffer " + remote[i] + " of " + peer.name() + " is not registered on device "
+            if (rkeys[p.deviceFor(k)] == 0) {
+                return "EFA: buffer " + buffer + " of " + peer.name() + " is not registered on device "
                         + p.deviceNames[p.deviceFor(k)];
             }
+        }
+        if (!(work.localRegistration(i) instanceof EfaRegistration)) {
+            return "EFA: the local memory of request " + i + " is not registered with the efa transport";
         }
         return null;
     }
 
     @Override
     public void abort(Submission work) {
-        EfaWork w = active.remove(work);
-        if (w != null) {
-            w.abort();
-        }
+        // The progress thread sees work.isAborted() and drops what it has not issued yet; issued
+        // operations finish or fail on their own (libfabric cannot cancel a posted RMA).
     }
 
     @Override
@@ -314,7 +299,7 @@ final class EfaTransport implements Transport {
         for (EfaProgress p : progress) {
             p.stop(5_000);
         }
-        for (EfaRegistration r : registrations.values()) {
+        for (EfaRegistration r : registrations) {
             r.close(nics);
         }
         registrations.clear();
@@ -324,6 +309,5 @@ final class EfaTransport implements Transport {
         for (EfaProgress p : progress) {
             p.failRemaining("the efa transport closed");
         }
-        active.clear();
     }
 }

@@ -14,26 +14,14 @@ import io.mooncake4j.spi.Submission;
 final class EfaWork {
     final Submission work;
     final EfaPeer peer;
-    private final EfaRegistration[] local;
-    private final BufferDescriptor[] remote;
-    private final long[][] rkeys;
-    private volatile boolean aborted;
     /** Next request to issue, and the bytes of it already issued (a split request). */
     int next;
     long offset;
     long remainingBytes;
 
-    EfaWork(
-            Submission work,
-            EfaPeer peer,
-            EfaRegistration[] local,
-            BufferDescriptor[] remote,
-            long[][] rkeys) {
+    EfaWork(Submission work, EfaPeer peer) {
         this.work = work;
         this.peer = peer;
-        this.local = local;
-        this.remote = remote;
-        this.rkeys = rkeys;
         long total = 0;
         for (int i = 0; i < work.size(); i++) {
             total += work.length(i);
@@ -42,30 +30,29 @@ final class EfaWork {
     }
 
     EfaRegistration local(int i) {
-        return local[i];
+        return (EfaRegistration) work.localRegistration(i);
     }
 
     BufferDescriptor remote(int i) {
-        return remote[i];
+        return work.remoteBuffer(i);
     }
 
-    long[] rkeys(int i) {
-        return rkeys[i];
-    }
-
-    /** The engine gave up: the progress thread reports the parts not yet issued and drops them. */
-    void abort() {
-        aborted = true;
-    }
-
-    boolean isAborted() {
-        return aborted;
-    }
-
-    /** Skips requests that ended before being issued (refused at submit, or timed out). */
-    boolean hasNext() {
-        while (next < work.size() && offset == 0 && work.isDone(next)) {
-            remainingBytes -= work.length(next);
+    /**
+     * Skips requests that ended before being issued (refused at submit, or timed out); a split
+     * request that ended part-way has its remaining parts reported instead of started.
+     */
+    boolean hasNext(long slice) {
+        while (next < work.size() && work.isDone(next)) {
+            if (offset > 0) {
+                long left = work.length(next) - offset;
+                for (long parts = (left + slice - 1) / slice; parts > 0; parts--) {
+                    work.partFailed(next, TransferStatus.CANCELED, "ended before this part was sent");
+                }
+                remainingBytes -= left;
+                offset = 0;
+            } else {
+                remainingBytes -= work.length(next);
+            }
             next++;
         }
         return next < work.size();
@@ -79,8 +66,8 @@ final class EfaWork {
                 && sizeSoFar + work.length(j) <= slice
                 && work.localAddress(j) == work.localAddress(p) + work.length(p)
                 && work.remoteAddress(j) == work.remoteAddress(p) + work.length(p)
-                && local[j] == local[p]
-                && remote[j] == remote[p];
+                && work.localRegistration(j) == work.localRegistration(p)
+                && work.remoteBuffer(j) == work.remoteBuffer(p);
     }
 
     boolean isRead(int i) {
