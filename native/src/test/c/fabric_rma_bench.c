@@ -6,7 +6,9 @@
  *
  * Same choices as the plugin: FI_EP_RDM, FI_AV_TABLE, FI_CQ_FORMAT_DATA, FI_THREAD_SAFE, the
  * returned mr_mode honoured (virtual address or offset, provider key or our own), every operation
- * with its own context, the target progressing through fi_cq_sread when the CQ has a wait object.
+ * with its own context, the target progressing its CQ and, when idle, blocking in poll() on the
+ * CQ's wait descriptor after fi_trywait (busy polling when the provider has none).
+ * FABBENCH_DELIVERY_COMPLETE=1 makes every write ask for delivery completion.
  *
  * Usage: fabric_rma_bench PROVIDER read|write SIZE WINDOW SECONDS [NODE]
  * e.g.   fabric_rma_bench 'tcp;ofi_rxm' write 65536 64 5 127.0.0.1
@@ -46,7 +48,7 @@ struct nic {
     struct fid_cq *cq;
     struct fid_ep *ep;
     struct fid_mr *mr;
-    int waitable;
+    int wait_fd;
     char name[64];
     size_t name_len;
 };
@@ -80,13 +82,12 @@ static void open_nic(struct nic *n, const char *provider, const char *node, void
     CHECK(fi_domain(n->fabric, n->info, &n->domain, NULL));
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     CHECK(fi_av_open(n->domain, &av_attr, &n->av, NULL));
-    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_DATA,
-                                 .wait_obj = getenv("FABBENCH_TARGET_FD") ? FI_WAIT_FD : FI_WAIT_UNSPEC,
-                                 .size = 1024};
-    n->waitable = 1;
-    if (fi_cq_open(n->domain, &cq_attr, &n->cq, NULL) != 0) {
+    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_FD, .size = 1024};
+    n->wait_fd = -1;
+    if (fi_cq_open(n->domain, &cq_attr, &n->cq, NULL) == 0) {
+        if (fi_control(&n->cq->fid, FI_GETWAIT, &n->wait_fd) != 0) n->wait_fd = -1;
+    } else {
         cq_attr.wait_obj = FI_WAIT_NONE;
-        n->waitable = 0;
         CHECK(fi_cq_open(n->domain, &cq_attr, &n->cq, NULL));
     }
     CHECK(fi_endpoint(n->domain, n->info, &n->ep, NULL));
@@ -140,22 +141,18 @@ static void run_target(const char *provider, const char *node, size_t len, int t
                             .key = fi_mr_key(n.mr)};
     memcpy(mine.name, n.name, n.name_len);
     if (write(to_parent, &mine, sizeof mine) != sizeof mine) exit(4);
-    /* Progress until the parent closes its end of the pipe. */
+    /* Progress until the parent closes its end of the pipe. While nothing happens, block on the
+     * CQ's wait descriptor after fi_trywait (as the plugin does); without one, poll. */
     for (;;) {
         struct fi_cq_data_entry e;
-        if (n.waitable && getenv("FABBENCH_TARGET_FD")) {
-            int fd;
+        if (n.wait_fd >= 0) {
             struct fid *fids[1] = {&n.cq->fid};
-            if (fi_control(&n.cq->fid, FI_GETWAIT, &fd) == 0 && fi_trywait(n.fabric, fids, 1) == 0) {
-                struct pollfd p = {.fd = fd, .events = POLLIN};
-                poll(&p, 1, 100);
+            if (fi_trywait(n.fabric, fids, 1) == 0) {
+                struct pollfd p = {.fd = n.wait_fd, .events = POLLIN};
+                poll(&p, 1, 10);
             }
-            fi_cq_read(n.cq, &e, 1);
-        } else if (n.waitable && !getenv("FABBENCH_TARGET_POLL")) {
-            fi_cq_sread(n.cq, &e, 1, NULL, 10);
-        } else {
-            fi_cq_read(n.cq, &e, 1);
         }
+        fi_cq_read(n.cq, &e, 1);
         char c;
         ssize_t r = recv(from_parent, &c, 1, MSG_DONTWAIT);
         if (r == 0) break;
@@ -253,8 +250,8 @@ int main(int argc, char **argv) {
     }
     while (inflight) done += reap(&n, &inflight);
     double elapsed = now() - start;
-    printf("provider %s op %s size %zu window %d waitable_cq %d mr_mode 0x%lx\n", provider,
-           argv[2], size, window, n.waitable, (unsigned long)n.info->domain_attr->mr_mode);
+    printf("provider %s op %s size %zu window %d cq_wait_fd %d mr_mode 0x%lx\n", provider,
+           argv[2], size, window, n.wait_fd >= 0, (unsigned long)n.info->domain_attr->mr_mode);
     printf("Test completed: duration %.2f, batch count %ld, throughput %.2f GB/s\n", elapsed, done,
            (double)done * (double)size / elapsed / 1e9);
     close_nic(&n);

@@ -37,7 +37,12 @@ final class EfaProgress implements Runnable {
     private static final int SPINS_BEFORE_WAIT = 2000;
     private static final int YIELDS_BEFORE_PARK = 20_000;
     private static final long BUSY_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
-    private static final long MAX_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+    /**
+     * Longest pause of an idle thread whose NICs have no wait descriptor (shm): peers' writes wait
+     * for this endpoint's progress, so a longer pause caps their throughput (1 ms halved shm's 64 KiB
+     * writes); a wake-up every 50 us costs a few percent of a core.
+     */
+    private static final long MAX_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
     private static final int IDLE_WAIT_MILLIS = 100;
 
     private final EfaNic[] nics;
