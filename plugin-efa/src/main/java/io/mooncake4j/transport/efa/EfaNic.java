@@ -9,6 +9,7 @@ import java.util.HexFormat;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * One NIC's context: its libfabric objects ({@link FabricNic}: one shared RDM endpoint for every
@@ -34,6 +35,9 @@ final class EfaNic implements AutoCloseable {
     final int capacity;
     private final AtomicLong nextKey = new AtomicLong(1);
     private final Map<String, Long> peers = new ConcurrentHashMap<>();
+    /** Operations this NIC completed and bytes they moved (written by the progress thread). */
+    final LongAdder operations = new LongAdder();
+    final LongAdder bytes = new LongAdder();
 
     // Owned by the progress thread.
     final RmaOps ops;
@@ -41,6 +45,7 @@ final class EfaNic implements AutoCloseable {
     final EfaWork[] slotWork;
     final int[] slotFirst;
     final int[] slotLast;
+    final long[] slotBytes;
     private final int[] freeSlots;
     private int freeCount;
     /** Staged operations [stagedFrom, stagedTo) of {@link #ops} not yet accepted by the provider. */
@@ -60,6 +65,7 @@ final class EfaNic implements AutoCloseable {
         this.slotWork = new EfaWork[capacity];
         this.slotFirst = new int[capacity];
         this.slotLast = new int[capacity];
+        this.slotBytes = new long[capacity];
         this.freeSlots = new int[capacity];
         for (int i = 0; i < capacity; i++) {
             freeSlots[i] = capacity - 1 - i;

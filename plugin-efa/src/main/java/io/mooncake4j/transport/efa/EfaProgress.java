@@ -224,6 +224,7 @@ final class EfaProgress implements Runnable {
         nic.slotWork[slot] = w;
         nic.slotFirst[slot] = i;
         nic.slotLast[slot] = last;
+        nic.slotBytes[slot] = length;
         nic.ops.set(
                 nic.stagedTo++,
                 slot,
@@ -294,6 +295,10 @@ final class EfaProgress implements Runnable {
         EfaWork w = nic.slotWork[slot];
         if (w == null) {
             return;
+        }
+        if (status == TransferStatus.COMPLETED) {
+            nic.operations.increment();
+            nic.bytes.add(nic.slotBytes[slot]);
         }
         for (int r = nic.slotFirst[slot]; r <= nic.slotLast[slot]; r++) {
             if (status == TransferStatus.COMPLETED) {

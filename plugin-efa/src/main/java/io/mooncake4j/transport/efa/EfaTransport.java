@@ -114,6 +114,16 @@ final class EfaTransport implements Transport {
         return infos.stream().map(FabricInfo::domain).distinct().toList();
     }
 
+    /** Per NIC: operations completed and bytes they moved ({@code <nic>.operations}, {@code <nic>.bytes}). */
+    Map<String, Long> counters() {
+        Map<String, Long> out = new java.util.LinkedHashMap<>();
+        for (EfaNic nic : nics) {
+            out.put(nic.name + ".operations", nic.operations.sum());
+            out.put(nic.name + ".bytes", nic.bytes.sum());
+        }
+        return out;
+    }
+
     @Override
     public String protocol() {
         return "efa";
