@@ -175,7 +175,7 @@ public final class TransferBatch implements AutoCloseable {
         VarHandle.storeStoreFence();
         Arrays.fill(segments, 0, size, null);
         Arrays.fill(remoteBuffers, 0, size, null);
-        if (ledger.holdsPins()) {
+        if (ledger.holdsPins(size)) {
             // a timed-out or cancelled round's parts are still out: they keep the old ledger
             ledger = new ReleaseLedger(opcodes.length);
         }
@@ -449,9 +449,13 @@ public final class TransferBatch implements AutoCloseable {
         }
     }
 
-    /** Request i of round e, never handed to a transport, ends with {@code st}; its pin is released. */
+    /**
+     * Request i of round e, never handed to a transport and not ended yet, ends with {@code st}; its
+     * pin is released.
+     */
     void endLocally(int i, TransferStatus st, String reason, int e) {
-        fail(ledger, i, st, reason, e);
+        ledger.endLocally(i, e);
+        end(i, st, reason, e);
     }
 
     /** Request i of round e ends with {@code st}; all its parts count as reported (none was issued). */

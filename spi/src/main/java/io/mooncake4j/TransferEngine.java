@@ -1,6 +1,7 @@
 package io.mooncake4j;
 
 import com.google.gson.JsonObject;
+import io.mooncake4j.internal.CompletionThreads;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.InstalledTransports;
 import io.mooncake4j.internal.MemoryRegistry;
@@ -37,13 +38,6 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.SynchronousQueue;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -89,7 +83,7 @@ public final class TransferEngine implements AutoCloseable {
     private HandshakeServer handshake;
     private MetadataStore store;
     private InstalledTransports transports;
-    private final ExecutorService completions = completionExecutor();
+    private final CompletionThreads completions = new CompletionThreads();
     private DeadlineWatchdog<TransferBatch> watchdog;
     private String localName;
     private Segment localSegment;
@@ -325,12 +319,14 @@ public final class TransferEngine implements AutoCloseable {
         return store.fetch(name, handshakeTimeout);
     }
 
-    /** Why no installed transport reaches a segment that publishes {@code d.protocol()}. */
+    /** Why no installed transport reaches a segment that publishes {@code d.protocol()}, and what to do. */
     private String unreachable(SegmentDescriptor d) {
+        String installed = config.get(EngineConfig.INSTALLED_TRANSPORTS);
         return "segment " + d.name() + " publishes protocol '" + d.protocol() + "' but this engine installed only "
-                + transports + ": put the '" + d.protocol() + "' transport plugin on the classpath"
-                + (config.installedTransports() != null ? " and add it to MC_INSTALLED_TRANSPORTS" : "")
-                + ", or have the peer publish one of those (MOONCAKE_PROTOCOL)";
+                + transports + ": put the '" + d.protocol() + "' transport plugin on this process's classpath and"
+                + " make sure " + EngineConfig.INSTALLED_TRANSPORTS + " includes it (now "
+                + (installed == null ? "unset: every available auto-selectable transport" : "'" + installed + "'")
+                + "), or have the peer publish one of " + transports + " (" + EngineConfig.PROTOCOL + ")";
     }
 
     /** Re-fetches a segment's descriptor now (the engine also does so when a request needs it). */
@@ -413,8 +409,8 @@ public final class TransferEngine implements AutoCloseable {
             submit(b, e, deadline);
         } catch (RuntimeException | Error ex) {
             // nothing was handed to a transport yet (submitTo does not throw): end what is pending
-            for (int i = 0; i < b.size(); i++) {
-                b.endLocally(i, TransferStatus.FAILED, "submit failed: " + ex, e);
+            for (int i = 0; i < b.size(); i++) { // some may have ended already: fail() skips those
+                b.fail(b.ledger(), i, TransferStatus.FAILED, "submit failed: " + ex, e);
             }
             throw ex;
         } finally {
@@ -537,7 +533,15 @@ public final class TransferEngine implements AutoCloseable {
             return false;
         }
         if (closed.get()) {
-            cancel(b, work, TransferStatus.CANCELED, "engine closed");
+            SegmentSubmission[] subs = claim(b, work, TransferStatus.CANCELED, "engine closed");
+            if (subs != null) { // no transport saw them: nothing to abort, and nothing will report
+                for (SegmentSubmission sub : subs) {
+                    for (int j = 0; j < sub.size(); j++) {
+                        sub.fail(j, TransferStatus.CANCELED, "engine closed");
+                    }
+                }
+                b.signalDone(subs[0].epoch());
+            }
             return false;
         }
         return true;
@@ -675,24 +679,7 @@ public final class TransferEngine implements AutoCloseable {
 
     /** Completes a batch's future on the completion threads: user stages never run on a transport thread. */
     void completeLater(CompletableFuture<TransferBatch> f, TransferBatch b) {
-        try {
-            completions.execute(() -> f.complete(b));
-        } catch (RejectedExecutionException e) {
-            ForkJoinPool.commonPool().execute(() -> f.complete(b)); // the engine closed meanwhile
-        }
-    }
-
-    /**
-     * Daemon threads for completion futures, created on demand and ended after a minute idle: a
-     * dependent stage that blocks delays no other batch.
-     */
-    private static ExecutorService completionExecutor() {
-        AtomicInteger n = new AtomicInteger();
-        return new ThreadPoolExecutor(0, Integer.MAX_VALUE, 60, TimeUnit.SECONDS, new SynchronousQueue<>(), r -> {
-            Thread t = new Thread(r, "mooncake4j-completion-" + n.incrementAndGet());
-            t.setDaemon(true);
-            return t;
-        });
+        completions.complete(f, b);
     }
 
     // ---------------------------------------------------------------- notifications
@@ -805,7 +792,7 @@ public final class TransferEngine implements AutoCloseable {
         closeQuietly(transports);
         closeQuietly(handshake);
         closeQuietly(store);
-        completions.shutdown();
+        completions.close();
         segments.clear();
         LOG.debug("engine {} closed", localName);
     }

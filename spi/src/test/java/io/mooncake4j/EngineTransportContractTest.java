@@ -1,6 +1,10 @@
 package io.mooncake4j;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.Mockito.doAnswer;
@@ -13,12 +17,15 @@ import static org.mockito.Mockito.when;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import io.mooncake4j.internal.handshake.HandshakeClient;
+import io.mooncake4j.internal.handshake.HandshakeFrame;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
+import java.net.InetSocketAddress;
 import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -144,8 +151,106 @@ class EngineTransportContractTest {
             Segment seen = peer.openSegment(engine.localSegmentName());
             BufferDescriptor b = seen.descriptor().bufferContaining(m.address(), 1);
             assertEquals(0x1234L, b.extra().getAsJsonArray("rkey").get(0).getAsLong());
+            assertArrayEquals(new long[] {0x1234L}, b.rkeys(), "keys parsed once with the descriptor");
+            assertEquals(0, b.lkeys().length);
         }
         verify(transport, times(1)).unregisterRegion(any(), org.mockito.ArgumentMatchers.same(registration));
+    }
+
+    @Test
+    void shouldKeepLocalMemoryPinnedUntilEveryIssuedPartIsReported() throws Exception {
+        try (HostMemory one = engine.allocate(4096); HostMemory two = engine.allocate(4096);
+                HostMemory dst = peer.allocate(8192)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            doAnswer(inv -> {
+                Submission s = inv.getArgument(1);
+                s.expectParts(0, 2);
+                return null;
+            }).when(transport).submit(any(), any());
+            TransferBatch b = engine.newBatch(2)
+                    .write(seg, one.address(), dst.address(), 4096)
+                    .write(seg, two.address(), dst.address() + 4096, 4096)
+                    .submit();
+            assertTrue(b.await(Duration.ofSeconds(5)));
+            assertEquals(TransferStatus.TIMEOUT, b.status(0), "the status ends at the deadline");
+            ArgumentCaptor<Submission> work = ArgumentCaptor.forClass(Submission.class);
+            verify(transport, timeout(2000)).abort(work.capture());
+            Submission w = work.getValue();
+            w.partDone(0, TransferStatus.COMPLETED); // one of request 0's two parts
+            w.partFailed(1, TransferStatus.CANCELED, "dropped"); // request 1's only part
+            engine.unregisterMemory(two.address()); // released: nothing of it is out any more
+            MooncakeException e = assertThrows(MooncakeException.class, () -> engine.unregisterMemory(one.address()));
+            assertTrue(e.getMessage().contains("1 transfers still use it"), e.getMessage());
+            w.partDone(0, TransferStatus.COMPLETED);
+            assertEquals(TransferStatus.TIMEOUT, b.status(0), "late reports change no status");
+        }
+    }
+
+    @Test
+    void shouldEndEveryBatchCanceledOnCloseBeforeAbortingAny() throws Exception {
+        try (HostMemory src = engine.allocate(4096); HostMemory dst = peer.allocate(4096)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            TransferBatch[] batches = new TransferBatch[3];
+            StringBuilder seenAtAbort = new StringBuilder();
+            doAnswer(inv -> {
+                Submission s = inv.getArgument(0);
+                for (TransferBatch b : batches) {
+                    seenAtAbort.append(b.status(0)).append(s.isAborted() ? "+aborted " : " ");
+                }
+                return null;
+            }).when(transport).abort(any());
+            for (int k = 0; k < batches.length; k++) {
+                batches[k] = engine.newBatch(1).write(seg, src.address(), dst.address(), 16).submit();
+            }
+            engine.close();
+            for (TransferBatch b : batches) {
+                assertTrue(b.isDone());
+                assertEquals(TransferStatus.CANCELED, b.status(0), b.failureReason(0));
+            }
+            verify(transport, times(3)).abort(any());
+            assertFalse(seenAtAbort.toString().contains("PENDING"), "every batch ended before the first abort: " + seenAtAbort);
+            assertTrue(seenAtAbort.toString().contains("+aborted"), seenAtAbort.toString());
+        }
+    }
+
+    @Test
+    void shouldHandTheTransportItsRegistrationAndThePeersBufferPerRequest() {
+        RegionRegistration registration = JsonObject::new;
+        when(transport.registerRegion(any())).thenReturn(registration);
+        try (HostMemory src = engine.allocate(8192); HostMemory dst = peer.allocate(8192)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            engine.newBatch(1).write(seg, src.address() + 100, dst.address() + 200, 16).submit();
+            ArgumentCaptor<Submission> work = ArgumentCaptor.forClass(Submission.class);
+            verify(transport).submit(any(), work.capture());
+            Submission w = work.getValue();
+            assertSame(registration, w.localRegistration(0));
+            assertEquals(dst.address(), w.remoteBuffer(0).address());
+            assertEquals(dst.length(), w.remoteBuffer(0).length());
+            assertFalse(w.isAborted());
+            w.partDone(0, TransferStatus.COMPLETED);
+        }
+    }
+
+    @Test
+    void shouldDispatchConnectionHandshakesByProtocol() {
+        JsonObject accepted = new JsonObject();
+        accepted.addProperty("reply_msg", "");
+        accepted.addProperty("efa_addr", "fe80");
+        when(transport.onConnectionRequest(any())).thenReturn(accepted);
+        InetSocketAddress rpc = new InetSocketAddress("127.0.0.1", engine.rpcPort());
+        JsonObject named = new JsonObject();
+        named.addProperty("protocol", InMemoryTransportProvider.PROTOCOL);
+        assertEquals("fe80", call(rpc, named).get("efa_addr").getAsString());
+        assertEquals("fe80", call(rpc, new JsonObject()).get("efa_addr").getAsString(), "a Mooncake peer names none");
+        verify(transport, times(2)).onConnectionRequest(any());
+        JsonObject other = new JsonObject();
+        other.addProperty("protocol", "efa");
+        String refused = call(rpc, other).get("reply_msg").getAsString();
+        assertTrue(refused.contains("'efa'") && refused.contains(InMemoryTransportProvider.PROTOCOL), refused);
+    }
+
+    private static JsonObject call(InetSocketAddress rpc, JsonObject request) {
+        return HandshakeClient.call(rpc, HandshakeFrame.CONNECTION, request, Duration.ofSeconds(5), 1 << 20);
     }
 
     @Test

@@ -17,20 +17,9 @@ import java.lang.invoke.VarHandle;
  */
 public final class ReleaseLedger {
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
-    private static final VarHandle HELD;
-
-    static {
-        try {
-            HELD = MethodHandles.lookup().findVarHandle(ReleaseLedger.class, "held", int.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
 
     private final long[] parts;
     private final RegisteredRegion[] pins;
-    @SuppressWarnings("unused") // through HELD
-    private volatile int held;
 
     public ReleaseLedger(int capacity) {
         this.parts = new long[capacity];
@@ -46,7 +35,6 @@ public final class ReleaseLedger {
     /** Records the pin of request {@code i}'s local memory (taken by the submitting thread). */
     public void pinned(int i, RegisteredRegion pin) {
         pins[i] = pin;
-        HELD.getAndAdd(this, 1);
     }
 
     /**
@@ -106,16 +94,33 @@ public final class ReleaseLedger {
         return true;
     }
 
+    /**
+     * Request {@code i} of round {@code epoch}, which no transport has seen, ends here: its pin is
+     * released without a compare-and-set (only the submitting thread knows the request).
+     */
+    public void endLocally(int i, int epoch) {
+        LONGS.setRelease(parts, i, (long) epoch << 32);
+        release(i);
+    }
+
     private void release(int i) {
         RegisteredRegion pin = pins[i];
         if (pin != null) {
             pin.unpin();
-            HELD.getAndAdd(this, -1);
         }
     }
 
-    /** Whether some request's memory is still pinned (a transport has parts out). */
-    public boolean holdsPins() {
-        return (int) HELD.getVolatile(this) > 0;
+    /**
+     * Whether a part of one of the first {@code size} requests is still to be reported (so its memory
+     * is still pinned). A scan, for the rare reset after a timeout, instead of a shared counter on
+     * every request.
+     */
+    public boolean holdsPins(int size) {
+        for (int i = 0; i < size; i++) {
+            if ((int) (long) LONGS.getVolatile(parts, i) > 0) {
+                return true;
+            }
+        }
+        return false;
     }
 }

@@ -122,6 +122,46 @@ class TransportSelectorTest {
     }
 
     @Test
+    void shouldInstallEveryOtherAvailableAutoSelectableTransportBesideThePrimary() {
+        Fake efaUp = new Fake("efa", true, 8);
+        List<TransportProvider> all = List.of(tcp, efaUp, rdma, new InMemoryTransportProvider(), efa);
+        List<TransportProvider> installed =
+                TransportSelector.selectInstalled(config(Map.of("MOONCAKE_PROTOCOL", "tcp")), all);
+        assertEquals(List.of(tcp, efaUp, rdma), installed, "primary first, then by protocol; test-only left out");
+        assertEquals(List.of(efaUp, rdma), TransportSelector.selectInstalled(config(Map.of()), all).subList(0, 2),
+                "the highest priority is the primary");
+    }
+
+    @Test
+    void shouldInstallExactlyTheNamedTransportsOrNone() {
+        List<TransportProvider> all = List.of(tcp, rdma, new InMemoryTransportProvider());
+        EngineConfig named = config(Map.of("MOONCAKE_PROTOCOL", "tcp", "MC_INSTALLED_TRANSPORTS", " test-mem , TCP"));
+        List<TransportProvider> installed = TransportSelector.selectInstalled(named, all);
+        assertEquals(2, installed.size());
+        assertSame(tcp, installed.get(0));
+        assertEquals("test-mem", installed.get(1).protocol(), "a test-only provider when named");
+        EngineConfig none = config(Map.of("MOONCAKE_PROTOCOL", "tcp", "MC_INSTALLED_TRANSPORTS", "none"));
+        assertEquals(List.of(tcp), TransportSelector.selectInstalled(none, all));
+    }
+
+    @Test
+    void shouldFailWhenANamedExtraTransportIsUnknownOrUnavailable() {
+        List<TransportProvider> all = List.of(tcp, efa);
+        MooncakeException unknown = assertThrows(MooncakeException.class, () -> TransportSelector.selectInstalled(
+                config(Map.of("MOONCAKE_PROTOCOL", "tcp", "MC_INSTALLED_TRANSPORTS", "ib")), all));
+        assertEquals(ErrorCode.TRANSPORT_UNAVAILABLE, unknown.code());
+        assertTrue(unknown.getMessage().contains("'ib'") && unknown.getMessage().contains("unknown")
+                && unknown.getMessage().contains("environment variable MC_INSTALLED_TRANSPORTS"), unknown.getMessage());
+        MooncakeException down = assertThrows(MooncakeException.class, () -> TransportSelector.selectInstalled(
+                config(Map.of("MOONCAKE_PROTOCOL", "tcp", "MC_INSTALLED_TRANSPORTS", "efa")), all));
+        assertTrue(down.getMessage().contains("not available here")
+                && down.getMessage().contains("no efa device found"), down.getMessage());
+        MooncakeException empty = assertThrows(MooncakeException.class, () -> TransportSelector.selectInstalled(
+                config(Map.of("MOONCAKE_PROTOCOL", "tcp", "MC_INSTALLED_TRANSPORTS", "tcp,,efa")), all));
+        assertEquals(ErrorCode.CONFIGURATION, empty.code());
+    }
+
+    @Test
     void shouldFailForUnknownProtocolListingKnownOnes() {
         MooncakeException e = assertThrows(MooncakeException.class,
                 () -> TransportSelector.select(EngineConfig.builder().environment(Map.of()).protocol("ib").build(), List.of(tcp, efa)));

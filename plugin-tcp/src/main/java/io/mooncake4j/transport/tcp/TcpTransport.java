@@ -27,7 +27,8 @@ import org.slf4j.LoggerFactory;
  * memory. Initiator side: per peer, {@code MC_TCP_LANES_PER_PEER} persistent connections ({@link
  * TcpLane}), opened lazily; requests longer than {@code MC_SLICE_SIZE} are striped across them and
  * many requests are in flight on each (protocol v2). A watchdog closes connections that stop moving
- * bytes in the middle of a request ({@code MC_TCP_STALL_TIMEOUT}).
+ * bytes in the middle of a request ({@code MC_TCP_STALL_TIMEOUT}); that is also how the parts of an
+ * aborted batch still in flight to a dead peer end, since abort never closes a connection.
  *
  * <p>Host memory only: requests on GPU memory fail, and the target rejects ranges in GPU regions.
  */
@@ -174,6 +175,12 @@ public final class TcpTransport implements Transport {
         }
     }
 
+    /**
+     * Drops the submission's parts not yet sent, on every lane, reporting them; returns at once. Parts
+     * already in flight finish (their READ payloads are read and dropped) or fail with their
+     * connection; no connection is closed, so other batches to the same peer are not disturbed. A
+     * peer that stops answering is left to the stall watchdog ({@code MC_TCP_STALL_TIMEOUT}).
+     */
     @Override
     public void abort(Submission work) {
         counters.aborts.increment();
