@@ -7,7 +7,9 @@
 #
 # JAVA (default: java), CP (default: samples/target/mooncake4j-samples jar + samples/target/lib/*),
 # REF (default: native/target/fabric_rma_bench), WINDOW (default 64: operations in flight; the
-# bench gets --threads=2 --batch_size=WINDOW/2), PROVIDERS (default "tcp;ofi_rxm shm").
+# bench gets --threads=THREADS --batch_size=WINDOW/THREADS, THREADS default 2), PROVIDERS (default
+# "tcp;ofi_rxm shm"), OPS (default "write read"), SIZES (default "65536 1048576"), COMPARE_TCP
+# (default 1: also run the TCP plugin; 0 skips it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../../.." && pwd)
 secs=${1:-4}
@@ -15,7 +17,10 @@ java=${JAVA:-java}
 cp=${CP:-"$root/samples/target/mooncake4j-samples-0.1.0-SNAPSHOT.jar:$root/samples/target/lib/*"}
 ref=${REF:-"$root/native/target/fabric_rma_bench"}
 window=${WINDOW:-64}
+threads=${THREADS:-2}
 providers=${PROVIDERS:-"tcp;ofi_rxm shm"}
+ops=${OPS:-"write read"}
+sizes=${SIZES:-"65536 1048576"}
 tmp=$(mktemp -d)
 target_pid=
 cleanup() {
@@ -38,7 +43,7 @@ bench() { # protocol provider device op size
   for _ in $(seq 1 300); do [ -s "$tmp/segment" ] && break; sleep 0.1; done
   "$java" --enable-native-access=ALL-UNNAMED -cp "$cp" io.mooncake4j.samples.cli.Main bench \
     --protocol="$protocol" --segment_id="$(cat "$tmp/segment")" --operation="$op" \
-    --block_size="$size" --batch_size=$((window / 2)) --threads=2 --duration="$secs" \
+    --block_size="$size" --batch_size=$((window / threads)) --threads="$threads" --duration="$secs" \
     --buffer_size=256M 2>&1 | grep -o 'throughput [0-9.]* GB/s' | tail -1
   exec 3>&-
   wait "$target_pid" 2>/dev/null || true
@@ -49,12 +54,12 @@ printf '%-12s %-5s %-8s %-12s %-12s %-12s %s\n' provider op size "C ref GB/s" "e
 for provider in $providers; do
   node=127.0.0.1 device=lo
   [ "$provider" = shm ] && node="" && device=all
-  for op in write read; do
-    for size in 65536 1048576; do
+  for op in $ops; do
+    for size in $sizes; do
       c=$("$ref" "$provider" "$op" "$size" "$window" "$secs" "$node" | grep -o 'throughput [0-9.]*' | awk '{print $2}')
       e=$(bench efa "$provider" "$device" "$op" "$size" | awk '{print $2}')
       t=-
-      [ "$provider" != shm ] && t=$(bench tcp "$provider" "$device" "$op" "$size" | awk '{print $2}')
+      [ "$provider" != shm ] && [ "${COMPARE_TCP:-1}" = 1 ] && t=$(bench tcp "$provider" "$device" "$op" "$size" | awk '{print $2}')
       r=$(awk -v e="$e" -v c="$c" 'BEGIN { if (c > 0) printf "%.2f", e / c; else print "-" }')
       printf '%-12s %-5s %-8s %-12s %-12s %-12s %s\n' "$provider" "$op" "$size" "$c" "$e" "$r" "$t"
     done
