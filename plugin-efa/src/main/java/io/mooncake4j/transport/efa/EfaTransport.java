@@ -92,11 +92,13 @@ final class EfaTransport implements Transport {
                 seen.add(domain);
                 opened.add(EfaNic.open(opened.size(), info, settings.maxWr));
             }
-            if (opened.isEmpty()) {
+            List<String> missing = settings.devices.stream().filter(d -> !seen.contains(d)).toList();
+            if (opened.isEmpty() || !missing.isEmpty()) {
                 throw new MooncakeException(
                         ErrorCode.TRANSPORT_UNAVAILABLE,
-                        "EFA: provider '" + settings.provider + "' has no NIC named " + settings.devices
-                                + "; it offers " + domains(q.infos()) + " (set MOONCAKE_DEVICE to some of them)");
+                        "EFA: provider '" + settings.provider + "' has no NIC named "
+                                + (missing.isEmpty() ? settings.devices : missing) + "; it offers "
+                                + domains(q.infos()) + " (set MOONCAKE_DEVICE to some of them)");
             }
             return List.copyOf(opened);
         } catch (RuntimeException e) {

@@ -27,6 +27,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -73,6 +74,13 @@ class EfaEngineTest {
             assertEquals(1, b.rkeys().length);
             assertEquals(1, b.lkeys().length);
         }
+    }
+
+    @Test
+    void shouldNameTheMissingNicWhenMooncakeDeviceNamesOneThatDoesNotExist() {
+        MooncakeException e = assertThrows(MooncakeException.class,
+                () -> engine("tcp;ofi_rxm", EngineConfig.DEVICE, "lo,nosuchnic0").close());
+        assertTrue(e.getMessage().contains("nosuchnic0") && e.getMessage().contains("MOONCAKE_DEVICE"), e.getMessage());
     }
 
     @ParameterizedTest
