@@ -623,8 +623,13 @@ public final class TransferEngine implements AutoCloseable {
                 : work instanceof SegmentSubmission[] ? ((SegmentSubmission[]) work)[0].deadlineNanos()
                 : Long.MAX_VALUE;
         if (System.nanoTime() - deadline >= 0) { // this round's deadline, not an earlier one's
-            cancel(b, work, TransferStatus.TIMEOUT,
+            SegmentSubmission[] subs = claim(b, work, TransferStatus.TIMEOUT,
                     "deadline of " + timeout.toMillis() + " ms (MC_TRANSFER_TIMEOUT) passed");
+            if (subs != null) {
+                // the deadline thread never calls into a transport: a slow abort delays no other deadline
+                subs[0].batch().signalDone(subs[0].epoch());
+                completions.execute(() -> abort(subs));
+            }
         }
     }
 
@@ -666,6 +671,11 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     private void abortAndSignal(SegmentSubmission[] subs) {
+        abort(subs);
+        subs[0].batch().signalDone(subs[0].epoch());
+    }
+
+    private void abort(SegmentSubmission[] subs) {
         for (SegmentSubmission sub : subs) {
             Transport t = transports.get(sub.transport());
             try {
@@ -674,7 +684,6 @@ public final class TransferEngine implements AutoCloseable {
                 LOG.warn("transport {} abort failed", t.protocol(), ex);
             }
         }
-        subs[0].batch().signalDone(subs[0].epoch());
     }
 
     /** Completes a batch's future on the completion threads: user stages never run on a transport thread. */

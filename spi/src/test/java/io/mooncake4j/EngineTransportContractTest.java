@@ -27,6 +27,10 @@ import io.mooncake4j.spi.Transport;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -184,6 +188,37 @@ class EngineTransportContractTest {
             w.partDone(0, TransferStatus.COMPLETED);
             assertEquals(TransferStatus.TIMEOUT, b.status(0), "late reports change no status");
         }
+    }
+
+    @Test
+    void shouldTimeOutOtherBatchesWhileATransportAbortIsSlow() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        CountDownLatch reported = new CountDownLatch(2);
+        List<String> abortThreads = new CopyOnWriteArrayList<>();
+        doAnswer(inv -> {
+            abortThreads.add(Thread.currentThread().getName());
+            if (abortThreads.size() == 1) {
+                release.await(20, TimeUnit.SECONDS); // the first abort hangs until the test lets it go
+            }
+            Submission s = inv.getArgument(0);
+            s.partFailed(0, TransferStatus.CANCELED, "dropped");
+            reported.countDown();
+            return null;
+        }).when(transport).abort(any());
+        try (HostMemory src = engine.allocate(4096); HostMemory dst = peer.allocate(4096)) {
+            Segment seg = engine.openSegment(peer.localSegmentName());
+            TransferBatch first = engine.newBatch(1).write(seg, src.address(), dst.address(), 16).submit();
+            assertTrue(first.await(Duration.ofSeconds(5)));
+            verify(transport, timeout(5000)).abort(any());
+            TransferBatch second = engine.newBatch(1).write(seg, src.address(), dst.address(), 16).submit();
+            assertTrue(second.await(Duration.ofSeconds(5)), "a hanging abort held up another batch's deadline");
+            assertEquals(TransferStatus.TIMEOUT, second.status(0));
+            release.countDown();
+            assertTrue(reported.await(10, TimeUnit.SECONDS));
+        } finally {
+            release.countDown();
+        }
+        assertFalse(abortThreads.stream().anyMatch(n -> n.startsWith("mooncake4j-deadline")), abortThreads.toString());
     }
 
     @Test

@@ -11,9 +11,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The engine's threads that complete {@code TransferBatch.completion()} futures, so that stages a
- * user chains on them never run on a transport's I/O or completion-queue thread: daemon threads
- * named {@code mooncake4j-completion-N}, created on demand and ended after a minute idle, so that a
- * stage that blocks delays no other batch.
+ * user chains on them never run on a transport's I/O or completion-queue thread, and that run the
+ * transports' aborts of timed-out work, so that the deadline thread never calls into a transport:
+ * daemon threads named {@code mooncake4j-completion-N}, created on demand and ended after a minute
+ * idle, so that a stage or an abort that blocks delays nothing else.
  */
 public final class CompletionThreads implements AutoCloseable {
     private final AtomicInteger count = new AtomicInteger();
@@ -26,10 +27,15 @@ public final class CompletionThreads implements AutoCloseable {
 
     /** Completes {@code f} with {@code value} on a completion thread. */
     public <T> void complete(CompletableFuture<T> f, T value) {
+        execute(() -> f.complete(value));
+    }
+
+    /** Runs {@code task} on a completion thread (on the common pool once closed). */
+    public void execute(Runnable task) {
         try {
-            executor.execute(() -> f.complete(value));
+            executor.execute(task);
         } catch (RejectedExecutionException e) {
-            ForkJoinPool.commonPool().execute(() -> f.complete(value)); // the engine closed meanwhile
+            ForkJoinPool.commonPool().execute(task); // the engine closed meanwhile
         }
     }
 

@@ -16,7 +16,8 @@ import io.mooncake4j.metadata.SegmentDescriptor;
  * copied by the engine and never reach a transport.
  *
  * <p>Threading: {@link #submit}, {@link #abort} and {@link #warmup} are called from many threads at
- * once, {@link #abort} also from the engine's single deadline thread: it must never block. Reports to
+ * once; {@link #abort} from the thread that cancels (the user's, or an engine thread at a deadline:
+ * never the deadline thread itself) and must not block. Reports to
  * a {@link Submission} may come from any thread; the engine never runs user code on the reporting
  * thread (completion stages run on the engine's completion executor). A transport owns its threads
  * and sockets and releases them all in {@link #close()}.

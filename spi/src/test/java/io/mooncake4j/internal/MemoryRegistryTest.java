@@ -6,18 +6,29 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.mockito.ArgumentMatchers.any;
+import static org.mockito.ArgumentMatchers.eq;
+import static org.mockito.Mockito.inOrder;
+import static org.mockito.Mockito.mock;
+import static org.mockito.Mockito.never;
+import static org.mockito.Mockito.verify;
+import static org.mockito.Mockito.when;
 
+import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.PinnedRegion;
+import io.mooncake4j.spi.RegionRegistration;
+import io.mooncake4j.spi.Transport;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.mockito.InOrder;
 
 class MemoryRegistryTest {
     private final MemoryRegistry registry = new MemoryRegistry();
@@ -28,6 +39,35 @@ class MemoryRegistryTest {
 
     private void register(MemoryRegion... regions) {
         registry.register(List.of(regions), InstalledTransports.of());
+    }
+
+    @Test
+    void shouldRollBackEveryTransportAndEveryRegionOfTheBatchWhenOneTransportRefuses() {
+        Transport first = mock(Transport.class);
+        Transport second = mock(Transport.class);
+        when(first.protocol()).thenReturn("a");
+        when(second.protocol()).thenReturn("b");
+        RegionRegistration firstReg = JsonObject::new;
+        RegionRegistration secondReg = JsonObject::new;
+        when(first.registerRegion(any())).thenReturn(firstReg);
+        MemoryRegion ok = region(0x1000, 0x1000);
+        MemoryRegion refused = region(0x4000, 0x1000);
+        when(second.registerRegion(ok)).thenReturn(secondReg);
+        when(second.registerRegion(refused)).thenThrow(new MooncakeException(ErrorCode.REGISTRATION, "fi_mr_reg: nic 2"));
+        MooncakeException e = assertThrows(MooncakeException.class,
+                () -> registry.register(List.of(ok, refused), InstalledTransports.of(first, second)));
+        assertTrue(e.getMessage().endsWith("fi_mr_reg: nic 2"), "the transport's own error: " + e.getMessage());
+        InOrder order = inOrder(first, second);
+        order.verify(first).registerRegion(ok);
+        order.verify(second).registerRegion(ok);
+        order.verify(first).registerRegion(refused);
+        order.verify(second).registerRegion(refused);
+        order.verify(first).unregisterRegion(refused, firstReg);
+        order.verify(second).unregisterRegion(ok, secondReg);
+        order.verify(first).unregisterRegion(ok, firstReg);
+        verify(second, never()).unregisterRegion(eq(refused), any());
+        assertTrue(registry.snapshot().isEmpty(), "nothing stays registered");
+        assertNull(registry.pin(0x1000, 1));
     }
 
     @Test

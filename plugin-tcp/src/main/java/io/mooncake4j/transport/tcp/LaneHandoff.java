@@ -35,7 +35,7 @@ final class LaneHandoff {
     private volatile Submission current; // the batch the send side works on (the sender or a caller-run)
     private volatile boolean currentAborted;
 
-    // what take() took, for the send side
+    // what take() took: the send side reads them right after take(), on the same thread
     Submission takenSub;
     int takenStart;
     int takenSkip;

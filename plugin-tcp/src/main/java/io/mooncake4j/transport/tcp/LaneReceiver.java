@@ -14,7 +14,7 @@ final class LaneReceiver {
     private static final int STAGE_BYTES = 256 << 10;
     private static final int DIRECT_MIN = 64 << 10; // READ payloads from this size go socket->memory
 
-    static final String REJECTED =
+    private static final String REJECTED =
             "the target rejected the address range (not inside one registered host buffer)";
 
     private final InflightRing ring;

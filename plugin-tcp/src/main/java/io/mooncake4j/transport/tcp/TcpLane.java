@@ -40,7 +40,7 @@ final class TcpLane {
     private static final Logger LOG = LoggerFactory.getLogger(TcpLane.class);
     private static final int MAX_CONNECTS_PER_BATCH = 2;
     private static final String CLOSED_REASON = "tcp transport closed";
-    static final String ABORTED_REASON = "dropped before it was sent: the engine gave up on the batch";
+    private static final String ABORTED_REASON = "dropped before it was sent: the engine gave up on the batch";
     private static final String ENDED_REASON = "dropped before it was sent: the request had ended";
 
     private final TcpTransport transport;
