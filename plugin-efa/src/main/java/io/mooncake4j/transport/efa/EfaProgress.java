@@ -71,7 +71,9 @@ final class EfaProgress implements Runnable {
     /** Queues a submission; returns at once. */
     void submit(EfaWork w) {
         incoming.add(w);
-        if (waiting) {
+        if (!running && !thread.isAlive()) {
+            failQueued(TransferStatus.FAILED, "the EFA progress thread has stopped");
+        } else if (waiting) {
             wake();
         }
     }
@@ -122,9 +124,19 @@ final class EfaProgress implements Runnable {
                 waiting = false;
             }
         } catch (Throwable t) {
-            log.error("EFA progress thread {} died; its transfers fail", thread.getName(), t);
+            log.error("EFA progress thread {} died; its queued transfers fail", thread.getName(), t);
             running = false;
+            failQueued(TransferStatus.FAILED, "the EFA progress thread died: " + t);
         }
+    }
+
+    /** Reports every queued part not yet issued as failed (operations in flight are left alone). */
+    private synchronized void failQueued(TransferStatus status, String reason) {
+        drainIncoming();
+        for (EfaWork w : pending) {
+            w.dropUnissued(slice, status, reason);
+        }
+        pending.clear();
     }
 
     /**
@@ -159,7 +171,7 @@ final class EfaProgress implements Runnable {
         while (!pending.isEmpty()) {
             EfaWork w = pending.peek();
             if (w.work.isAborted()) {
-                w.dropUnissued(slice, "aborted before it was sent");
+                w.dropUnissued(slice, w.abortStatus(), "aborted before it was sent");
                 pending.poll();
                 continue;
             }
@@ -169,12 +181,26 @@ final class EfaProgress implements Runnable {
             }
             EfaNic nic = nextNicWithCredit();
             if (nic == null) {
+                dropAbortedBehindHead();
                 return any;
             }
             stage(w, nic);
             any = true;
         }
         return any;
+    }
+
+    /** While the head waits for credit, work the engine gave up on behind it is dropped at once. */
+    private void dropAbortedBehindHead() {
+        if (pending.size() > 1) {
+            EfaWork head = pending.peekFirst();
+            pending.removeIf(w -> w != head && w.work.isAborted() && dropped(w));
+        }
+    }
+
+    private boolean dropped(EfaWork w) {
+        w.dropUnissued(slice, w.abortStatus(), "aborted before it was sent");
+        return true;
     }
 
     private EfaNic nextNicWithCredit() {
@@ -330,11 +356,7 @@ final class EfaProgress implements Runnable {
 
     /** After {@link #stop} and the NICs' closing: reports what never completed. */
     void failRemaining(String reason) {
-        drainIncoming();
-        for (EfaWork w : pending) {
-            w.dropUnissued(slice, reason);
-        }
-        pending.clear();
+        failQueued(TransferStatus.CANCELED, reason);
         for (EfaNic nic : nics) {
             for (int slot = 0; slot < nic.capacity; slot++) {
                 finish(nic, slot, TransferStatus.CANCELED, reason);

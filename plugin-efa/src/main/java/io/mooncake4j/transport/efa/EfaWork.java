@@ -74,15 +74,16 @@ final class EfaWork {
         return work.opcode(i) == Opcode.READ;
     }
 
+    /** The status of parts dropped because the engine gave up: TIMEOUT after the deadline, else CANCELED. */
+    TransferStatus abortStatus() {
+        return System.nanoTime() - work.deadlineNanos() >= 0 ? TransferStatus.TIMEOUT : TransferStatus.CANCELED;
+    }
+
     /**
-     * Reports every part not yet issued as failed ({@code TIMEOUT} after the deadline, else {@code
-     * CANCELED}), so that the engine hears of each part exactly once.
+     * Reports every part not yet issued with {@code status}, so that the engine hears of each part
+     * exactly once.
      */
-    void dropUnissued(long slice, String reason) {
-        TransferStatus status =
-                System.nanoTime() - work.deadlineNanos() >= 0
-                        ? TransferStatus.TIMEOUT
-                        : TransferStatus.CANCELED;
+    void dropUnissued(long slice, TransferStatus status, String reason) {
         if (offset > 0) {
             long left = work.length(next) - offset;
             for (long parts = (left + slice - 1) / slice; parts > 0; parts--) {
