@@ -15,7 +15,8 @@
  * A fault seam (setFault0) lets tests reach mr_mode branches and failures that no software provider
  * can be asked for: fail the Nth fi_mr_reg, or make a domain behave as if the provider returned extra
  * mr_mode bits (FI_MR_PROV_KEY: keys are chosen "by the provider"; FI_MR_ENDPOINT: regions are bound
- * to the endpoint and enabled).
+ * to the endpoint and enabled), or refuse every post with -FI_EAGAIN (a peer whose connection never
+ * drains, as rxm does for a dead peer it keeps reconnecting to).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -84,6 +85,7 @@ static long fault_mr_reg_countdown; /* > 0: the Nth fi_mr_reg from now fails */
 static int fault_mr_reg_errno;
 static uint64_t fault_mr_mode_add;
 static uint64_t fault_next_key = 1u << 20;
+static int fault_post_eagain; /* non-zero: every post is refused with -FI_EAGAIN (a backlogged peer) */
 
 static __thread const char *last_step = "";
 
@@ -403,6 +405,10 @@ static jint fab_post(JNIEnv *env, jclass cls, jlong nic, jlong ops_address, jint
     (void)cls;
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
     struct mc_op *ops = (struct mc_op *)(uintptr_t)ops_address;
+    if (fault_post_eagain && count > 0) {
+        ops[0].rc = -FI_EAGAIN;
+        return 0;
+    }
     for (jint i = 0; i < count; i++) {
         struct mc_op *op = &ops[i];
         if (op->slot >= n->slots) {
@@ -526,12 +532,13 @@ static jint fab_wait(JNIEnv *env, jclass cls, jlongArray jnics, jint timeout_ms)
 }
 
 static void fab_set_fault(JNIEnv *env, jclass cls, jlong mr_reg_countdown, jint mr_reg_errno,
-                          jlong mr_mode_add) {
+                          jlong mr_mode_add, jboolean post_eagain) {
     (void)env;
     (void)cls;
     fault_mr_reg_countdown = mr_reg_countdown;
     fault_mr_reg_errno = mr_reg_errno;
     fault_mr_mode_add = (uint64_t)mr_mode_add;
+    fault_post_eagain = post_eagain;
 }
 
 static JNINativeMethod methods[] = {
@@ -555,7 +562,7 @@ static JNINativeMethod methods[] = {
     {"wait0", "([JI)I", (void *)fab_wait},
     {"readErr0", "(J[J)Ljava/lang/String;", (void *)fab_read_err},
     {"signal0", "(J)I", (void *)fab_signal},
-    {"setFault0", "(JIJ)V", (void *)fab_set_fault},
+    {"setFault0", "(JIJZ)V", (void *)fab_set_fault},
 };
 
 int mc_fabric_register(JNIEnv *env) {

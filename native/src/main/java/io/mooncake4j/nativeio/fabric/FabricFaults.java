@@ -10,7 +10,7 @@ public final class FabricFaults {
     /** The {@code n}-th registration from now (1 = the next) fails with libfabric error {@code errno}. */
     public static void failRegistration(int n, int errno) {
         LibFabric.ensureAvailable();
-        FabricNatives.setFault0(n, errno, 0);
+        FabricNatives.setFault0(n, errno, 0, false);
     }
 
     /**
@@ -20,13 +20,22 @@ public final class FabricFaults {
      */
     public static void addMrMode(long mrModeBits) {
         LibFabric.ensureAvailable();
-        FabricNatives.setFault0(0, 0, mrModeBits);
+        FabricNatives.setFault0(0, 0, mrModeBits, false);
+    }
+
+    /**
+     * Every post from now is refused with {@code -FI_EAGAIN}, as for a peer whose connection never
+     * drains (rxm keeps reconnecting to a dead peer), until {@link #clear()}.
+     */
+    public static void refusePosts() {
+        LibFabric.ensureAvailable();
+        FabricNatives.setFault0(0, 0, 0, true);
     }
 
     /** Removes every fault. */
     public static void clear() {
         if (LibFabric.isAvailable()) {
-            FabricNatives.setFault0(0, 0, 0);
+            FabricNatives.setFault0(0, 0, 0, false);
         }
     }
 }

@@ -50,5 +50,5 @@ final class FabricNatives {
 
     static native int signal0(long nic);
 
-    static native void setFault0(long mrRegCountdown, int mrRegErrno, long mrModeAdd);
+    static native void setFault0(long mrRegCountdown, int mrRegErrno, long mrModeAdd, boolean postEagain);
 }

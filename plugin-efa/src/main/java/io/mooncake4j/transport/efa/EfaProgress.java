@@ -276,6 +276,17 @@ final class EfaProgress implements Runnable {
                 }
                 long rc = nic.ops.rc(nic.stagedFrom);
                 if (rc == -LibFabric.FI_EAGAIN) {
+                    // The provider is backlogged (a dead peer that rxm keeps reconnecting to answers
+                    // EAGAIN for ever). An operation not yet accepted holds no provider reference:
+                    // drop it when the engine gave up on it, so it neither pins memory for ever nor
+                    // blocks the operations behind it.
+                    int slot = nic.ops.slot(nic.stagedFrom);
+                    EfaWork w = nic.slotWork[slot];
+                    if (w != null && w.work.isAborted()) {
+                        nic.stagedFrom++;
+                        finish(nic, slot, w.abortStatus(), "aborted before the provider accepted it");
+                        continue;
+                    }
                     break;
                 }
                 int slot = nic.ops.slot(nic.stagedFrom++);

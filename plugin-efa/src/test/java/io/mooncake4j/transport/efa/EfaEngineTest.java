@@ -19,6 +19,7 @@ import io.mooncake4j.TransferEngine;
 import io.mooncake4j.TransferStatus;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.nativeio.fabric.FabricFaults;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -81,6 +82,45 @@ class EfaEngineTest {
         MooncakeException e = assertThrows(MooncakeException.class,
                 () -> engine("tcp;ofi_rxm", EngineConfig.DEVICE, "lo,nosuchnic0").close());
         assertTrue(e.getMessage().contains("nosuchnic0") && e.getMessage().contains("MOONCAKE_DEVICE"), e.getMessage());
+    }
+
+    /**
+     * A peer whose connection never drains (rxm answers EAGAIN for ever while it keeps reconnecting
+     * to a dead peer; here the fault seam): the requests end TIMEOUT at their deadline, and their
+     * memory is released at once, because operations the provider never accepted are dropped, so the
+     * memory can be unregistered and the NIC serves the next transfer.
+     */
+    @Test
+    void shouldReleaseMemoryOfOperationsTheProviderNeverAcceptedWhenTheyTimeOut() throws Exception {
+        long len = 1 << 20;
+        long src = NativeMemory.map(len);
+        try (TransferEngine a = engine("tcp;ofi_rxm", EngineConfig.TRANSFER_TIMEOUT, "1");
+                TransferEngine t = engine("tcp;ofi_rxm");
+                HostMemory other = a.allocate(len);
+                HostMemory dst = t.allocate(len)) {
+            a.registerMemory(src, len, "cpu:0");
+            Segment seg = a.openSegment(t.localSegmentName());
+            fillRandom(src, len, 31);
+            a.write(seg, src, dst.address(), len);
+            FabricFaults.refusePosts();
+            TransferBatch b = a.newBatch(4);
+            for (int i = 0; i < 4; i++) {
+                b.write(seg, src + i * (len / 4), dst.address() + i * (len / 4), len / 4);
+            }
+            assertTrue(b.submit().await(Duration.ofSeconds(10)), "ends at its deadline");
+            for (int i = 0; i < 4; i++) {
+                assertEquals(TransferStatus.TIMEOUT, b.status(i));
+            }
+            // throws when the transport still holds a part after the drain time (the deadline)
+            a.unregisterMemory(src);
+            FabricFaults.clear();
+            fillRandom(other.address(), len, 32);
+            a.write(seg, other.address(), dst.address(), len);
+            assertSameBytes(other.address(), dst.address(), len, "the next transfer");
+        } finally {
+            FabricFaults.clear();
+            NativeMemory.unmap(src, len);
+        }
     }
 
     @ParameterizedTest
