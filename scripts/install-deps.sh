@@ -3,7 +3,7 @@
 # benchmarks use (etcd-server gives /usr/bin/etcd, which the etcd store's tests start on loopback).
 # Idempotent; does nothing when everything is there.
 set -euo pipefail
-packages=(gcc libc6-dev openjdk-17-jdk-headless curl ca-certificates unzip iperf3 iproute2 libfabric-dev libfabric-bin etcd-server)
+packages=(gcc libc6-dev openjdk-17-jdk-headless curl ca-certificates unzip iperf3 iproute2 libfabric1 libfabric-dev libfabric-bin etcd-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "mooncake4j_fabric.h"
+
 #define CLASS_NAME "io/mooncake4j/nativeio/NativeMemory"
 
 static jlong nm_address(JNIEnv *env, jclass cls, jobject buffer) {
@@ -92,6 +94,9 @@ __attribute__((visibility("default"))) JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM 
         return JNI_ERR;
     }
     if ((*env)->RegisterNatives(env, cls, methods, sizeof methods / sizeof methods[0]) != 0) {
+        return JNI_ERR;
+    }
+    if (mc_fabric_register(env) != 0) {
         return JNI_ERR;
     }
     return JNI_VERSION_1_8;

@@ -67,6 +67,14 @@ public final class EngineConfig {
      */
     public static final String TCP_BIND_ADDRESS = "MC_TCP_BIND_ADDRESS";
 
+    /**
+     * Shared secret every peer must prove it holds (handshake, notifications, data connections);
+     * default none: anyone who reaches the ports is served, as by Mooncake. See docs/security.md.
+     */
+    public static final String AUTH_TOKEN = "MC_AUTH_TOKEN";
+    /** A file whose content is the shared secret (instead of {@link #AUTH_TOKEN}); default none. */
+    public static final String AUTH_TOKEN_FILE = "MC_AUTH_TOKEN_FILE";
+
     private static final Map<String, String> DEFAULTS =
             Map.ofEntries(
                     Map.entry(METADATA_SERVER, "P2PHANDSHAKE"),
@@ -314,9 +322,11 @@ public final class EngineConfig {
         }
     }
 
-    /** Every explicit setting, for logging. */
+    /** Every explicit setting, for logging; the secret ({@link #AUTH_TOKEN}) shows as {@code ***}. */
     public Map<String, String> explicitSettings() {
-        return new TreeMap<>(explicit);
+        Map<String, String> m = new TreeMap<>(explicit);
+        m.computeIfPresent(AUTH_TOKEN, (k, v) -> "***");
+        return m;
     }
 
     @Override

@@ -19,7 +19,12 @@ public enum ErrorCode {
     /** An I/O or system call failed. */
     IO(8),
     /** The configuration is invalid. */
-    CONFIGURATION(9);
+    CONFIGURATION(9),
+    /**
+     * A peer did not prove that it holds the shared secret ({@code MC_AUTH_TOKEN}), or refused
+     * ours; see docs/security.md.
+     */
+    AUTHENTICATION(10);
 
     private final int code;
 

@@ -2,6 +2,8 @@ package io.mooncake4j;
 
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.spi.MetadataStore;
+import java.net.InetAddress;
 import java.util.List;
 import java.util.Objects;
 
@@ -15,6 +17,7 @@ public final class Segment {
     private final boolean local;
     private final Object owner;
     private volatile SegmentDescriptor descriptor;
+    private volatile Host host;
 
     Segment(String name, boolean local, SegmentDescriptor descriptor, Object owner) {
         this.name = Objects.requireNonNull(name, "name");
@@ -47,9 +50,26 @@ public final class Segment {
         this.descriptor = d;
     }
 
+    /**
+     * Where the peer lives, from {@code store} ({@link MetadataStore#rpcAddress}), looked up once per
+     * descriptor: a new descriptor (re-fetched, or a peer that restarted under this name) is looked
+     * up again, so a host cached for an older one is never used with it.
+     */
+    InetAddress host(MetadataStore store) {
+        SegmentDescriptor d = descriptor;
+        Host h = host;
+        if (h == null || h.descriptor != d) {
+            h = new Host(d, store.rpcAddress(name).getAddress());
+            host = h;
+        }
+        return h.address;
+    }
+
     Object owner() {
         return owner;
     }
+
+    private record Host(SegmentDescriptor descriptor, InetAddress address) {}
 
     @Override
     public String toString() {

@@ -10,6 +10,8 @@ import io.mooncake4j.internal.handshake.NotificationInbox;
 import io.mooncake4j.internal.ProviderLoader;
 import io.mooncake4j.internal.RegisteredRegion;
 import io.mooncake4j.internal.TransportSelector;
+import io.mooncake4j.internal.auth.AuthSecret;
+import io.mooncake4j.internal.auth.ChallengeResponse;
 import io.mooncake4j.internal.handshake.HandshakeClient;
 import io.mooncake4j.internal.handshake.HandshakeFrame;
 import io.mooncake4j.internal.handshake.HandshakeLimits;
@@ -22,6 +24,7 @@ import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.MetadataContext;
 import io.mooncake4j.spi.MetadataStore;
 import io.mooncake4j.spi.MetadataStoreProvider;
+import io.mooncake4j.spi.PeerAuthenticator;
 import io.mooncake4j.spi.PinnedRegion;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
@@ -84,6 +87,7 @@ public final class TransferEngine implements AutoCloseable {
     private final Duration handshakeTimeout;
     private final int maxFrame;
     private final Object publishLock = new Object();
+    private final PeerAuthenticator auth;
     private HandshakeServer handshake;
     private MetadataStore store;
     private InstalledTransports transports;
@@ -99,6 +103,9 @@ public final class TransferEngine implements AutoCloseable {
         this.handshakeTimeout = config.handshakeTimeout();
         this.maxFrame = config.handshakeMaxLength();
         this.notifications = NotificationInbox.from(config);
+        this.auth = AuthSecret.load(config)
+                .<PeerAuthenticator>map(secret -> new ChallengeResponse(secret, () -> localName))
+                .orElse(PeerAuthenticator.OPEN);
         this.hostname = config.localHostname() != null ? config.localHostname() : AdvertisedAddress.detect();
         NativeMemory.ensureAvailable();
     }
@@ -126,7 +133,7 @@ public final class TransferEngine implements AutoCloseable {
         InetAddress bind = config.tcpBindAddress();
         String bindHost = bind == null ? null : bind.getHostAddress();
         handshake = HandshakeServer.start(
-                bindHost, config.minRpcPort(), config.maxRpcPort(), HandshakeLimits.from(config), this::onHandshake);
+                bindHost, config.minRpcPort(), config.maxRpcPort(), HandshakeLimits.from(config), auth, this::onHandshake);
         store = metaProvider.create(config.metadataServer(), new MetadataContext() {
             @Override
             public EngineConfig config() {
@@ -135,7 +142,7 @@ public final class TransferEngine implements AutoCloseable {
 
             @Override
             public JsonObject call(InetSocketAddress peer, int type, JsonObject request, Duration t) {
-                return HandshakeClient.call(peer, type, request, t, maxFrame);
+                return HandshakeClient.call(peer, type, request, t, maxFrame, auth);
             }
 
             @Override
@@ -158,6 +165,14 @@ public final class TransferEngine implements AutoCloseable {
                 bind == null
                         ? "every interface (set " + EngineConfig.TCP_BIND_ADDRESS + " to restrict)"
                         : bind.getHostAddress() + " (" + EngineConfig.TCP_BIND_ADDRESS + ")");
+        if (auth.isEnabled()) {
+            LOG.info("engine {}: every peer must prove the shared secret ({} or {}) on every connection",
+                    localName, EngineConfig.AUTH_TOKEN, EngineConfig.AUTH_TOKEN_FILE);
+        } else {
+            LOG.warn("engine {} accepts anyone who reaches its ports, as Mooncake does: any peer may read and"
+                    + " write its registered memory; set {} or {} to admit only peers that hold the secret"
+                    + " (docs/security.md)", localName, EngineConfig.AUTH_TOKEN, EngineConfig.AUTH_TOKEN_FILE);
+        }
     }
 
     private static MetadataStoreProvider selectMetadata(String uri) {
@@ -197,6 +212,14 @@ public final class TransferEngine implements AutoCloseable {
         return config;
     }
 
+    /**
+     * Whether this engine has a shared secret ({@code MC_AUTH_TOKEN}): then every peer proved it on
+     * every connection, and a {@link Notification}'s sender is the name its sender proved.
+     */
+    public boolean authenticatesPeers() {
+        return auth.isEnabled();
+    }
+
     /** The port of the handshake (RPC) server. */
     public int rpcPort() {
         return handshake.port();
@@ -211,7 +234,16 @@ public final class TransferEngine implements AutoCloseable {
 
     /** Registers {@code [address, address + length)} at {@code location}. */
     public MemoryRegion registerMemory(long address, long length, MemoryLocation location) {
-        return registerMemory(List.of(new MemoryRegion(address, length, location))).get(0);
+        return registerMemory(address, length, location, RegionAccess.REMOTE);
+    }
+
+    /**
+     * Registers {@code [address, address + length)} at {@code location}; with {@link
+     * RegionAccess#LOCAL_ONLY} it is never published to peers nor served to them, only used by this
+     * engine's own transfers.
+     */
+    public MemoryRegion registerMemory(long address, long length, MemoryLocation location, RegionAccess access) {
+        return registerMemory(List.of(new MemoryRegion(address, length, location)), access).get(0);
     }
 
     /** Registers a direct buffer's whole capacity as host memory; heap buffers are refused. */
@@ -230,12 +262,17 @@ public final class TransferEngine implements AutoCloseable {
      * again and its exception is thrown.
      */
     public List<MemoryRegion> registerMemory(List<MemoryRegion> regions) {
+        return registerMemory(regions, RegionAccess.REMOTE);
+    }
+
+    /** Registers several regions with the same access, all or nothing. */
+    public List<MemoryRegion> registerMemory(List<MemoryRegion> regions, RegionAccess access) {
         ensureOpen();
         List<MemoryRegion> resolved = new ArrayList<>(regions.size());
         for (MemoryRegion r : regions) {
             resolved.add(r.location().kind().equals("*") ? new MemoryRegion(r.address(), r.length(), MemoryLocation.CPU) : r);
         }
-        registry.register(resolved, transports);
+        registry.register(resolved, access, transports);
         try {
             descriptorChanged();
         } catch (RuntimeException e) {
@@ -326,6 +363,11 @@ public final class TransferEngine implements AutoCloseable {
 
     /** Allocates page-aligned, zeroed host memory of any size and registers it. */
     public HostMemory allocate(long length) {
+        return allocate(length, RegionAccess.REMOTE);
+    }
+
+    /** Allocates page-aligned, zeroed host memory of any size and registers it with {@code access}. */
+    public HostMemory allocate(long length, RegionAccess access) {
         ensureOpen();
         if (length <= 0) {
             throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "allocation length must be positive: " + length);
@@ -334,7 +376,7 @@ public final class TransferEngine implements AutoCloseable {
         long rounded = (length + page - 1) / page * page;
         long address = NativeMemory.map(rounded);
         try {
-            MemoryRegion region = registerMemory(address, rounded, MemoryLocation.CPU);
+            MemoryRegion region = registerMemory(address, rounded, MemoryLocation.CPU, access);
             return new HostMemory(this, region);
         } catch (RuntimeException e) {
             NativeMemory.unmap(address, rounded);
@@ -360,6 +402,9 @@ public final class TransferEngine implements AutoCloseable {
         extra.addProperty("timestamp", Long.toString(System.currentTimeMillis()));
         List<BufferDescriptor> buffers = new ArrayList<>();
         for (RegisteredRegion r : registry.snapshot()) {
+            if (!r.isRemote()) {
+                continue; // LOCAL_ONLY: peers must not even learn where it is
+            }
             MemoryRegion m = r.region();
             buffers.add(new BufferDescriptor(m.location().toString(), m.address(), m.length(), r.transportFields()));
         }
@@ -385,8 +430,10 @@ public final class TransferEngine implements AutoCloseable {
         if (s != null) {
             return s;
         }
-        SegmentDescriptor d = fetch(name);
-        return segments.computeIfAbsent(name, n -> new Segment(n, false, d, this));
+        Segment fetched = new Segment(name, false, fetch(name), this);
+        fetched.host(store); // now, so that transfers to an open segment never wait for the store
+        Segment raced = segments.putIfAbsent(name, fetched);
+        return raced != null ? raced : fetched;
     }
 
     private SegmentDescriptor fetch(String name) {
@@ -408,6 +455,7 @@ public final class TransferEngine implements AutoCloseable {
         ensureOpen();
         if (!segment.isLocal()) {
             segment.descriptor(fetch(segment.name()));
+            segment.host(store);
         }
         return segment;
     }
@@ -663,7 +711,7 @@ public final class TransferEngine implements AutoCloseable {
 
     private void copyLocally(TransferBatch b, int i, int e) {
         long len = b.length(i);
-        PinnedRegion target = registry.pin(b.remote(i), len);
+        PinnedRegion target = registry.pinRegion(b.remote(i), len);
         if (target == null) {
             b.endLocally(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
                     + ") is not inside one registered region of the local segment", e);
@@ -771,7 +819,7 @@ public final class TransferEngine implements AutoCloseable {
     public void sendNotification(String segmentName, String message) {
         ensureOpen();
         JsonObject reply = HandshakeClient.call(store.rpcAddress(segmentName), HandshakeFrame.NOTIFY,
-                HandshakeMessages.notify(localName, message), handshakeTimeout, maxFrame);
+                HandshakeMessages.notify(localName, message), handshakeTimeout, maxFrame, auth);
         if (!HandshakeMessages.isNotifyOk(reply)) {
             throw new MooncakeException(ErrorCode.METADATA, "segment " + segmentName + " refused the notification: " + reply);
         }
@@ -799,12 +847,12 @@ public final class TransferEngine implements AutoCloseable {
         return notifications.refused();
     }
 
-    private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote) {
+    private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote, String peer) {
         switch (type) {
             case HandshakeFrame.METADATA:
                 return localDescriptor().toJson();
             case HandshakeFrame.NOTIFY:
-                return notifications.accept(HandshakeMessages.parseNotify(request), remote);
+                return notifications.accept(HandshakeMessages.parseNotify(request), remote, peer);
             case HandshakeFrame.PROBE:
                 return HandshakeMessages.probeOk();
             case HandshakeFrame.CONNECTION:
@@ -918,11 +966,22 @@ public final class TransferEngine implements AutoCloseable {
         }
 
         @Override
+        public InetAddress peerHost(String segmentName) {
+            Segment s = segments.get(segmentName);
+            return s != null ? s.host(store) : store.rpcAddress(segmentName).getAddress();
+        }
+
+        @Override
         public JsonObject connect(String segmentName, JsonObject request, Duration t) {
             if (!request.has("protocol")) {
                 request.addProperty("protocol", protocol);
             }
-            return HandshakeClient.call(store.rpcAddress(segmentName), HandshakeFrame.CONNECTION, request, t, maxFrame);
+            return HandshakeClient.call(store.rpcAddress(segmentName), HandshakeFrame.CONNECTION, request, t, maxFrame, auth);
+        }
+
+        @Override
+        public PeerAuthenticator peerAuthenticator() {
+            return auth;
         }
     }
 }

@@ -24,7 +24,9 @@ import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
+import io.mooncake4j.spi.TransportContext;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
@@ -43,13 +45,17 @@ class EngineTransportContractTest {
     private final Transport transport = mock(Transport.class);
     private TransferEngine engine;
     private TransferEngine peer;
+    private TransportContext context;
 
     @BeforeEach
     void start() {
         when(transport.protocol()).thenReturn(InMemoryTransportProvider.PROTOCOL);
         when(transport.registerRegion(any())).thenReturn(RegionRegistration.NONE);
         peer = TransferEngine.create(TransferEngineTest.config().build());
-        InMemoryTransportProvider.override = context -> transport;
+        InMemoryTransportProvider.override = c -> {
+            context = c;
+            return transport;
+        };
         try {
             engine = TransferEngine.create(TransferEngineTest.config().transferTimeout(Duration.ofMillis(300)).build());
         } finally {
@@ -286,6 +292,16 @@ class EngineTransportContractTest {
 
     private static JsonObject call(InetSocketAddress rpc, JsonObject request) {
         return HandshakeClient.call(rpc, HandshakeFrame.CONNECTION, request, Duration.ofSeconds(5), 1 << 20);
+    }
+
+    @Test
+    void shouldLocateP2pPeersAtTheHostOfTheirName() throws Exception {
+        Segment seg = engine.openSegment(peer.localSegmentName());
+        assertEquals(InetAddress.getByName("127.0.0.1"), context.peerHost(seg.name()));
+        assertEquals(InetAddress.getByName("::1"), context.peerHost("[::1]:15001"), "a segment not opened yet");
+        assertEquals(InetAddress.getByName("10.1.2.3"), context.peerHost("10.1.2.3:15002"));
+        MooncakeException e = assertThrows(MooncakeException.class, () -> context.peerHost("prefill-0"));
+        assertEquals(ErrorCode.INVALID_ARGUMENT, e.code(), "a P2P name must be host:port: " + e.getMessage());
     }
 
     @Test

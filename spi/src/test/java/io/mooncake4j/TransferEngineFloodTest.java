@@ -51,7 +51,7 @@ class TransferEngineFloodTest {
     }
 
     /** Writes 64 KiB from a to b and checks every byte arrived. */
-    private static void assertTransfers(TransferEngine a, TransferEngine b) {
+    static void assertTransfers(TransferEngine a, TransferEngine b) {
         try (HostMemory src = a.allocate(1 << 16); HostMemory dst = b.allocate(1 << 16)) {
             byte[] data = new byte[1 << 16];
             new Random(7).nextBytes(data);

@@ -3,6 +3,7 @@ package io.mooncake4j.internal;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.RegionAccess;
 import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.PinnedRegion;
 import java.util.ArrayList;
@@ -11,7 +12,9 @@ import java.util.List;
 
 /**
  * The engine's registered memory: a sorted, copy-on-write array of non-overlapping regions. Lookups
- * ({@link #pin}) take no lock and allocate nothing; registration changes are serialised.
+ * ({@link #pin}, {@link #pinRegion}) take no lock and allocate nothing; registration changes are
+ * serialised. {@link #pin}, which serves peers, never yields a region registered {@link
+ * RegionAccess#LOCAL_ONLY}.
  */
 public final class MemoryRegistry implements LocalMemory {
     private static final RegisteredRegion[] EMPTY = new RegisteredRegion[0];
@@ -22,9 +25,10 @@ public final class MemoryRegistry implements LocalMemory {
      * Registers regions all or nothing: each must not overlap any registered region or another in the
      * batch, and is registered on every installed transport ({@link InstalledTransports#register},
      * itself all or nothing). When a region is refused, the regions of the batch registered before it
-     * are unregistered from the transports again and the registry is left unchanged.
+     * are unregistered from the transports again and the registry is left unchanged. {@code access}
+     * applies to every region of the batch.
      */
-    public void register(List<MemoryRegion> batch, InstalledTransports transports) {
+    public void register(List<MemoryRegion> batch, RegionAccess access, InstalledTransports transports) {
         synchronized (writeLock) {
             List<RegisteredRegion> added = new ArrayList<>(batch.size());
             RegisteredRegion[] current = regions;
@@ -44,7 +48,11 @@ public final class MemoryRegistry implements LocalMemory {
                                 r + " overlaps registered " + overlap.region()
                                         + ": unregister it first, or register a disjoint range");
                     }
-                    added.add(transports.register(r));
+                    RegisteredRegion registered = transports.register(r);
+                    if (access == RegionAccess.LOCAL_ONLY) {
+                        registered.markLocalOnly(); // before `regions` publishes it
+                    }
+                    added.add(registered);
                 }
             } catch (RuntimeException | Error e) {
                 for (int i = added.size() - 1; i >= 0; i--) {
@@ -102,21 +110,28 @@ public final class MemoryRegistry implements LocalMemory {
         return false;
     }
 
+    /** For a peer's request: refuses {@link RegionAccess#LOCAL_ONLY} regions as if unregistered. */
     @Override
     public PinnedRegion pin(long address, long length) {
-        return pinRegion(address, length);
+        RegisteredRegion r = find(address, length);
+        return r != null && r.isRemote() && r.tryPin() ? r : null;
     }
 
-    /** {@link #pin} with the registered region's own type (its transport registrations). */
+    /**
+     * For this engine's own transfers: pins any registered region, local-only ones included, with the
+     * registered region's own type (its transport registrations).
+     */
     public RegisteredRegion pinRegion(long address, long length) {
+        RegisteredRegion r = find(address, length);
+        return r != null && r.tryPin() ? r : null;
+    }
+
+    private RegisteredRegion find(long address, long length) {
         if (length <= 0 || Long.compareUnsigned(address + length, address) <= 0) {
             return null;
         }
         RegisteredRegion r = floor(regions, address);
-        if (r == null || Long.compareUnsigned(address + length, r.end()) > 0) {
-            return null;
-        }
-        return r.tryPin() ? r : null;
+        return r == null || Long.compareUnsigned(address + length, r.end()) > 0 ? null : r;
     }
 
     /** A snapshot of the registered regions in address order, with their transport fields. */

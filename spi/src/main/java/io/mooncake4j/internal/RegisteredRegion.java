@@ -3,8 +3,8 @@ package io.mooncake4j.internal;
 import com.google.gson.JsonObject;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.spi.PinnedRegion;
-import java.time.Duration;
 import io.mooncake4j.spi.RegionRegistration;
+import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
@@ -16,6 +16,8 @@ public final class RegisteredRegion implements PinnedRegion {
     private final MemoryRegion region;
     private final RegionRegistration[] registrations;
     private final JsonObject transportFields;
+    // set before the region is published in the registry (a volatile write), never after
+    private boolean remote = true;
     private final AtomicInteger pins = new AtomicInteger();
     private volatile boolean removed;
 
@@ -23,6 +25,16 @@ public final class RegisteredRegion implements PinnedRegion {
         this.region = region;
         this.registrations = registrations;
         this.transportFields = transportFields;
+    }
+
+    /** Whether peers may reach it ({@link io.mooncake4j.RegionAccess#REMOTE}): published and servable. */
+    public boolean isRemote() {
+        return remote;
+    }
+
+    /** Makes it {@link io.mooncake4j.RegionAccess#LOCAL_ONLY}; only before it is published. */
+    void markLocalOnly() {
+        remote = false;
     }
 
     @Override

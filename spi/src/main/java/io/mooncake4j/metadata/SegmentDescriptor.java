@@ -201,8 +201,8 @@ public final class SegmentDescriptor {
                 String bname = string(bo, "name");
                 long addr = unsigned(bo, "addr");
                 long length = unsigned(bo, "length");
-                if (bname.isEmpty() || addr == 0 || length == 0) {
-                    throw invalid("buffer needs a non-empty name and non-zero addr and length: " + bo);
+                if (bname.isEmpty() || addr == 0 || length <= 0) {
+                    throw invalid("buffer needs a non-empty name, a non-zero addr and a length from 1 to 2^63-1: " + bo);
                 }
                 JsonObject extra = bo.deepCopy();
                 extra.remove("name");

@@ -18,6 +18,7 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
+import io.mooncake4j.RegionAccess;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.PinnedRegion;
 import io.mooncake4j.spi.RegionRegistration;
@@ -38,7 +39,7 @@ class MemoryRegistryTest {
     }
 
     private void register(MemoryRegion... regions) {
-        registry.register(List.of(regions), InstalledTransports.of());
+        registry.register(List.of(regions), RegionAccess.REMOTE, InstalledTransports.of());
     }
 
     @Test
@@ -55,7 +56,7 @@ class MemoryRegistryTest {
         when(second.registerRegion(ok)).thenReturn(secondReg);
         when(second.registerRegion(refused)).thenThrow(new MooncakeException(ErrorCode.REGISTRATION, "fi_mr_reg: nic 2"));
         MooncakeException e = assertThrows(MooncakeException.class,
-                () -> registry.register(List.of(ok, refused), InstalledTransports.of(first, second)));
+                () -> registry.register(List.of(ok, refused), RegionAccess.REMOTE, InstalledTransports.of(first, second)));
         assertTrue(e.getMessage().endsWith("fi_mr_reg: nic 2"), "the transport's own error: " + e.getMessage());
         InOrder order = inOrder(first, second);
         order.verify(first).registerRegion(ok);
@@ -82,6 +83,17 @@ class MemoryRegistryTest {
         assertNull(registry.pin(0xFFFF_FFFF_FFFF_FFF0L, 0x20), "overflow");
         assertNull(registry.pin(0x100ff, 2), "past the end");
         assertNull(registry.pin(0xfff, 2), "before the start");
+    }
+
+    @Test
+    void shouldNeverPinALocalOnlyRegionForAPeerButPinItForTheEngineItself() {
+        registry.register(List.of(region(0x1000, 0x1000)), RegionAccess.LOCAL_ONLY, InstalledTransports.of());
+        register(region(0x2000, 0x1000));
+        assertNull(registry.pin(0x1000, 0x10), "a peer's request into a local-only region");
+        assertNotNull(registry.pinRegion(0x1000, 0x10));
+        assertNotNull(registry.pin(0x2000, 0x10));
+        assertNotNull(registry.pinRegion(0x2000, 0x10));
+        assertEquals(List.of(false, true), registry.snapshot().stream().map(r -> r.isRemote()).toList());
     }
 
     @Test

@@ -41,6 +41,7 @@ final class ConnectorContext {
     final NDManager manager;
     final ConnectorCounters counters = new ConnectorCounters();
     final BlockTransfers transfers;
+    final SenderCheck senders;
     private final ThreadPoolExecutor ioPool;
     private final Executor io;
     private final ScheduledThreadPoolExecutor timer;
@@ -52,6 +53,7 @@ final class ConnectorContext {
         this.layout = pool.layout();
         this.allocator = pool.allocator();
         this.config = config;
+        this.senders = new SenderCheck(counters.messagesRefused, engine.authenticatesPeers());
         ThreadFactory tf = r -> {
             Thread t = new Thread(r, "mooncake4j-kv-" + THREADS.incrementAndGet());
             t.setDaemon(true);

@@ -15,11 +15,13 @@ final class ConnectorCounters {
     final AtomicLong transferRequests = new AtomicLong();
     final AtomicLong notificationsFailed = new AtomicLong();
     final AtomicLong quarantines = new AtomicLong();
+    final AtomicLong messagesRefused = new AtomicLong();
 
     KvConnectorMetrics snapshot(BlockAllocator allocator, int activePrefills, int activeDecodes) {
         return new KvConnectorMetrics(prefillCompleted.get(), prefillFailed.get(), prefillExpired.get(),
                 decodeCompleted.get(), decodeFailed.get(), bytesSent.get(), bytesReceived.get(),
-                transferRequests.get(), notificationsFailed.get(), quarantines.get(), allocator.freeBlocks(),
+                transferRequests.get(), notificationsFailed.get(), quarantines.get(), messagesRefused.get(),
+                allocator.freeBlocks(),
                 allocator.usedBlocks(), activePrefills, activeDecodes);
     }
 }

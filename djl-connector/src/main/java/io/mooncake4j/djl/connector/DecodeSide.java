@@ -233,7 +233,7 @@ final class DecodeSide {
         }
         r.cache().close();
         if (mayBeInFlight) {
-            quarantine.hold(r.requestId(), r.blockTable());
+            quarantine.hold(r.requestId(), s == null ? null : s.engine(), r.blockTable());
         } else {
             ctx.allocator.release(r.blockTable());
         }
@@ -270,7 +270,10 @@ final class DecodeSide {
     void onDone(String sender, KvMessage m) {
         DecodeRequest r = requests.get(m.requestId);
         if (r == null) {
-            quarantine.end(m.requestId);
+            quarantine.end(m.requestId, sender, m);
+            return;
+        }
+        if (!fromSource(r, sender, m)) {
             return;
         }
         KvTransferStats peer;
@@ -287,10 +290,23 @@ final class DecodeSide {
     void onError(String sender, KvMessage m) {
         DecodeRequest r = requests.get(m.requestId);
         if (r == null) {
-            quarantine.end(m.requestId);
+            quarantine.end(m.requestId, sender, m);
+            return;
+        }
+        if (!fromSource(r, sender, m)) {
             return;
         }
         fail(r, KvError.PEER_ERROR, "prefill worker " + sender + " reported: " + m.reason(), false);
+    }
+
+    /**
+     * Whether a DONE or ERROR for {@code r} comes from the prefill engine its fetch asked. A request
+     * made with {@code expect} asked no one (the application carried its destination), so any peer
+     * that reaches this engine may end it; docs/security.md says so.
+     */
+    private boolean fromSource(DecodeRequest r, String sender, KvMessage m) {
+        KvTransferParams s = r.source();
+        return s == null || ctx.senders.accepts(sender, s.engine(), m);
     }
 
     /** Fails every waiting request (telling peers) and ends the quarantine (the connector closes). */

@@ -226,10 +226,10 @@ public final class KvConnector implements AutoCloseable {
     private void dispatch(String sender, KvMessage m) {
         switch (m.type) {
             case DEST:
-                prefill.onDestination(m);
+                prefill.onDestination(sender, m);
                 break;
             case ABORT:
-                prefill.onAbort(m);
+                prefill.onAbort(sender, m);
                 break;
             case RELEASE:
                 prefill.onRelease(m);

@@ -15,6 +15,8 @@ import com.google.gson.JsonObject;
  * @param transferRequests transfer requests submitted (after coalescing)
  * @param notificationsFailed notifications that could not be delivered
  * @param quarantines block sets held back after an abandoned transfer
+ * @param messagesRefused DEST, ABORT, DONE and ERROR messages dropped because their sender is not
+ *     the peer of their request (see docs/security.md)
  * @param freeBlocks free blocks in the pool now
  * @param usedBlocks referenced blocks in the pool now
  * @param activePrefills prefill requests alive now
@@ -31,6 +33,7 @@ public record KvConnectorMetrics(
         long transferRequests,
         long notificationsFailed,
         long quarantines,
+        long messagesRefused,
         int freeBlocks,
         int usedBlocks,
         int activePrefills,
@@ -49,6 +52,7 @@ public record KvConnectorMetrics(
         o.addProperty("transfer_requests", transferRequests);
         o.addProperty("notifications_failed", notificationsFailed);
         o.addProperty("quarantines", quarantines);
+        o.addProperty("messages_refused", messagesRefused);
         o.addProperty("free_blocks", freeBlocks);
         o.addProperty("used_blocks", usedBlocks);
         o.addProperty("active_prefills", activePrefills);

@@ -55,7 +55,10 @@ final class KvMessage {
         return o.toString();
     }
 
-    /** The message in a notification's text, or null when the text is not one of ours. */
+    /**
+     * The message in a notification's text, or null when the text is not one of ours or not a whole
+     * message (a field above missing or of another JSON type), so no reader meets a half-valid one.
+     */
     static KvMessage decode(String text) {
         if (text == null || text.isEmpty() || text.charAt(0) != '{' || !text.contains(MARKER)) {
             return null;
@@ -66,15 +69,33 @@ final class KvMessage {
                 return null;
             }
             JsonObject o = e.getAsJsonObject();
-            if (!o.has(MARKER)) {
+            JsonElement reason = o.get("reason");
+            if (!o.has(MARKER) || !absentOrObject(o.get("params")) || !absentOrObject(o.get("stats"))
+                    || reason != null && !reason.isJsonNull() && !isString(reason)) {
                 return null;
             }
-            Type t = Type.valueOf(o.get("type").getAsString().toUpperCase(Locale.ROOT));
-            return new KvMessage(t, o.get("to").getAsString(), o.get("from").getAsString(),
-                    o.get("request_id").getAsString(), o);
+            Type t = Type.valueOf(string(o, "type").toUpperCase(Locale.ROOT));
+            return new KvMessage(t, string(o, "to"), string(o, "from"), string(o, "request_id"), o);
         } catch (RuntimeException ex) {
             return null;
         }
+    }
+
+    /** The string {@code field}; throws when it is missing or not a JSON string. */
+    private static String string(JsonObject o, String field) {
+        JsonElement e = o.get(field);
+        if (e == null || !isString(e)) {
+            throw new IllegalArgumentException("'" + field + "' is not a string");
+        }
+        return e.getAsString();
+    }
+
+    private static boolean isString(JsonElement e) {
+        return e.isJsonPrimitive() && e.getAsJsonPrimitive().isString();
+    }
+
+    private static boolean absentOrObject(JsonElement e) {
+        return e == null || e.isJsonObject();
     }
 
     String reason() {

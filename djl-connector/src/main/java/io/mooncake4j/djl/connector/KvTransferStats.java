@@ -1,6 +1,8 @@
 package io.mooncake4j.djl.connector;
 
 import com.google.gson.JsonObject;
+import io.mooncake4j.djl.KvError;
+import io.mooncake4j.djl.KvException;
 
 /**
  * What moving one request's KV cache took, for the application's tables.
@@ -70,18 +72,22 @@ public record KvTransferStats(
 
     /** Parses {@link #toJson()}'s form. */
     public static KvTransferStats fromJson(JsonObject o) {
-        return new KvTransferStats(
-                o.get("request_id").getAsString(),
-                o.get("role").getAsString(),
-                TransferMode.parse(o.get("mode").getAsString()),
-                o.has("peer") && !o.get("peer").isJsonNull() ? o.get("peer").getAsString() : "",
-                o.get("tokens").getAsInt(),
-                o.get("start_token").getAsInt(),
-                o.get("blocks").getAsInt(),
-                o.get("runs").getAsInt(),
-                o.get("requests").getAsInt(),
-                o.get("bytes").getAsLong(),
-                Math.round(o.get("transfer_ms").getAsDouble() * 1e6),
-                Math.round(o.get("total_ms").getAsDouble() * 1e6));
+        try {
+            return new KvTransferStats(
+                    o.get("request_id").getAsString(),
+                    o.get("role").getAsString(),
+                    TransferMode.parse(o.get("mode").getAsString()),
+                    o.has("peer") && !o.get("peer").isJsonNull() ? o.get("peer").getAsString() : "",
+                    o.get("tokens").getAsInt(),
+                    o.get("start_token").getAsInt(),
+                    o.get("blocks").getAsInt(),
+                    o.get("runs").getAsInt(),
+                    o.get("requests").getAsInt(),
+                    o.get("bytes").getAsLong(),
+                    Math.round(o.get("transfer_ms").getAsDouble() * 1e6),
+                    Math.round(o.get("total_ms").getAsDouble() * 1e6));
+        } catch (RuntimeException e) { // a missing field (null), a wrong JSON type, an unknown mode
+            throw new KvException(KvError.PEER_ERROR, "the peer sent malformed transfer stats (" + e + ")", e);
+        }
     }
 }

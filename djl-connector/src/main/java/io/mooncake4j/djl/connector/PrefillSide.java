@@ -272,13 +272,19 @@ final class PrefillSide {
 
     // ------------------------------------------------------------------ messages
 
-    /** A decode side sent its destination (prefill first, push). */
-    void onDestination(KvMessage m) {
+    /**
+     * A decode side sent its destination (prefill first, push). Only the decode engine the
+     * destination names may send it: nobody can point a request's KV cache at someone else.
+     */
+    void onDestination(String sender, KvMessage m) {
         KvTransferParams d;
         try {
             d = KvTransferParams.fromJson(m.body.getAsJsonObject("params"));
         } catch (RuntimeException e) {
             LOG.debug("malformed destination for {}: {}", m.requestId, e.toString());
+            return;
+        }
+        if (!ctx.senders.accepts(sender, d.engine(), m)) {
             return;
         }
         PrefillRequest r = requests.get(m.requestId);
@@ -292,10 +298,18 @@ final class PrefillSide {
         }
     }
 
-    /** The decode side gave up on a request. */
-    void onAbort(KvMessage m) {
-        pendingDestinations.remove(m.requestId);
+    /** The decode side gave up on a request; only the decode engine that gave its destination may say so. */
+    void onAbort(String sender, KvMessage m) {
+        PendingDestination pending = pendingDestinations.get(m.requestId);
         PrefillRequest r = requests.get(m.requestId);
+        if (pending == null && r == null) {
+            return; // nothing to abort: the request ended already, or never started here
+        }
+        KvTransferParams dest = pending != null ? pending.params() : r.destination();
+        if (!ctx.senders.accepts(sender, dest == null ? null : dest.engine(), m)) {
+            return;
+        }
+        pendingDestinations.remove(m.requestId, pending);
         if (r != null) {
             abort(r, "decode worker aborted: " + m.reason(), false);
         }
@@ -308,7 +322,15 @@ final class PrefillSide {
             return;
         }
         if (m.body.has("stats")) {
-            KvTransferStats peer = KvTransferStats.fromJson(m.body.getAsJsonObject("stats"));
+            // the decode side has its KV cache either way: malformed stats must not keep the blocks
+            KvTransferStats peer;
+            try {
+                peer = KvTransferStats.fromJson(m.body.getAsJsonObject("stats"));
+            } catch (KvException | IllegalStateException e) { // IllegalStateException: stats not an object
+                end(r, null, e instanceof KvException ? (KvException) e
+                        : new KvException(KvError.PEER_ERROR, "the decode worker sent stats that are not an object"));
+                return;
+            }
             end(r, peer.as("prefill", m.from, System.nanoTime() - r.readyNanos()), null);
         } else {
             end(r, null, new KvException(KvError.PEER_ERROR, "decode worker reported: " + m.reason()));

@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.mooncake4j.EngineConfig;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.HostMemory;
 import io.mooncake4j.MooncakeException;
@@ -22,6 +23,7 @@ import io.mooncake4j.TransferEngine;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.InputStreamReader;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -122,8 +124,8 @@ class EtcdMetadataStoreIntegrationTest {
     }
 
     @Test
-    void shouldFollowPeerThatRestartsUnderTheSameName() throws Exception {
-        String name = "127.0.0.1:" + freePort(); // the host part is where the tcp transport connects
+    void shouldFollowPeerThatRestartsUnderTheSameNameAtAnotherAddress() throws Exception {
+        String name = "decode-" + freePort();
         try (TransferEngine a = engine(ETCD.uri()); HostMemory ma = a.allocate(1 << 16)) {
             Segment seen;
             try (TransferEngine b = TransferEngine.create(config(ETCD.uri()).set(EtcdSettings.LOCAL_SERVER_NAME, name).build());
@@ -132,7 +134,9 @@ class EtcdMetadataStoreIntegrationTest {
                 seen = a.openSegment(name);
                 assertRoundTrip(a, ma, seen, mb, 4);
             }
-            try (TransferEngine b2 = TransferEngine.create(config(ETCD.uri()).set(EtcdSettings.LOCAL_SERVER_NAME, name).build());
+            // listening on 127.0.0.2 only: reached only if the peer's host is looked up again with its new descriptor
+            try (TransferEngine b2 = TransferEngine.create(config(ETCD.uri()).localHostname("127.0.0.2")
+                            .set(EngineConfig.TCP_BIND_ADDRESS, "127.0.0.2").set(EtcdSettings.LOCAL_SERVER_NAME, name).build());
                     HostMemory mb2 = b2.allocate(1 << 18)) {
                 Segment s = seen;
                 await(Duration.ofSeconds(30), "the watch never showed the restarted peer's buffer",
@@ -143,25 +147,47 @@ class EtcdMetadataStoreIntegrationTest {
     }
 
     @Test
-    void shouldFindSegmentsThatMooncakeWroteWithoutLease() throws Exception {
-        // Mooncake's etcd plugin: plain puts, values written by Json::FastWriter (compact, newline)
+    void shouldReachSegmentsThatMooncakeWroteWithoutLeaseAtTheHostOfTheirRpcMeta() throws Exception {
+        assertEquals("127.0.0.1", InetAddress.getByName("localhost").getHostAddress(), "this test needs localhost = 127.0.0.1");
         try (TransferEngine a = engine(ETCD.uri());
                 TransferEngine b = engine(ETCD.uri());
                 HostMemory ma = a.allocate(1 << 16);
                 HostMemory mb = b.allocate(1 << 16)) {
-            JsonObject published = JsonParser.parseString(ETCD.get("mooncake/ram/" + b.localSegmentName())).getAsJsonObject();
-            String name = "127.0.0.1";
-            String descriptor = "{\"buffers\":[{\"addr\":" + Long.toUnsignedString(mb.address()) + ",\"length\":"
-                    + mb.length() + ",\"name\":\"cpu:0\"}],\"name\":\"" + name + "\",\"protocol\":\"tcp\","
-                    + "\"tcp_data_port\":" + published.get("tcp_data_port").getAsInt()
-                    + ",\"tcp_proto_version\":2,\"timestamp\":\"2026-12-01 14:00:00.000\"}\n";
-            ETCD.put("mooncake/ram/" + name, descriptor);
-            ETCD.put("mooncake/rpc_meta/" + name, "{\"ip_or_host_name\":\"127.0.0.1\",\"rpc_port\":" + b.rpcPort() + "}\n");
-            Segment s = a.openSegment(name);
-            assertRoundTrip(a, ma, s, mb, 6);
-            a.sendNotification(name, "to a Mooncake-registered name");
-            assertEquals("to a Mooncake-registered name", b.pollNotifications(Duration.ofSeconds(20)).get(0).message());
+            putAsMooncakeDoes("127.0.0.1", "127.0.0.1", b, mb); // a name that is its address
+            putAsMooncakeDoes("decode-7", "localhost", b, mb); // one that is not: only rpc_meta says where
+            long seed = 6;
+            for (String name : List.of("127.0.0.1", "decode-7")) {
+                assertRoundTrip(a, ma, a.openSegment(name), mb, seed++);
+                a.sendNotification(name, "to " + name);
+                assertEquals("to " + name, b.pollNotifications(Duration.ofSeconds(20)).get(0).message());
+            }
         }
+    }
+
+    @Test
+    void shouldReachPeerWhoseSegmentNameIsNotItsAddress() throws Exception {
+        try (TransferEngine a = engine(ETCD.uri());
+                TransferEngine b = TransferEngine.create(config(ETCD.uri()).set(EtcdSettings.LOCAL_SERVER_NAME, "prefill-0").build());
+                HostMemory ma = a.allocate(1 << 16);
+                HostMemory mb = b.allocate(1 << 16)) {
+            assertEquals("prefill-0", b.localSegmentName());
+            assertRoundTrip(a, ma, a.openSegment("prefill-0"), mb, 8);
+        }
+    }
+
+    /**
+     * Writes {@code name}'s entries the way Mooncake's etcd plugin does (plain puts; compact JSON
+     * with a trailing newline, from Json::FastWriter): its segment is {@code b}'s memory {@code mb}
+     * and data port, its {@code rpc_meta} says it lives at {@code host} on {@code b}'s handshake port.
+     */
+    private static void putAsMooncakeDoes(String name, String host, TransferEngine b, HostMemory mb) throws Exception {
+        JsonObject published = JsonParser.parseString(ETCD.get("mooncake/ram/" + b.localSegmentName())).getAsJsonObject();
+        String descriptor = "{\"buffers\":[{\"addr\":" + Long.toUnsignedString(mb.address()) + ",\"length\":"
+                + mb.length() + ",\"name\":\"cpu:0\"}],\"name\":\"" + name + "\",\"protocol\":\"tcp\","
+                + "\"tcp_data_port\":" + published.get("tcp_data_port").getAsInt()
+                + ",\"tcp_proto_version\":2,\"timestamp\":\"2026-12-01 14:00:00.000\"}\n";
+        ETCD.put("mooncake/ram/" + name, descriptor);
+        ETCD.put("mooncake/rpc_meta/" + name, "{\"ip_or_host_name\":\"" + host + "\",\"rpc_port\":" + b.rpcPort() + "}\n");
     }
 
     @Test

@@ -1,7 +1,6 @@
 /**
- * The EFA transport over libfabric (JNI). This module is reserved in the build so that the layout
- * and dependency direction are fixed; the transport itself is the subject of the EFA issue and is
- * not shipped yet, so no provider is registered and {@code MOONCAKE_PROTOCOL=efa} fails with the
- * list of available transports.
+ * The EFA transport over libfabric (JNI, {@code io.mooncake4j.nativeio.fabric}): protocol {@code
+ * efa}, Mooncake's EFA descriptor and Connection handshake; runs on AWS EFA and, for tests and
+ * machines without EFA, on libfabric's software providers ({@code tcp;ofi_rxm}, {@code shm}).
  */
 package io.mooncake4j.transport.efa;

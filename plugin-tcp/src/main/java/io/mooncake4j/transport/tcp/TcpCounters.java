@@ -32,6 +32,7 @@ final class TcpCounters {
     final LongAdder idleTimeouts = new LongAdder();
     final LongAdder requestTimeouts = new LongAdder();
     final LongAdder unregisterKills = new LongAdder();
+    final LongAdder unauthenticated = new LongAdder(); // data connections that did not prove the secret
 
     Map<String, Long> snapshot() {
         Map<String, Long> m = new LinkedHashMap<>();
@@ -56,6 +57,7 @@ final class TcpCounters {
         m.put("idle_timeouts", idleTimeouts.sum());
         m.put("request_timeouts", requestTimeouts.sum());
         m.put("unregister_kills", unregisterKills.sum());
+        m.put("unauthenticated_connections", unauthenticated.sum());
         return m;
     }
 }

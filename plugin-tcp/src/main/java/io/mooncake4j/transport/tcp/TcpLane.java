@@ -2,10 +2,12 @@ package io.mooncake4j.transport.tcp;
 
 import io.mooncake4j.Opcode;
 import io.mooncake4j.TransferStatus;
+import io.mooncake4j.spi.PeerAuthenticator;
 import io.mooncake4j.spi.Submission;
 import java.io.IOException;
 import java.net.StandardSocketOptions;
 import java.nio.channels.SocketChannel;
+import java.time.Duration;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -437,6 +439,9 @@ final class TcpLane {
                     ch.setOption(StandardSocketOptions.SO_RCVBUF, sb);
                 }
                 ch.socket().connect(peer.address, (int) transport.settings.connectTimeoutMillis);
+                // with a secret, prove ourselves (and check the target) before the first header
+                transport.peerAuthenticator().authenticateToServer(ch.socket(), PeerAuthenticator.Purpose.DATA,
+                        Duration.ofMillis(transport.settings.connectTimeoutMillis));
                 TcpConnection c = new TcpConnection(ch, this, counters);
                 receiver.reset();
                 if (peer.v2) {

@@ -3,7 +3,9 @@ package io.mooncake4j.transport.tcp;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.spi.RateLimitedLog;
 import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.LocalMemory;
+import io.mooncake4j.spi.PeerAuthenticator;
 import io.mooncake4j.spi.PinnedRegion;
 import java.io.EOFException;
 import java.io.IOException;
@@ -43,6 +45,10 @@ import org.slf4j.LoggerFactory;
  * MC_TCP_MAX_SERVED_CONNECTIONS}, a new connection replaces the one idle the longest. Peers' misuse
  * (refused and evicted connections, rejected ranges, protocol errors, timeouts) is counted and logged
  * at most every {@value #LOG_INTERVAL_SECONDS} s per kind, with the peer's address.
+ *
+ * <p>With a secret set ({@link PeerAuthenticator#isEnabled()}), a connection must complete the
+ * authentication exchange within {@code MC_HANDSHAKE_CONNECT_TIMEOUT} before its first header is read; one
+ * that does not is closed without a byte of reply (counted as {@code unauthenticated_connections}).
  */
 final class TcpServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TcpServer.class);
@@ -66,6 +72,7 @@ final class TcpServer implements AutoCloseable {
     private static final long REPLY_LAG_BYTES = 1L << 20;
 
     private final LocalMemory memory;
+    private final PeerAuthenticator auth;
     private final TcpSettings settings;
     private final TcpCounters counters;
     private final ServerSocketChannel server;
@@ -78,8 +85,10 @@ final class TcpServer implements AutoCloseable {
     private final int port;
     private final RateLimitedLog warnings = new RateLimitedLog(LOG, LOG_INTERVAL);
 
-    TcpServer(LocalMemory memory, TcpSettings settings, TcpCounters counters) throws IOException {
+    TcpServer(LocalMemory memory, PeerAuthenticator auth, TcpSettings settings, TcpCounters counters)
+            throws IOException {
         this.memory = memory;
+        this.auth = auth;
         this.settings = settings;
         this.counters = counters;
         ServerSocketChannel ch = ServerSocketChannel.open();
@@ -401,7 +410,9 @@ final class TcpServer implements AutoCloseable {
                 outAddress = st.outAddress;
                 outCopies = st.outCopies;
                 views = st.views;
-                serve();
+                if (authenticated()) {
+                    serve();
+                }
             } catch (EOFException | ClosedChannelException e) {
                 // the peer went away or we closed the connection
             } catch (IOException e) {
@@ -417,6 +428,25 @@ final class TcpServer implements AutoCloseable {
                     staging.release(st);
                 }
                 connections.remove(this);
+            }
+        }
+
+        /** Runs the authentication exchange when a secret is set; false (logged, counted) when the peer fails it. */
+        private boolean authenticated() {
+            if (!auth.isEnabled()) {
+                return true;
+            }
+            try {
+                auth.authenticateClient(ch.socket(), PeerAuthenticator.Purpose.DATA,
+                        Duration.ofMillis(settings.connectTimeoutMillis));
+                return true;
+            } catch (MooncakeException e) {
+                counters.unauthenticated.increment();
+                if (!dead.get()) {
+                    warnings.warn("unauthenticated", "TCP data server on port {}: refused the connection from {}: {}"
+                            + " ({} refused so far)", port, peer, e.getMessage(), counters.unauthenticated.sum());
+                }
+                return false;
             }
         }
 

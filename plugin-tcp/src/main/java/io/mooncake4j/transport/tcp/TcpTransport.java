@@ -1,17 +1,19 @@
 package io.mooncake4j.transport.tcp;
 
-import com.google.common.net.HostAndPort;
 import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.TransferStatus;
 import io.mooncake4j.metadata.SegmentDescriptor;
+import io.mooncake4j.spi.PeerAuthenticator;
 import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import java.io.IOException;
+import java.net.Inet6Address;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
@@ -69,7 +71,7 @@ public final class TcpTransport implements Transport {
         this.context = context;
         this.settings = new TcpSettings(context.config());
         try {
-            this.server = new TcpServer(context.localMemory(), settings, counters);
+            this.server = new TcpServer(context.localMemory(), context.peerAuthenticator(), settings, counters);
         } catch (IOException e) {
             throw new MooncakeException(
                     ErrorCode.IO,
@@ -95,6 +97,11 @@ public final class TcpTransport implements Transport {
     @Override
     public String protocol() {
         return "tcp";
+    }
+
+    /** How data connections prove themselves ({@link PeerAuthenticator#OPEN} without a secret). */
+    PeerAuthenticator peerAuthenticator() {
+        return context.peerAuthenticator();
     }
 
     /** The port of the data server, as published in {@code tcp_data_port}. */
@@ -250,7 +257,11 @@ public final class TcpTransport implements Transport {
         LOG.debug("tcp transport on port {} closed; {}", server.port(), counters.snapshot());
     }
 
-    /** The peer's data server, from its segment name (host) and {@code tcp_data_port}. */
+    /**
+     * The peer's data server: its {@code tcp_data_port} on the host where the metadata store says it
+     * lives ({@link TransportContext#peerHost}), never the segment name's host, which in etcd mode may
+     * be any name ({@code MC_LOCAL_SERVER_NAME}).
+     */
     private TcpPeer peerFor(SegmentDescriptor d) {
         TcpPeer cached = byDescriptor.get(d);
         if (cached != null) {
@@ -272,34 +283,20 @@ public final class TcpTransport implements Transport {
                     "segment '" + d.name() + "' publishes no valid tcp_data_port; is it a tcp peer?");
         }
         boolean v2 = d.longField("tcp_proto_version", 1) >= 2;
-        String host = hostOf(d.name());
-        String key = host + '|' + port + '|' + (v2 ? 2 : 1);
+        InetAddress host = context.peerHost(d.name());
+        String label = (host instanceof Inet6Address ? "[" + host.getHostAddress() + "]" : host.getHostAddress())
+                + ":" + port;
+        String key = label + '|' + (v2 ? 2 : 1);
         TcpPeer p = peers.get(key);
         if (p != null) {
             return p;
         }
-        InetSocketAddress address = new InetSocketAddress(host, (int) port);
-        if (address.isUnresolved()) {
-            throw new MooncakeException(
-                    ErrorCode.SEGMENT_NOT_FOUND,
-                    "cannot resolve host '" + host + "' of segment '" + d.name() + "'");
-        }
-        String label = (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
         synchronized (peers) {
             if (closed.get()) {
                 throw new MooncakeException(ErrorCode.CLOSED, "tcp transport closed");
             }
-            return peers.computeIfAbsent(
-                    key, k -> new TcpPeer(this, label, address, v2, settings.lanesPerPeer));
-        }
-    }
-
-    /** The host part of a segment name: {@code host:port}, {@code [v6]:port}, or a bare host. */
-    static String hostOf(String segmentName) {
-        try {
-            return HostAndPort.fromString(segmentName.trim()).getHost();
-        } catch (IllegalArgumentException e) {
-            return segmentName.trim(); // not host[:port]: let the connect attempt report it
+            return peers.computeIfAbsent(key, k -> new TcpPeer(
+                    this, label, new InetSocketAddress(host, (int) port), v2, settings.lanesPerPeer));
         }
     }
 

@@ -14,6 +14,7 @@ import io.mooncake4j.spi.PinnedRegion;
 import io.mooncake4j.spi.RegionRegistration;
 import io.mooncake4j.spi.Submission;
 import io.mooncake4j.spi.TransportContext;
+import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -67,6 +68,12 @@ final class TcpTestKit {
         @Override
         public LocalMemory localMemory() {
             return memory;
+        }
+
+        /** Every peer of these tests listens on loopback. */
+        @Override
+        public InetAddress peerHost(String segmentName) {
+            return InetAddress.getLoopbackAddress();
         }
 
         @Override

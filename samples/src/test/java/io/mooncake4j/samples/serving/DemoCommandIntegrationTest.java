@@ -3,6 +3,7 @@ package io.mooncake4j.samples.serving;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import io.mooncake4j.samples.cli.CliRun;
 import io.mooncake4j.samples.cli.Main;
@@ -26,9 +27,13 @@ class DemoCommandIntegrationTest {
                 : TestModels.tinyRandom().asArguments();
     }
 
+    /**
+     * The JVMs below {@code root}. By executable, not by arguments: Linux gives ProcessHandle no
+     * arguments for a command line as long as the demo's class path.
+     */
     private static List<ProcessHandle> workerJvms(ProcessHandle root) {
         return root.descendants()
-                .filter(p -> p.info().arguments().map(a -> List.of(a).contains(Main.class.getName())).orElse(false))
+                .filter(p -> p.info().command().map(c -> c.endsWith("/java")).orElse(false))
                 .toList();
     }
 
@@ -59,7 +64,8 @@ class DemoCommandIntegrationTest {
         cmd.add(Main.class.getName());
         cmd.addAll(List.of("demo", "--max_tokens", "4", "--prompt", "Once upon a time", "--serve"));
         cmd.addAll(modelArgs());
-        Process demo = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        java.nio.file.Path err = java.nio.file.Files.createTempFile("demo-interrupted", ".err");
+        Process demo = new ProcessBuilder(cmd).redirectError(err.toFile()).start();
         List<ProcessHandle> workers;
         try (BufferedReader out = new BufferedReader(new InputStreamReader(demo.getInputStream(), StandardCharsets.UTF_8))) {
             String line;
@@ -67,11 +73,16 @@ class DemoCommandIntegrationTest {
                 // wait until the demo serves
             }
             workers = workerJvms(demo.toHandle());
+            if (line == null) {
+                fail("the demo ended before serving (exit " + demo.waitFor() + "); its stderr:\n"
+                        + java.nio.file.Files.readString(err));
+            }
             assertEquals(3, workers.size(), "router, prefill and decode JVMs: " + workers);
             demo.destroy(); // SIGTERM, as Ctrl-C
             assertTrue(demo.waitFor(60, TimeUnit.SECONDS), "the demo did not exit");
         } finally {
             demo.destroyForcibly();
+            java.nio.file.Files.deleteIfExists(err);
         }
         for (ProcessHandle w : workers) {
             w.onExit().get(30, TimeUnit.SECONDS);

@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.spi.PeerAuthenticator;
 
 import java.io.BufferedInputStream;
 import java.io.IOException;
@@ -34,17 +35,9 @@ public final class HandshakeClient {
     private HandshakeClient() {}
 
     /**
-     * Sends one request and returns the reply's JSON.
+     * Sends one request without authenticating ({@link PeerAuthenticator#OPEN}).
      *
-     * @param peer the handshake server; an unresolved address is resolved here
-     * @param type 0 Connection, 1 Metadata, 2 Notify, 3 Probe
-     * @param request the body
-     * @param timeout bound on the whole call, connect included
-     * @param maxFrameLength largest request or reply accepted (MC_HANDSHAKE_MAX_LENGTH)
-     * @throws MooncakeException {@code SEGMENT_NOT_FOUND} if nothing listens at {@code peer}
-     *     (connection refused) or its host name does not resolve; {@code METADATA} for a timeout, a
-     *     connection closed without a reply, or a malformed reply; {@code INVALID_ARGUMENT} for a
-     *     bad type or a request larger than {@code maxFrameLength}
+     * @see #call(InetSocketAddress, int, JsonObject, Duration, int, PeerAuthenticator)
      */
     public static JsonObject call(
             InetSocketAddress peer,
@@ -52,7 +45,33 @@ public final class HandshakeClient {
             JsonObject request,
             Duration timeout,
             int maxFrameLength) {
+        return call(peer, type, request, timeout, maxFrameLength, PeerAuthenticator.OPEN);
+    }
+
+    /**
+     * Sends one request and returns the reply's JSON.
+     *
+     * @param peer the handshake server; an unresolved address is resolved here
+     * @param type 0 Connection, 1 Metadata, 2 Notify, 3 Probe
+     * @param request the body
+     * @param timeout bound on the whole call, connect included
+     * @param maxFrameLength largest request or reply accepted (MC_HANDSHAKE_MAX_LENGTH)
+     * @param auth runs the authentication exchange right after connecting, when enabled
+     * @throws MooncakeException {@code SEGMENT_NOT_FOUND} if nothing listens at {@code peer}
+     *     (connection refused) or its host name does not resolve; {@code METADATA} for a timeout, a
+     *     connection closed without a reply, or a malformed reply; {@code INVALID_ARGUMENT} for a
+     *     bad type or a request larger than {@code maxFrameLength}; {@code AUTHENTICATION} when
+     *     the peer does not prove the secret or refuses ours
+     */
+    public static JsonObject call(
+            InetSocketAddress peer,
+            int type,
+            JsonObject request,
+            Duration timeout,
+            int maxFrameLength,
+            PeerAuthenticator auth) {
         Objects.requireNonNull(peer, "peer");
+        Objects.requireNonNull(auth, "auth");
         Objects.requireNonNull(request, "request");
         Objects.requireNonNull(timeout, "timeout");
         HandshakeFrame.checkType(type);
@@ -103,6 +122,14 @@ public final class HandshakeClient {
         try {
             socket.setTcpNoDelay(true);
             socket.connect(target, remainingMillis(deadline));
+            if (auth.isEnabled()) {
+                stage = "authenticating";
+                // its errors name the peer and say what to check
+                auth.authenticateToServer(
+                        socket,
+                        PeerAuthenticator.Purpose.HANDSHAKE,
+                        Duration.ofMillis(remainingMillis(deadline)));
+            }
             stage = "sending the request";
             socket.setSoTimeout(remainingMillis(deadline));
             socket.getOutputStream().write(frame);
@@ -121,7 +148,8 @@ public final class HandshakeClient {
                         ErrorCode.METADATA,
                         what
                                 + " failed: the peer closed the connection without replying; it"
-                                + " refused the request or is overloaded (see its log)");
+                                + " refused the request or is overloaded (see its log)"
+                                + unauthenticatedHint(auth));
             }
             boolean sameType =
                     reply.isLegacy() ? type == HandshakeFrame.CONNECTION : reply.type() == type;
@@ -178,11 +206,21 @@ public final class HandshakeClient {
                         e);
             }
             throw new MooncakeException(
-                    ErrorCode.METADATA, what + " failed while " + stage + ": " + e, e);
+                    ErrorCode.METADATA,
+                    what + " failed while " + stage + ": " + e + unauthenticatedHint(auth),
+                    e);
         } finally {
             kill.cancel(false);
             HandshakeServer.closeQuietly(socket);
         }
+    }
+
+    /** Why a peer may have dropped a client that does not authenticate. */
+    private static String unauthenticatedHint(PeerAuthenticator auth) {
+        return auth.isEnabled()
+                ? ""
+                : "; a peer with a secret (MC_AUTH_TOKEN) drops connections that do not"
+                        + " authenticate";
     }
 
     /** Whether the reply read from {@code in} (marked at its start) begins like an HTTP response. */

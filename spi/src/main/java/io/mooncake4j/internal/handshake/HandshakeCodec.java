@@ -68,14 +68,44 @@ public final class HandshakeCodec {
 
     /** Compact JSON text of {@code body}, as it goes on the wire. */
     public static String toJson(JsonObject body) {
+        String json;
         try {
-            return GSON.toJson(body);
+            json = GSON.toJson(body);
         } catch (IllegalArgumentException e) {
             throw new MooncakeException(
                     ErrorCode.INVALID_ARGUMENT,
                     "handshake body is not valid JSON: " + e.getMessage(),
                     e);
         }
+        return escapeLoneSurrogates(json);
+    }
+
+    /**
+     * Writes each unpaired surrogate as a JSON unicode escape (backslash, u, four hex digits). A peer
+     * may send one escaped, and UTF-8 cannot carry it raw (encoding turns it into '?'), so without
+     * this a body read from the wire would not encode back to itself. Outside strings JSON is ASCII.
+     */
+    static String escapeLoneSurrogates(String json) {
+        StringBuilder b = null;
+        for (int i = 0; i < json.length(); i++) {
+            char c = json.charAt(i);
+            if (Character.isHighSurrogate(c)
+                    && i + 1 < json.length()
+                    && Character.isLowSurrogate(json.charAt(i + 1))) {
+                if (b != null) {
+                    b.append(c).append(json.charAt(i + 1));
+                }
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                if (b == null) {
+                    b = new StringBuilder(json.length() + 16).append(json, 0, i);
+                }
+                b.append(String.format("\\u%04x", (int) c));
+            } else if (b != null) {
+                b.append(c);
+            }
+        }
+        return b == null ? json : b.toString();
     }
 
     /** The whole frame: length prefix, type byte unless legacy, JSON. */

@@ -21,7 +21,9 @@ public interface HandshakeHandler {
      * @param type 0 Connection (also for legacy frames), 1 Metadata, 2 Notify, 3 Probe
      * @param request the request body; the handler may keep or modify it
      * @param remote the peer's address as seen by the server
+     * @param authenticatedPeer the segment name the peer proved with the shared secret on this
+     *     connection; null when the server has no secret (anyone is served)
      * @return the reply body
      */
-    JsonObject handle(int type, JsonObject request, InetSocketAddress remote);
+    JsonObject handle(int type, JsonObject request, InetSocketAddress remote, String authenticatedPeer);
 }

@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.spi.PeerAuthenticator;
 import io.mooncake4j.spi.RateLimitedLog;
 
 import org.slf4j.Logger;
@@ -67,6 +68,11 @@ import java.util.concurrent.atomic.LongAdder;
  *       per call and closes it after the reply, which ends the loop); between frames it gives up
  *       its thread as soon as other connections are queued, so kept-alive connections cannot starve
  *       new ones;
+ *   <li>with a {@link PeerAuthenticator} that is enabled (a secret is set), a connection must
+ *       complete the authentication exchange, within {@code ioTimeout} of its first byte, before
+ *       any frame is read: a peer without the secret is closed unanswered, so it learns no
+ *       address and delivers no notification. Without a secret nothing of this runs and the bytes
+ *       on the wire are Mooncake's;
  *   <li>a malformed frame closes that connection. Nothing a peer sends can stop the server: every
  *       refusal is counted and logged with the peer's address, at most one line per kind every 30
  *       s, and a failure in a service thread is logged and the thread carries on.
@@ -89,6 +95,7 @@ public final class HandshakeServer implements AutoCloseable {
     private final long ioTimeoutNanos;
     private final int ioTimeoutMillis;
     private final HandshakeHandler handler;
+    private final PeerAuthenticator auth;
     private final ThreadPoolExecutor workers;
     private final ScheduledThreadPoolExecutor writeWatchdog;
     private final HandshakeIntake intake;
@@ -103,8 +110,13 @@ public final class HandshakeServer implements AutoCloseable {
     private final LongAdder connectionsRejected = new LongAdder();
     private final LongAdder connectionFailures = new LongAdder();
     private final LongAdder repliesFailed = new LongAdder();
+    private final LongAdder unauthenticated = new LongAdder();
 
-    private HandshakeServer(ServerSocket serverSocket, HandshakeLimits limits, HandshakeHandler handler)
+    private HandshakeServer(
+            ServerSocket serverSocket,
+            HandshakeLimits limits,
+            PeerAuthenticator auth,
+            HandshakeHandler handler)
             throws IOException {
         this.serverSocket = serverSocket;
         this.port = serverSocket.getLocalPort();
@@ -114,6 +126,7 @@ public final class HandshakeServer implements AutoCloseable {
         this.ioTimeoutMillis =
                 (int) Math.max(1, Math.min(Integer.MAX_VALUE, limits.ioTimeout().toMillis()));
         this.handler = handler;
+        this.auth = auth;
         String prefix = "mooncake4j-handshake-" + port;
         this.workers =
                 new ThreadPoolExecutor(
@@ -153,12 +166,27 @@ public final class HandshakeServer implements AutoCloseable {
     }
 
     /**
+     * Binds and starts a server that authenticates no one ({@link PeerAuthenticator#OPEN}).
+     *
+     * @see #start(String, int, int, HandshakeLimits, PeerAuthenticator, HandshakeHandler)
+     */
+    public static HandshakeServer start(
+            String bindHost,
+            int minPort,
+            int maxPort,
+            HandshakeLimits limits,
+            HandshakeHandler handler) {
+        return start(bindHost, minPort, maxPort, limits, PeerAuthenticator.OPEN, handler);
+    }
+
+    /**
      * Binds and starts a server.
      *
      * @param bindHost the local address to listen on; null or empty for every address
      * @param minPort lowest port to try
      * @param maxPort highest port to try; {@code minPort == maxPort == 0} lets the OS choose
      * @param limits what one peer may cost
+     * @param auth checks every connection before its first frame (see the class comment)
      * @param handler answers requests, from many threads at once
      * @throws MooncakeException {@code IO} if no port in the range is free, {@code CONFIGURATION}
      *     for a bad range or bind address
@@ -168,13 +196,15 @@ public final class HandshakeServer implements AutoCloseable {
             int minPort,
             int maxPort,
             HandshakeLimits limits,
+            PeerAuthenticator auth,
             HandshakeHandler handler) {
         Objects.requireNonNull(handler, "handler");
         Objects.requireNonNull(limits, "limits");
+        Objects.requireNonNull(auth, "auth");
         ServerSocket ss = bind(bindHost, minPort, maxPort);
         HandshakeServer server;
         try {
-            server = new HandshakeServer(ss, limits, handler);
+            server = new HandshakeServer(ss, limits, auth, handler);
             server.acceptor.start();
         } catch (IOException e) {
             closeQuietly(ss);
@@ -242,6 +272,14 @@ public final class HandshakeServer implements AutoCloseable {
      */
     public long silentConnectionsClosed() {
         return intake.silentClosed();
+    }
+
+    /**
+     * Connections closed unanswered because they did not complete the authentication exchange (a
+     * secret is set and the peer does not prove it holds it).
+     */
+    public long connectionsUnauthenticated() {
+        return unauthenticated.sum();
     }
 
     /** Replies not written: the peer reset the connection or did not read within the I/O timeout. */
@@ -328,11 +366,12 @@ public final class HandshakeServer implements AutoCloseable {
         try {
             workers.execute(() -> serveAndRelease(c));
         } catch (RejectedExecutionException e) {
-            c.release();
             if (closed.get()) {
+                c.release();
                 return;
             }
-            connectionsRejected.increment();
+            connectionsRejected.increment(); // before the close the peer sees
+            c.release();
             warnings.warn(
                     "saturated",
                     "{} is saturated ({} connections being served, {} queued): closed a"
@@ -374,6 +413,22 @@ public final class HandshakeServer implements AutoCloseable {
         } catch (IOException e) {
             return; // closed by close() while queued, or reset by the peer
         }
+        String peer;
+        try {
+            peer = auth.authenticateClient(socket, PeerAuthenticator.Purpose.HANDSHAKE, limits.ioTimeout());
+        } catch (MooncakeException e) {
+            if (!closed.get()) {
+                unauthenticated.increment();
+                warnings.warn(
+                        "unauthenticated",
+                        "{}: refused the connection from {}: {} ({} refused so far)",
+                        name,
+                        remote,
+                        e.getMessage(),
+                        unauthenticated.sum());
+            }
+            return;
+        }
         FrameDeadline guard = new FrameDeadline(socket);
         boolean first = true;
         while (!closed.get()) {
@@ -406,7 +461,7 @@ public final class HandshakeServer implements AutoCloseable {
             if (request == null) {
                 return; // the peer closed the connection: the normal end
             }
-            JsonObject reply = answer(request, remote);
+            JsonObject reply = answer(request, remote, peer);
             if (reply == null) {
                 return;
             }
@@ -436,10 +491,10 @@ public final class HandshakeServer implements AutoCloseable {
     }
 
     /** The handler's reply; for a failure, a refusal (Connection) or null (close). */
-    private JsonObject answer(HandshakeFrame request, InetSocketAddress remote) {
+    private JsonObject answer(HandshakeFrame request, InetSocketAddress remote, String peer) {
         JsonObject reply;
         try {
-            reply = handler.handle(request.type(), request.body(), remote);
+            reply = handler.handle(request.type(), request.body(), remote, peer);
         } catch (RuntimeException | StackOverflowError e) {
             String why = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
             // A MooncakeException is an expected refusal; anything else is a bug: keep its trace,

@@ -71,9 +71,21 @@ public final class NotificationInbox {
 
     /**
      * Takes a Notify request from {@code from} and returns the reply: {@code success}, or a refusal
-     * that says which bound was reached.
+     * that says which bound was reached, or that the sender named itself other than it proved.
+     *
+     * @param authenticatedPeer the segment name the connection proved (null without a secret): the
+     *     request's sender name must be this one
      */
-    public JsonObject accept(HandshakeMessages.Notify n, InetSocketAddress from) {
+    public JsonObject accept(HandshakeMessages.Notify n, InetSocketAddress from, String authenticatedPeer) {
+        if (authenticatedPeer != null && !authenticatedPeer.equals(n.sender())) {
+            return refuse(
+                    from,
+                    "the sender calls itself '"
+                            + n.sender()
+                            + "' but authenticated as '"
+                            + authenticatedPeer
+                            + "'");
+        }
         long textBytes = utf8Length(n.message());
         if (textBytes > maxMessageSize) {
             return refuse(

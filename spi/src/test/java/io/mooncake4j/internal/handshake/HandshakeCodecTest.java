@@ -128,6 +128,21 @@ class HandshakeCodecTest {
     }
 
     @Test
+    void shouldEncodeLoneSurrogateAsEscapeWhenPeerSentOne() throws IOException {
+        // found by HandshakeFrameFuzzTest: UTF-8 made the lone surrogate '?', changing the text
+        String json = "{\"m\":\"a\\udc00b\\ud83d\\ude00\"}";
+        HandshakeFrame f = read(framed(concat(new byte[] {HandshakeFrame.NOTIFY}, ascii(json))));
+        assertEquals("a\udc00b\ud83d\ude00", f.body().get("m").getAsString());
+        assertArrayEquals(
+                concat(
+                        hex("15 00 00 00 00 00 00 00 02"),
+                        ascii("{\"m\":\"a\\udc00b"),
+                        hex("F0 9F 98 80"),
+                        ascii("\"}")),
+                HandshakeCodec.encode(f));
+    }
+
+    @Test
     void shouldDecodeLegacyFrameAsConnection() throws IOException {
         HandshakeFrame f =
                 read(concat(hex("12 00 00 00 00 00 00 00"), ascii("{\"name\":\"segment\"}")));

@@ -67,7 +67,7 @@ class HandshakeServerTest {
         volatile Function<JsonObject, JsonObject> metadataOverride;
 
         @Override
-        public JsonObject handle(int type, JsonObject request, InetSocketAddress remote) {
+        public JsonObject handle(int type, JsonObject request, InetSocketAddress remote, String peer) {
             int now = running.incrementAndGet();
             maxRunning.accumulateAndGet(now, Math::max);
             try {
@@ -389,7 +389,7 @@ class HandshakeServerTest {
         assertTrue(e.getMessage().contains("without replying"), e.getMessage());
 
         HandshakeHandler failing =
-                (type, request, remote) -> {
+                (type, request, remote, peer) -> {
                     throw new IllegalStateException("no such NIC");
                 };
         try (HandshakeServer other =
@@ -424,7 +424,7 @@ class HandshakeServerTest {
                         0,
                         64,
                         IO_TIMEOUT,
-                        (type, request, remote) ->
+                        (type, request, remote, peer) ->
                                 descriptorJson("a-rather-long-segment-name:15000"))) {
             MooncakeException e =
                     assertThrows(

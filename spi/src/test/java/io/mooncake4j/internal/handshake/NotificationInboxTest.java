@@ -18,7 +18,7 @@ class NotificationInboxTest {
     private static final InetSocketAddress PEER = new InetSocketAddress("127.0.0.1", 15001);
 
     private static JsonObject offer(NotificationInbox inbox, String text) {
-        return inbox.accept(new HandshakeMessages.Notify("a:1", text), PEER);
+        return inbox.accept(new HandshakeMessages.Notify("a:1", text), PEER, null);
     }
 
     private static String replyText(JsonObject reply) {

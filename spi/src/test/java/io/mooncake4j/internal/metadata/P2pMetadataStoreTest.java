@@ -190,7 +190,7 @@ class P2pMetadataStoreTest {
                         0,
                         CONFIG.handshakeMaxLength(),
                         Duration.ofSeconds(2),
-                        (type, request, remote) -> {
+                        (type, request, remote, peer) -> {
                             assertEquals(HandshakeFrame.METADATA, type);
                             received.set(request);
                             return descriptor("127.0.0.1:" + remote.getPort());
@@ -252,7 +252,7 @@ class P2pMetadataStoreTest {
                         0,
                         CONFIG.handshakeMaxLength(),
                         Duration.ofSeconds(2),
-                        (type, request, remote) -> new JsonObject());
+                        (type, request, remote, peer) -> new JsonObject());
         String name = "127.0.0.1:" + server.port();
         MooncakeException e =
                 assertThrows(

@@ -1,0 +1,299 @@
+package io.mooncake4j.gpu.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventQuery;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuMemcpyAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamQuery;
+
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.spi.DeviceCopier;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+import jcuda.driver.CUresult;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Same-process copies on one device's primary context with an owned non-blocking stream. Each
+ * copy's direction comes from where its pointers live ({@link CudaDriver#rangeOf}); small
+ * device-to-device copies of a batch go to the {@link GatherKernel}, the rest to the driver's
+ * typed asynchronous copies. A batch whose last operation is a gather launch is signalled by the
+ * kernel into host memory; any other batch ends with an event. The copier's completion thread
+ * watches them in order and completes the futures, so no driver callback ever runs user code.
+ */
+final class CudaCopier implements DeviceCopier {
+    /** How long a batch may take on the device before its future fails. */
+    static final long COMPLETION_BOUND_NANOS = TimeUnit.SECONDS.toNanos(30);
+
+    private static final Logger LOG = LoggerFactory.getLogger(CudaCopier.class);
+    // Between two checks of a batch the completion thread spins ~2 us (fewer driver calls to
+    // contend with the submitting thread's); after ~2 ms of that it parks between checks.
+    private static final int POLLS_BEFORE_PARKING = 1_000;
+    private static final int SPINS_BETWEEN_POLLS = 64;
+    private static final long PARK_NANOS = 5_000;
+    private static final int STREAM_QUERY_EVERY = 256;
+    private static final int IDLE_SPINS = 20_000; // ~1 ms of an idle completion thread before it parks
+    private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+
+    private final CudaDriver driver;
+    private final int device;
+    private final CUcontext context; // the device's primary context
+    private final CUstream stream = new CUstream();
+    private final GatherKernel gather;
+    private final Object lock = new Object();
+    private final ConcurrentLinkedQueue<CUevent> idleEvents = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Pending> pending = new ConcurrentLinkedQueue<>();
+    private final Thread completer;
+    private volatile boolean completerParked; // set by the completer before it parks on an empty queue
+    private int[] to = new int[0]; // guarded by lock: where each dst lives, reused per batch
+    private int[] from = new int[0];
+    private long submitted; // guarded by lock: batches numbered from 1
+    private volatile boolean closed;
+    private volatile Throwable broken; // why the completion thread stopped, if it did
+
+    CudaCopier(CudaDriver driver, int device) {
+        this.driver = driver;
+        this.device = device;
+        this.context = driver.primaryContext(device);
+        try (ContextScope ignored = ContextScope.push(context)) {
+            CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+            try {
+                gather = new GatherKernel();
+            } catch (RuntimeException e) {
+                cuStreamDestroy(stream);
+                throw e;
+            }
+        }
+        completer = new Thread(this::completeInOrder, "mc4j-cuda-copier-" + device);
+        completer.setDaemon(true);
+        completer.start();
+    }
+
+    @Override
+    public CompletableFuture<Void> copy(long[] dst, long[] src, long[] len, int n) {
+        if (n < 0 || n > dst.length || n > src.length || n > len.length) {
+            throw new MooncakeException(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "copy of " + n + " entries needs arrays at least that long (dst " + dst.length + ", src " + src.length + ", len " + len.length + ")");
+        }
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        synchronized (lock) {
+            if (closed) {
+                throw new MooncakeException(ErrorCode.CLOSED, "the CUDA copier of cuda:" + device + " was closed");
+            }
+            if (broken != null) {
+                done.completeExceptionally(stopped(broken));
+                return done;
+            }
+            try (ContextScope ignored = ContextScope.push(context)) {
+                locateAll(dst, src, len, n);
+                long batch = ++submitted;
+                CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
+                if (!enqueue(dst, src, len, n, batch)) {
+                    event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
+                    CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
+                }
+                pending.add(new Pending(event, done, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
+                if (completerParked) {
+                    LockSupport.unpark(completer);
+                }
+            } catch (MooncakeException e) {
+                gather.discard(); // a list left half-filled must not ride along with the next batch
+                if (e.code() == ErrorCode.INVALID_ARGUMENT) {
+                    throw e;
+                }
+                done.completeExceptionally(e);
+            }
+        }
+        return done;
+    }
+
+    private void locateAll(long[] dst, long[] src, long[] len, int n) {
+        if (to.length < n) {
+            to = new int[n];
+            from = new int[n];
+        }
+        DeviceRanges.Range lastTo = null; // a batch's blocks mostly lie in one or two allocations
+        DeviceRanges.Range lastFrom = null;
+        for (int i = 0; i < n; i++) {
+            if (len[i] < 0) {
+                throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "copy " + i + " has a negative length " + len[i]);
+            }
+            if (lastTo == null || !lastTo.contains(dst[i])) {
+                lastTo = driver.rangeOf(dst[i]);
+            }
+            if (lastFrom == null || !lastFrom.contains(src[i])) {
+                lastFrom = driver.rangeOf(src[i]);
+            }
+            to[i] = lastTo == null ? CudaDriver.HOST : lastTo.device();
+            from[i] = lastFrom == null ? CudaDriver.HOST : lastFrom.device();
+        }
+    }
+
+    /** Enqueues the copies as batch {@code batch}; true when the gather kernel will signal it. */
+    private boolean enqueue(long[] dst, long[] src, long[] len, int n, long batch) {
+        for (int i = 0; i < n; i++) {
+            long bytes = len[i];
+            if (bytes == 0) {
+                continue;
+            }
+            boolean toDevice = to[i] != CudaDriver.HOST;
+            boolean fromDevice = from[i] != CudaDriver.HOST;
+            if (toDevice && fromDevice && to[i] == device && from[i] == device && bytes <= GatherKernel.MAX_ENTRY_BYTES) {
+                gather.add(dst[i], src[i], bytes, stream);
+            } else if (toDevice && fromDevice) {
+                CudaDriver.check(cuMemcpyDtoDAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoDAsync");
+            } else if (toDevice) {
+                CudaDriver.check(cuMemcpyHtoDAsync(Pointers.device(dst[i]), Pointers.host(src[i]), bytes, stream), "cuMemcpyHtoDAsync");
+            } else if (fromDevice) {
+                CudaDriver.check(cuMemcpyDtoHAsync(Pointers.host(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoHAsync");
+            } else {
+                // host to host: unified addressing lets the driver copy it in stream order
+                CudaDriver.check(cuMemcpyAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyAsync");
+            }
+        }
+        return gather.flush(batch, stream);
+    }
+
+    private CUevent newEvent() {
+        CUevent event = new CUevent();
+        CudaDriver.check(cuEventCreate(event, CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+        return event;
+    }
+
+    /** The completion thread: its own thread, so making the primary context current here is no side effect. */
+    private void completeInOrder() {
+        Pending p = null;
+        try {
+            CudaDriver.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+            for (int idle = 0; ; idle++) {
+                p = pending.poll();
+                if (p != null) {
+                    await(p);
+                    idle = 0;
+                } else if (closed) {
+                    return;
+                } else if (idle < IDLE_SPINS) {
+                    Thread.onSpinWait(); // a pipelining caller submits again within microseconds
+                } else {
+                    completerParked = true;
+                    if (pending.isEmpty() && !closed) {
+                        LockSupport.parkNanos(IDLE_PARK_NANOS);
+                    }
+                    completerParked = false;
+                }
+            }
+        } catch (RuntimeException | Error e) {
+            stop(p, e);
+        }
+    }
+
+    /** Fails what is waiting, and every later copy, when the completion thread cannot go on. */
+    private void stop(Pending current, Throwable cause) {
+        broken = cause;
+        if (current != null) {
+            current.done.completeExceptionally(stopped(cause)); // no-op if it was completed already
+        }
+        synchronized (lock) {
+            for (Pending p; (p = pending.poll()) != null; ) {
+                p.done.completeExceptionally(stopped(cause));
+            }
+        }
+    }
+
+    private MooncakeException stopped(Throwable cause) {
+        return new MooncakeException(ErrorCode.IO, "the completion thread of the CUDA copier of cuda:" + device + " stopped: " + cause, cause);
+    }
+
+    private void await(Pending p) {
+        for (int polls = 0; ; polls++) {
+            int result = isDone(p, polls);
+            if (result == CUresult.CUDA_SUCCESS) {
+                if (p.event != null) {
+                    idleEvents.add(p.event);
+                }
+                p.done.complete(null);
+                return;
+            }
+            if (result != CUresult.CUDA_ERROR_NOT_READY) {
+                p.done.completeExceptionally(new MooncakeException(
+                        ErrorCode.TRANSFER_FAILED, "a copy on cuda:" + device + " failed: " + CudaDriver.errorName(result)));
+                return;
+            }
+            if (System.nanoTime() - p.deadline > 0) {
+                p.done.completeExceptionally(new MooncakeException(
+                        ErrorCode.TRANSFER_FAILED,
+                        "a copy batch on cuda:" + device + " was not done within " + TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS) + " s"));
+                return;
+            }
+            if (polls < POLLS_BEFORE_PARKING) {
+                for (int i = 0; i < SPINS_BETWEEN_POLLS; i++) {
+                    Thread.onSpinWait();
+                }
+            } else {
+                LockSupport.parkNanos(PARK_NANOS);
+            }
+        }
+    }
+
+    /**
+     * SUCCESS, NOT_READY or the driver's error. A kernel-signalled batch is read from host memory;
+     * now and then the stream is asked too, so that a device error (which no kernel would signal)
+     * still ends the wait at once, and an idle stream means done whatever the signal says.
+     */
+    private int isDone(Pending p, int polls) {
+        if (p.event != null) {
+            return cuEventQuery(p.event);
+        }
+        if (gather.signalled() >= p.batch) {
+            return CUresult.CUDA_SUCCESS;
+        }
+        return polls % STREAM_QUERY_EVERY == STREAM_QUERY_EVERY - 1 ? cuStreamQuery(stream) : CUresult.CUDA_ERROR_NOT_READY;
+    }
+
+    @Override
+    public void close() {
+        synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        LockSupport.unpark(completer);
+        try {
+            completer.join(TimeUnit.NANOSECONDS.toMillis(COMPLETION_BOUND_NANOS) + 1_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (completer.isAlive()) {
+            LOG.warn("the CUDA copier of cuda:{} still has copies in flight after {} s; its stream is left allocated",
+                    device, TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS));
+            return;
+        }
+        try (ContextScope ignored = driver.enter(device)) {
+            for (CUevent e; (e = idleEvents.poll()) != null; ) {
+                cuEventDestroy(e);
+            }
+            gather.unload();
+            CudaDriver.check(cuStreamDestroy(stream), "cuStreamDestroy");
+        }
+    }
+
+    private record Pending(CUevent event, CompletableFuture<Void> done, long batch, long deadline) {}
+}

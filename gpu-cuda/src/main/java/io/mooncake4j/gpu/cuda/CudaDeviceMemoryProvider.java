@@ -1,0 +1,69 @@
+package io.mooncake4j.gpu.cuda;
+
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.spi.DeviceAllocation;
+import io.mooncake4j.spi.DeviceCopier;
+import io.mooncake4j.spi.DeviceMemoryProvider;
+
+/**
+ * {@code cuda:N} memory through JCuda's driver API. Loads nothing until first asked; every JCuda
+ * class is touched only behind {@link CudaAvailability}, so this class loads without JCuda.
+ */
+public final class CudaDeviceMemoryProvider extends DeviceMemoryProvider {
+    @Override
+    public String kind() {
+        return "cuda";
+    }
+
+    @Override
+    public boolean isAvailable() {
+        return CudaAvailability.cause() == null;
+    }
+
+    @Override
+    public Throwable unavailabilityCause() {
+        return CudaAvailability.cause();
+    }
+
+    @Override
+    public int deviceCount() {
+        return isAvailable() ? driver().deviceCount() : 0;
+    }
+
+    @Override
+    public MemoryLocation locate(long address) {
+        return driver().locate(address);
+    }
+
+    @Override
+    public DeviceAllocation allocate(MemoryLocation location, long bytes) {
+        if (!location.isCuda()) {
+            throw new MooncakeException(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "this provider allocates cuda:N memory, not " + location + ": allocate host memory with TransferEngine.allocate");
+        }
+        return driver().allocate(location.index(), bytes);
+    }
+
+    @Override
+    public DeviceCopier openCopier(int device) {
+        return new CudaCopier(driver(), device);
+    }
+
+    @Override
+    public void forget(long address, long length) {
+        if (isAvailable()) {
+            driver().ranges().forget(address, length);
+        }
+    }
+
+    private static CudaDriver driver() {
+        Throwable cause = CudaAvailability.cause();
+        if (cause != null) {
+            throw new MooncakeException(ErrorCode.TRANSPORT_UNAVAILABLE, "CUDA is unavailable: " + cause.getMessage(), cause);
+        }
+        return CudaDriver.instance();
+    }
+}

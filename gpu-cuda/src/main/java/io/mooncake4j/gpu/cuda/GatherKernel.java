@@ -1,0 +1,163 @@
+package io.mooncake4j.gpu.cuda;
+
+import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_DEVICEMAP;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemFreeHost;
+import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
+import static jcuda.driver.JCudaDriver.cuMemHostGetDevicePointer;
+import static jcuda.driver.JCudaDriver.cuMemsetD32;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+
+import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MooncakeException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import jcuda.Pointer;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+
+/**
+ * The gather-copy kernel ({@code gather_copy.ptx}, loaded with {@code cuModuleLoadData}, no NVRTC):
+ * collects up to {@link #MAX_ENTRIES} device-to-device copies and runs them as one launch. The list
+ * travels in the launch's parameters, which the driver copies when the launch is enqueued, so it
+ * can be refilled at once. The last launch of a batch signals the batch's number into page-locked
+ * host memory when it is done ({@link #signalled()}), which costs the host no driver call. Not
+ * thread-safe, except {@link #signalled()}: its copier serialises use.
+ */
+final class GatherKernel {
+    /** Entries per launch: the list is 3 x 128 x 8 bytes of parameters, inside the 4 KiB every driver takes. */
+    static final int MAX_ENTRIES = 128;
+    /** Larger copies go to the driver's own copy ({@code cuMemcpyDtoDAsync}), one call each. */
+    static final long MAX_ENTRY_BYTES = 1L << 20;
+    /**
+     * Bytes each thread block copies of one entry: 256 threads x 16 x 16-byte words, 4 in flight. On
+     * an H200 a 128 x 64 KiB launch ran as fast as at 32 KiB and twice as fast as at 16 KiB
+     * (GpuCopyBench, "gather kernel alone": 6.2-8.3 us of GPU time).
+     */
+    static final long BYTES_PER_CTA = 65536;
+
+    private static final int THREADS = 256;
+    // struct GatherList in gather_copy.cu: dst[128], src[128], len[128], batch, finished, signal
+    private static final int BATCH_AT = 3 * 8 * MAX_ENTRIES;
+    private static final int PARAM_BYTES = BATCH_AT + 3 * 8;
+    private static final String PTX = "gather_copy.ptx";
+    private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
+
+    private final CUmodule module = new CUmodule();
+    private final CUfunction function = new CUfunction();
+    private final long bytesPerCta;
+    // the parameters in native memory, so that a launch pins no Java array
+    private final ByteBuffer list = ByteBuffer.allocateDirect(PARAM_BYTES).order(ByteOrder.nativeOrder());
+    private final Pointer params = Pointer.to(Pointer.to(list));
+    private final Pointers.DevicePointer finished = new Pointers.DevicePointer(); // thread blocks done, on the device
+    private final Pointer signal = new Pointer(); // the last batch signalled, in page-locked host memory
+    private final ByteBuffer signalView;
+    private int size;
+    private long longest;
+
+    /** Loads the module and allocates the signal word and counter in the current context. */
+    GatherKernel() {
+        this(BYTES_PER_CTA);
+    }
+
+    /** With another split of each entry over thread blocks (the bench compares them). */
+    GatherKernel(long bytesPerCta) {
+        this.bytesPerCta = bytesPerCta;
+        CudaDriver.check(cuModuleLoadData(module, ptx()), "cuModuleLoadData(" + PTX + ")");
+        try {
+            CudaDriver.check(cuModuleGetFunction(function, module, "mc4j_gather_copy"), "cuModuleGetFunction");
+            CudaDriver.check(cuMemHostAlloc(signal, 8, CU_MEMHOSTALLOC_DEVICEMAP), "cuMemHostAlloc(gather signal)");
+            CudaDriver.check(cuMemAlloc(finished, 4), "cuMemAlloc(gather counter)");
+            CudaDriver.check(cuMemsetD32(finished, 0, 1), "cuMemsetD32(gather counter)");
+        } catch (RuntimeException e) {
+            try {
+                unload();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+        signalView = signal.getByteBuffer(0, 8).order(ByteOrder.nativeOrder());
+        LONGS.setRelease(signalView, 0, 0L);
+        Pointers.DevicePointer signalOnDevice = new Pointers.DevicePointer();
+        CudaDriver.check(cuMemHostGetDevicePointer(signalOnDevice, signal, 0), "cuMemHostGetDevicePointer");
+        list.putLong(BATCH_AT + 8, finished.address());
+        list.putLong(BATCH_AT + 16, signalOnDevice.address());
+    }
+
+    /** The last batch whose final launch is done (0 before any). Any thread. */
+    long signalled() {
+        return (long) LONGS.getAcquire(signalView, 0);
+    }
+
+    /** Adds one copy, launching the list first on {@code stream} when it is full. */
+    void add(long dst, long src, long len, CUstream stream) {
+        if (size == MAX_ENTRIES) {
+            launch(0, stream);
+        }
+        list.putLong(8 * size, dst);
+        list.putLong(8 * (MAX_ENTRIES + size), src);
+        list.putLong(8 * (2 * MAX_ENTRIES + size), len);
+        longest = Math.max(longest, len);
+        size++;
+    }
+
+    /**
+     * Launches what was added, if anything, on {@code stream} as the last operation of batch {@code
+     * batch} (positive), which {@link #signalled()} then reports when done.
+     *
+     * @return whether there was anything to launch (otherwise nothing will signal the batch)
+     */
+    boolean flush(long batch, CUstream stream) {
+        if (size == 0) {
+            return false;
+        }
+        launch(batch, stream);
+        return true;
+    }
+
+    /** Forgets what was added and not launched (its batch failed while being enqueued). */
+    void discard() {
+        size = 0;
+        longest = 0;
+    }
+
+    private void launch(long batch, CUstream stream) {
+        int ctas = (int) Math.max(1, Math.min(MAX_ENTRY_BYTES / bytesPerCta, (longest + bytesPerCta - 1) / bytesPerCta));
+        int entries = size;
+        size = 0;
+        longest = 0;
+        list.putLong(BATCH_AT, batch);
+        CudaDriver.check(cuLaunchKernel(function, ctas, entries, 1, THREADS, 1, 1, 0, stream, params, null), "cuLaunchKernel(mc4j_gather_copy)");
+    }
+
+    /** Unloads the module and frees its memory; call with its context current and its launches done. */
+    void unload() {
+        // each is a no-op on what was never allocated (a null handle), so this also cleans up a failed constructor
+        cuMemFree(finished);
+        cuMemFreeHost(signal);
+        CudaDriver.check(cuModuleUnload(module), "cuModuleUnload");
+    }
+
+    private static String ptx() {
+        try (InputStream in = GatherKernel.class.getResourceAsStream(PTX)) {
+            if (in == null) {
+                throw new MooncakeException(ErrorCode.IO, PTX + " is missing from the mooncake4j-gpu-cuda jar: rebuild it");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.US_ASCII);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+package io.mooncake4j.gpu.cuda;
+
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamQuery;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.runtime.JCuda.cudaDeviceSynchronize;
+import static jcuda.runtime.JCuda.cudaMemcpy;
+import static jcuda.runtime.JCuda.cudaSetDevice;
+import static jcuda.runtime.cudaMemcpyKind.cudaMemcpyDeviceToDevice;
+
+import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.spi.DeviceAllocation;
+import io.mooncake4j.spi.DeviceCopier;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+/**
+ * Same-process copy throughput on one GPU against raw {@code cudaMemcpy} in the same run (no JMH:
+ * the work is on the device). Bytes counted are bytes copied; GB/s is 1e9 bytes per second; each
+ * figure is the median of {@code REPEATS} timings of {@code ROUNDS} back-to-back operations ended by
+ * one wait. Run: {@code java -cp ... io.mooncake4j.gpu.cuda.GpuCopyBench}.
+ */
+public final class GpuCopyBench {
+    private static final int REPEATS = 7;
+    private static final int ROUNDS = 100;
+    private static final long WARM_UP_NANOS = 500_000_000L; // the GPU idles at low clocks: load it first
+    private static final long BIG = 64L << 20;
+    private static final int BLOCKS = 128;
+    private static final long BLOCK = 64L << 10;
+
+    private GpuCopyBench() {}
+
+    public static void main(String[] args) throws Exception {
+        CudaDeviceMemoryProvider cuda = new CudaDeviceMemoryProvider();
+        if (!cuda.isAvailable()) {
+            System.out.println("GPU bench skipped: " + cuda.unavailabilityCause().getMessage());
+            return;
+        }
+        System.out.println("device: " + deviceName() + ", driver API " + driverVersion() + ", " + Instant.now());
+        try (DeviceAllocation a = cuda.allocate(MemoryLocation.cuda(0), 1L << 30);
+                DeviceAllocation b = cuda.allocate(MemoryLocation.cuda(0), 1L << 30);
+                DeviceCopier copier = cuda.openCopier(0)) {
+            check(cudaSetDevice(0), "cudaSetDevice"); // the raw baseline is a plain runtime-API user
+            for (long end = System.nanoTime() + WARM_UP_NANOS; System.nanoTime() < end; ) {
+                copier.copy(new long[] {b.address()}, new long[] {a.address()}, new long[] {BIG}, 1).get(30, TimeUnit.SECONDS);
+            }
+            double raw = median(() -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    check(cudaMemcpy(Pointers.host(b.address()), Pointers.host(a.address()), BIG, cudaMemcpyDeviceToDevice), "cudaMemcpy");
+                }
+                check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+            }, BIG * ROUNDS);
+            double big = median(() -> {
+                CompletableFuture<Void> last = null;
+                for (int r = 0; r < ROUNDS; r++) {
+                    last = copier.copy(new long[] {b.address()}, new long[] {a.address()}, new long[] {BIG}, 1);
+                }
+                last.get(30, TimeUnit.SECONDS);
+            }, BIG * ROUNDS);
+            long[] dst = new long[BLOCKS];
+            long[] src = new long[BLOCKS];
+            long[] len = new long[BLOCKS];
+            for (int i = 0; i < BLOCKS; i++) { // scattered 64 KiB pages, as a KV cache's are
+                src[i] = a.address() + (long) ((i * 37) % BLOCKS) * (1L << 20);
+                dst[i] = b.address() + (long) i * (1L << 20) + (512L << 10);
+                len[i] = BLOCK;
+            }
+            for (long end = System.nanoTime() + WARM_UP_NANOS; System.nanoTime() < end; ) { // the batch path's JIT too
+                copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
+            }
+            double batch = median(() -> {
+                CompletableFuture<Void> last = null;
+                for (int r = 0; r < ROUNDS; r++) {
+                    last = copier.copy(dst, src, len, BLOCKS);
+                }
+                last.get(30, TimeUnit.SECONDS);
+            }, BLOCK * BLOCKS * ROUNDS);
+            double submitMicros = medianMicros(() -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    copier.copy(dst, src, len, BLOCKS);
+                }
+            }, ROUNDS);
+            copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
+            double batchOneByOne = median(() -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
+                }
+            }, BLOCK * BLOCKS * ROUNDS);
+            double rawPerBlock = median(() -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    for (int i = 0; i < BLOCKS; i++) {
+                        check(cudaMemcpy(Pointers.host(dst[i]), Pointers.host(src[i]), BLOCK, cudaMemcpyDeviceToDevice), "cudaMemcpy");
+                    }
+                }
+                check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+            }, BLOCK * BLOCKS * ROUNDS);
+            double h2d;
+            double d2h;
+            try (GpuMemory.Host host = new GpuMemory.Host((int) BIG)) {
+                host.buffer().put(0, new byte[(int) BIG]); // touch every page first
+                h2d = median(() -> copier.copy(new long[] {a.address()}, new long[] {host.address}, new long[] {BIG}, 1).get(30, TimeUnit.SECONDS), BIG);
+                d2h = median(() -> copier.copy(new long[] {host.address}, new long[] {a.address()}, new long[] {BIG}, 1).get(30, TimeUnit.SECONDS), BIG);
+            }
+            System.out.printf("raw cudaMemcpy D2D 64 MiB                     %8.1f GB/s%n", raw);
+            System.out.printf("copier D2D 64 MiB                             %8.1f GB/s  %.2fx raw (target >= 0.9x)%n", big, big / raw);
+            System.out.printf("copier D2D batch 128 x 64 KiB, pipelined      %8.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x)%n", batch, batch / big);
+            System.out.printf("  copier.copy of that batch returns after      %8.1f us (host side of a batch)%n", submitMicros);
+            System.out.printf("copier D2D batch 128 x 64 KiB, one at a time  %8.1f GB/s  %.2fx copier 64 MiB (%.1f us a batch)%n",
+                    batchOneByOne, batchOneByOne / big, BLOCK * BLOCKS / batchOneByOne / 1e3);
+            System.out.printf("raw cudaMemcpy per 64 KiB block (128 calls)   %8.1f GB/s  %.3fx copier 64 MiB%n", rawPerBlock, rawPerBlock / big);
+            System.out.printf("copier H2D 64 MiB pageable                    %8.1f GB/s%n", h2d);
+            System.out.printf("copier D2H 64 MiB pageable                    %8.1f GB/s%n", d2h);
+            kernelAlone(dst, src, len);
+        }
+    }
+
+    /** The gather kernel without the copier: GPU time from events, host time of the launches. */
+    private static void kernelAlone(long[] dst, long[] src, long[] len) throws Exception {
+        try (ContextScope ignored = CudaDriver.instance().enter(0)) {
+            CUstream stream = new CUstream();
+            CudaDriver.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+            CUevent start = new CUevent();
+            CUevent stop = new CUevent();
+            CudaDriver.check(cuEventCreate(start, 0), "cuEventCreate");
+            CudaDriver.check(cuEventCreate(stop, 0), "cuEventCreate");
+            for (long perCta : new long[] {16384, 32768, 65536}) {
+                GatherKernel kernel = new GatherKernel(perCta);
+                double[] gpu = new double[REPEATS];
+                double[] host = new double[REPEATS];
+                for (int rep = -1; rep < REPEATS; rep++) {
+                    long t0 = System.nanoTime();
+                    CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
+                    for (int r = 0; r < ROUNDS; r++) {
+                        for (int i = 0; i < BLOCKS; i++) {
+                            kernel.add(dst[i], src[i], len[i], stream);
+                        }
+                        kernel.flush(r + 1, stream);
+                    }
+                    CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
+                    long t1 = System.nanoTime();
+                    CudaDriver.check(cuEventSynchronize(stop), "cuEventSynchronize");
+                    float[] ms = new float[1];
+                    CudaDriver.check(cuEventElapsedTime(ms, start, stop), "cuEventElapsedTime");
+                    if (rep >= 0) {
+                        gpu[rep] = BLOCK * BLOCKS * ROUNDS / (ms[0] * 1e6);
+                        host[rep] = (t1 - t0) / 1e3 / ROUNDS;
+                    }
+                }
+                kernel.unload();
+                Arrays.sort(gpu);
+                Arrays.sort(host);
+                System.out.printf("gather kernel alone, %2d KiB a CTA: GPU %8.1f GB/s (events), host %6.1f us a launch%n",
+                        perCta >> 10, gpu[REPEATS / 2], host[REPEATS / 2]);
+            }
+            GatherKernel kernel = new GatherKernel();
+            int tiny = 200;
+            long l0 = System.nanoTime();
+            for (int i = 0; i < tiny; i++) {
+                kernel.add(dst[0], src[0], 16, stream);
+                kernel.flush(i + 1, stream);
+            }
+            long l1 = System.nanoTime();
+            CudaDriver.check(cuStreamSynchronize(stream), "cuStreamSynchronize");
+            double[] one = new double[REPEATS * 3];
+            for (int j = 0; j < one.length; j++) {
+                CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
+                for (int i = 0; i < BLOCKS; i++) {
+                    kernel.add(dst[i], src[i], len[i], stream);
+                }
+                kernel.flush(j + 1, stream);
+                CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
+                CudaDriver.check(cuEventSynchronize(stop), "cuEventSynchronize");
+                float[] ms = new float[1];
+                CudaDriver.check(cuEventElapsedTime(ms, start, stop), "cuEventElapsedTime");
+                one[j] = ms[0] * 1e3;
+            }
+            kernel.unload();
+            Arrays.sort(one);
+            System.out.printf("one 16-byte gather launch: host %.2f us; one 128 x 64 KiB launch alone on the GPU: %.2f us (events)%n",
+                    (l1 - l0) / 1e3 / tiny, one[one.length / 2]);
+            int calls = 1000;
+            long t0 = System.nanoTime();
+            for (int i = 0; i < calls; i++) {
+                cuEventRecord(stop, stream);
+            }
+            long t1 = System.nanoTime();
+            for (int i = 0; i < calls; i++) {
+                cuStreamQuery(stream);
+            }
+            long t2 = System.nanoTime();
+            for (int i = 0; i < calls; i++) {
+                CudaDriver.instance().enter(0).close();
+            }
+            long t3 = System.nanoTime();
+            System.out.printf("host cost of one cuEventRecord %.2f us, cuStreamQuery %.2f us, context push+pop %.2f us%n",
+                    (t1 - t0) / 1e3 / calls, (t2 - t1) / 1e3 / calls, (t3 - t2) / 1e3 / calls);
+            cuEventDestroy(start);
+            cuEventDestroy(stop);
+            cuStreamDestroy(stream);
+        }
+    }
+
+    /** Median microseconds per operation of {@code ops} operations, after one warm-up. */
+    private static double medianMicros(Run run, int ops) throws Exception {
+        run.run();
+        double[] t = new double[REPEATS];
+        for (int i = 0; i < REPEATS; i++) {
+            long t0 = System.nanoTime();
+            run.run();
+            t[i] = (System.nanoTime() - t0) / 1e3 / ops;
+        }
+        Arrays.sort(t);
+        return t[REPEATS / 2];
+    }
+
+    private interface Run {
+        void run() throws Exception;
+    }
+
+    /** GB/s of the median of {@link #REPEATS} timed runs after one warm-up run. */
+    private static double median(Run run, long bytes) throws Exception {
+        run.run();
+        double[] rates = new double[REPEATS];
+        for (int i = 0; i < REPEATS; i++) {
+            long t0 = System.nanoTime();
+            run.run();
+            rates[i] = bytes / (double) (System.nanoTime() - t0);
+        }
+        Arrays.sort(rates);
+        return rates[REPEATS / 2];
+    }
+
+    private static String deviceName() {
+        CUdevice dev = new CUdevice();
+        CudaDriver.check(cuDeviceGet(dev, 0), "cuDeviceGet");
+        byte[] name = new byte[256];
+        CudaDriver.check(cuDeviceGetName(name, name.length, dev), "cuDeviceGetName");
+        int end = 0;
+        while (end < name.length && name[end] != 0) {
+            end++;
+        }
+        return new String(name, 0, end, StandardCharsets.US_ASCII);
+    }
+
+    private static String driverVersion() {
+        int[] v = new int[1];
+        CudaDriver.check(cuDriverGetVersion(v), "cuDriverGetVersion");
+        return v[0] / 1000 + "." + (v[0] % 1000) / 10;
+    }
+
+    private static void check(int result, String call) {
+        if (result != 0) {
+            throw new IllegalStateException(call + " failed: " + jcuda.runtime.JCuda.cudaGetErrorString(result));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+package io.mooncake4j.transport.efa;
+
+import io.mooncake4j.nativeio.fabric.CompletionSlots;
+import io.mooncake4j.nativeio.fabric.FabricInfo;
+import io.mooncake4j.nativeio.fabric.FabricNic;
+import io.mooncake4j.nativeio.fabric.LibFabric;
+import io.mooncake4j.nativeio.fabric.RmaOps;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * One NIC's context: its libfabric objects ({@link FabricNic}: one shared RDM endpoint for every
+ * peer), the keys it hands out, and the bookkeeping of its operations in flight. The slot tables,
+ * the staged operations and the completion buffer belong to the single {@link EfaProgress} thread
+ * that owns this NIC; nothing else touches them.
+ */
+final class EfaNic implements AutoCloseable {
+    /** The mr_mode bits this transport honours (see {@link EfaRegistration}). */
+    static final long MR_MODE_HINTS =
+            LibFabric.FI_MR_LOCAL
+                    | LibFabric.FI_MR_VIRT_ADDR
+                    | LibFabric.FI_MR_ALLOCATED
+                    | LibFabric.FI_MR_PROV_KEY
+                    | LibFabric.FI_MR_ENDPOINT;
+
+    final int index;
+    final FabricNic fabric;
+    final String name;
+    final String addressHex;
+    final boolean virtualAddresses;
+    final boolean providerKeys;
+    final int capacity;
+    private final AtomicLong nextKey = new AtomicLong(1);
+    private final Map<String, Long> peers = new ConcurrentHashMap<>();
+    /** Operations this NIC completed and bytes they moved (written by the progress thread). */
+    final LongAdder operations = new LongAdder();
+    final LongAdder bytes = new LongAdder();
+
+    // Owned by the progress thread.
+    final RmaOps ops;
+    final CompletionSlots completions;
+    final EfaWork[] slotWork;
+    final int[] slotFirst;
+    final int[] slotLast;
+    final long[] slotBytes;
+    private final int[] freeSlots;
+    private int freeCount;
+    /** Staged operations [stagedFrom, stagedTo) of {@link #ops} not yet accepted by the provider. */
+    int stagedFrom;
+    int stagedTo;
+
+    private EfaNic(int index, FabricNic fabric, int capacity) {
+        this.index = index;
+        this.fabric = fabric;
+        this.name = fabric.info().domain();
+        this.addressHex = HexFormat.of().formatHex(fabric.address());
+        this.virtualAddresses = (fabric.mrMode() & LibFabric.FI_MR_VIRT_ADDR) != 0;
+        this.providerKeys = (fabric.mrMode() & LibFabric.FI_MR_PROV_KEY) != 0;
+        this.capacity = capacity;
+        this.ops = new RmaOps(capacity);
+        this.completions = new CompletionSlots(64);
+        this.slotWork = new EfaWork[capacity];
+        this.slotFirst = new int[capacity];
+        this.slotLast = new int[capacity];
+        this.slotBytes = new long[capacity];
+        this.freeSlots = new int[capacity];
+        for (int i = 0; i < capacity; i++) {
+            freeSlots[i] = capacity - 1 - i;
+        }
+        this.freeCount = capacity;
+    }
+
+    /**
+     * Opens one NIC. The in-flight cap is the provider's transmit depth, or {@code maxWr} when that
+     * is smaller (and not 0).
+     */
+    static EfaNic open(int index, FabricInfo info, int maxWr) {
+        long tx = info.txSize() <= 0 ? 1024 : info.txSize();
+        int cap = (int) Math.min(Math.min(tx, 1 << 16), maxWr > 0 ? maxWr : Long.MAX_VALUE);
+        return new EfaNic(index, FabricNic.open(info, cap), cap);
+    }
+
+    /** The address-vector entry of a peer endpoint given as hex of its name; inserted once. */
+    long peer(String addressHex) {
+        return peers.computeIfAbsent(addressHex, hex -> fabric.insertPeer(HexFormat.of().parseHex(hex)));
+    }
+
+    /** The key to ask for a new region: a per-domain counter, since two regions may not share one. */
+    long nextRequestedKey() {
+        return nextKey.getAndIncrement();
+    }
+
+    /** The remote address an operation names: a virtual address, or the offset in the region. */
+    long remoteAddress(long address, long regionStart) {
+        return virtualAddresses ? address : address - regionStart;
+    }
+
+    boolean hasCredit() {
+        return freeCount > 0 && stagedTo < capacity;
+    }
+
+    int inFlight() {
+        return capacity - freeCount;
+    }
+
+    int takeSlot() {
+        return freeSlots[--freeCount];
+    }
+
+    void releaseSlot(int slot) {
+        slotWork[slot] = null;
+        freeSlots[freeCount++] = slot;
+    }
+
+    @Override
+    public void close() {
+        fabric.close();
+    }
+
+    @Override
+    public String toString() {
+        return name + "(" + fabric.info().provider() + ")";
+    }
+}

@@ -1,0 +1,28 @@
+package io.mooncake4j.transport.efa;
+
+import io.mooncake4j.EngineConfig;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.TransferEngine;
+
+/**
+ * Child JVM for {@link EfaAvailabilityTest}: prints whether efa is available and why not, and what
+ * an engine asked for efa says; settings come from the environment the test gives it.
+ */
+public final class EfaAvailabilityProbe {
+    private EfaAvailabilityProbe() {}
+
+    public static void main(String[] args) {
+        EfaTransportProvider p = new EfaTransportProvider();
+        System.out.println("available=" + p.isAvailable());
+        System.out.println("cause=" + p.unavailabilityCause());
+        try (TransferEngine e = TransferEngine.create(EngineConfig.builder()
+                .protocol("efa")
+                .localHostname("127.0.0.1")
+                .rpcPortRange(0, 0)
+                .build())) {
+            System.out.println("engine=" + e.protocol());
+        } catch (MooncakeException e) {
+            System.out.println("refused=" + e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The GPU test runner (#10). Builds gpu-cuda here, packs what the GPU machine needs into .gpu-run/
+# (git-ignored, under 64 MiB: a jlink'ed JDK 17 runtime, the jars with JCuda's natives, the test
+# classes, JUnit's console launcher and run.sh), and prints the device-tool call that runs, there,
+# the gpu-tagged tests and the GPU bench in one go, with reports written to $OUT.
+#
+#   scripts/gpu-tests.sh            # offline build (the Maven cache holds JCuda and the launcher)
+#   MVN_ONLINE=1 scripts/gpu-tests.sh   # once, to download them
+#
+# The device tool is a tool of the agent session, not a shell command: call
+#   run(command="bash .gpu-run/run.sh", carry=[".gpu-run"], timeout_s=600)
+# from the checkout the session sends (copy .gpu-run/ there when this is another worktree, and
+# list .gpu-run/ in that checkout's .git/info/exclude).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+pack=$root/.gpu-run
+jdk=${JDK17_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}
+console_version=1.11.3 # the JUnit Platform of the junit-bom 5.11.3 the build uses
+offline=-o
+[ "${MVN_ONLINE:-0}" = 1 ] && offline=
+
+rm -rf "$pack"
+mkdir -p "$pack/lib"
+# one reactor run, so the engine's own jars come from this checkout and never from ~/.m2
+./mvnw -B -ntp $offline -q -pl gpu-cuda -am package dependency:copy-dependencies \
+    -DskipTests -DincludeScope=runtime -DexcludeGroupIds=io.mooncake4j -DoutputDirectory="$pack/lib"
+cp native/target/mooncake4j-native-*.jar spi/target/mooncake4j-spi-*[0-9T].jar \
+    gpu-cuda/target/mooncake4j-gpu-cuda-*[0-9T].jar "$pack/lib/"
+cp -r gpu-cuda/target/test-classes "$pack/test-classes"
+./mvnw -B -ntp $offline -q dependency:copy -Dartifact=org.slf4j:slf4j-simple:2.0.16 -DoutputDirectory="$pack/lib"
+./mvnw -B -ntp $offline -q dependency:copy \
+    -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version -DoutputDirectory="$pack"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# java.xml is for the console launcher's XML reports; the rest is what the engine needs
+"$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.management,java.naming,java.xml \
+    --compress=2 --strip-debug --no-header-files --no-man-pages --output "$tmp/jre"
+tar -C "$tmp" -czf "$pack/jre.tar.gz" jre
+
+cat > "$pack/run.sh" <<'RUN'
+#!/usr/bin/env bash
+# On the GPU machine, from the checkout's root: the gpu-tagged tests, then the GPU bench.
+# Writes device.txt, tests.txt, junit/*.xml and bench.txt under $OUT; exits with the tests' status.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-$here/out}
+mkdir -p "$out/junit"
+rm -rf /tmp/mc4j-jre && mkdir -p /tmp/mc4j-jre && tar -C /tmp/mc4j-jre -xzf "$here/jre.tar.gz"
+java=/tmp/mc4j-jre/jre/bin/java
+cp="$here/test-classes:$(ls "$here"/lib/*.jar | tr '\n' ':')"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; "$java" -version 2>&1; date -u; } | tee "$out/device.txt"
+timeout 420 "$java" -Dmooncake4j.gpu.required=true -jar "$here"/junit-platform-console-standalone-*.jar execute --disable-banner \
+    --class-path "$cp" --scan-class-path "$here/test-classes" --include-tag gpu --fail-if-no-tests \
+    --details=tree --disable-ansi-colors --reports-dir "$out/junit" 2>&1 | tee "$out/tests.txt"
+status=${PIPESTATUS[0]}
+timeout 150 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.GpuCopyBench 2>&1 | tee "$out/bench.txt"
+echo "gpu tests exit status: $status"
+exit "$status"
+RUN
+chmod +x "$pack/run.sh"
+
+size=$(du -sm "$pack" | cut -f1)
+if [ "$size" -ge 64 ]; then
+  echo "error: $pack is $size MiB; the device tool carries at most 64 MiB" >&2
+  exit 1
+fi
+echo "== packed $pack ($size MiB)"
+echo "== run it on the GPU machine with the session's device tool (not a shell command):"
+echo '   run(command="bash .gpu-run/run.sh", carry=[".gpu-run"], timeout_s=600)'
