@@ -16,8 +16,10 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -166,21 +168,21 @@ public final class SoakCommand implements Callable<Integer> {
     private static ChildTarget join(CompletableFuture<ChildTarget> f) {
         try {
             return f.join();
-        } catch (java.util.concurrent.CompletionException e) {
+        } catch (CompletionException e) {
             throw e.getCause() instanceof CommandFailure cf ? cf : new CommandFailure(e.getCause().toString(), e);
         }
     }
 
     private void validate() {
         if (!(duration > 0)) {
-            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--duration must be > 0, got " + duration);
+            throw new ParameterException(spec.commandLine(), "--duration must be > 0, got " + duration);
         }
         if (targets < 1 || threads < 1) {
-            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+            throw new ParameterException(spec.commandLine(),
                     "--targets and --threads must be at least 1, got " + targets + " and " + threads);
         }
         if (minSize < 1 || maxSize < minSize || maxSize > Integer.MAX_VALUE / (2 * SoakWorker.MAX_BATCH)) {
-            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "need 1 <= --min_size <= --max_size"
+            throw new ParameterException(spec.commandLine(), "need 1 <= --min_size <= --max_size"
                     + " <= " + Sizes.format(Integer.MAX_VALUE / (2 * SoakWorker.MAX_BATCH)) + ", got " + minSize
                     + " and " + maxSize);
         }
