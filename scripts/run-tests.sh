@@ -2,8 +2,8 @@
 # Set-up and the whole test suite: installs Debian dependencies, builds every module (the JNI
 # library included) and runs all tests with the Maven pinned by the wrapper, on the default JDK.
 # When a JDK 25 is present (JDK25_HOME, or Temurin 25 at its Debian path), the engine modules'
-# tests (native, spi, both transports, etcd) run again on it, so both supported JDKs are checked. Then each fuzz target fuzzes briefly
-# (FUZZ_SECONDS each, default 20; scripts/fuzz.sh runs longer on demand).
+# tests (native, spi, both transports, etcd) run again on it, so both supported JDKs are checked.
+# Then each fuzz target fuzzes briefly (FUZZ_SECONDS each, default 20; scripts/fuzz.sh runs longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
