@@ -149,7 +149,10 @@ public final class TransferBatch implements AutoCloseable {
         return opcodes.length;
     }
 
-    /** Submits every request; returns at once (same-process copies are done before it returns). */
+    /**
+     * Submits every request; returns at once. Same-process copies of host memory are done before it
+     * returns; those with GPU memory on either side end when the device's copier has done them.
+     */
     public TransferBatch submit() {
         engine.submit(this);
         return this;
