@@ -3,8 +3,6 @@ package io.mooncake4j;
 import io.mooncake4j.spi.DeviceAllocation;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Device memory (GPU memory, {@code cuda:N}) allocated and registered by {@link
@@ -17,7 +15,6 @@ import org.slf4j.LoggerFactory;
  * counts it in {@link #leakedBytes()}, instead of letting a late byte land in freed or reused memory.
  */
 public final class DeviceMemory implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(DeviceMemory.class);
     private static final AtomicLong LEAKED_BYTES = new AtomicLong();
 
     private final TransferEngine engine;
@@ -61,18 +58,7 @@ public final class DeviceMemory implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        boolean free = false;
-        try {
-            free = engine.unregisterForFree(region.address());
-        } finally {
-            if (free) {
-                allocation.close();
-            } else {
-                LOG.error("{} is still used by transfers that did not stop; it stays allocated ({} bytes leaked so"
-                        + " far) so that no late byte lands in freed or reused memory",
-                        region, LEAKED_BYTES.addAndGet(region.length()));
-            }
-        }
+        engine.unregisterAndFree(region, allocation::close, LEAKED_BYTES);
     }
 
     /**

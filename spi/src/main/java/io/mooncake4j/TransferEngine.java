@@ -44,6 +44,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -345,6 +346,25 @@ public final class TransferEngine implements AutoCloseable {
             return stuck == null || stuck.pins() == 0;
         }
         return drain(removed) == 0;
+    }
+
+    /**
+     * Unregisters the region of memory this engine allocated ({@link HostMemory}, {@link DeviceMemory})
+     * and frees it with {@code free}; when transfers still use it, keeps it, counts it in {@code
+     * leaked} and logs an error instead, so that no late byte lands in freed or reused memory.
+     */
+    void unregisterAndFree(MemoryRegion region, Runnable free, AtomicLong leaked) {
+        boolean unused = false;
+        try {
+            unused = unregisterForFree(region.address());
+        } finally {
+            if (unused) {
+                free.run();
+            } else {
+                LOG.error("{} is still used by transfers that did not stop; it is not freed ({} bytes kept so far) so"
+                        + " that no late byte lands in freed or reused memory", region, leaked.addAndGet(region.length()));
+            }
+        }
     }
 
     /**

@@ -29,9 +29,17 @@ public final class Devices implements AutoCloseable {
         this.providers = providers;
     }
 
-    /** The providers on the class path (through the SPI's and the thread context classloader). */
+    /**
+     * The providers on the class path (through the SPI's and the thread context classloader); one
+     * that fails to instantiate is logged and skipped.
+     */
     public static Devices load() {
-        return new Devices(DeviceMemoryProviders.load());
+        return new Devices(new DeviceMemoryProviders(ProviderLoader.load(DeviceMemoryProvider.class)));
+    }
+
+    /** The providers this engine found. */
+    public DeviceMemoryProviders providers() {
+        return providers;
     }
 
     /**
