@@ -467,6 +467,16 @@ public final class TransferBatch implements AutoCloseable {
         end(i, st, reason, e);
     }
 
+    /**
+     * Ends every request of round e that has not ended with {@code st}, leaving its parts (and pins)
+     * to whoever issued them: the transports, or the device copier for same-process GPU copies.
+     */
+    void endPending(TransferStatus st, String reason, int e) {
+        for (int i = 0; i < size; i++) {
+            end(i, st, reason, e);
+        }
+    }
+
     /** Whether request i of round e has ended (true for a request of an earlier round). */
     boolean isDone(int i, int e) {
         int s = (int) INTS.getVolatile(state, 2 * i);

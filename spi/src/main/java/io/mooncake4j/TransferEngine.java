@@ -852,8 +852,10 @@ public final class TransferEngine implements AutoCloseable {
                 : (SegmentSubmission[]) work;
         for (SegmentSubmission sub : subs) {
             sub.markAborted();
-            sub.endAll(status, reason);
         }
+        // every request of the round: the transports' parts, and same-process GPU copies still on the
+        // device, whose pins stay until the copier reports
+        b.endPending(status, reason, subs[0].epoch());
         return subs;
     }
 

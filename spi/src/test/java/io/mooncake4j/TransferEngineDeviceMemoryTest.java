@@ -130,4 +130,36 @@ class TransferEngineDeviceMemoryTest {
             }
         }
     }
+
+    @Test
+    void shouldEndStillRunningGpuCopiesWithTheRoundAndKeepTheirPinsUntilTheCopierReports() throws Exception {
+        try (TransferEngine engine = engineWithFakeGpu();
+                TransferEngine peer = plainEngine();
+                HostMemory host = engine.allocate(4096);
+                HostMemory remote = peer.allocate(4096)) {
+            DeviceMemory gpu = engine.allocate(4096, MemoryLocation.cuda(0));
+            io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.add(peer.localSegmentName());
+            java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+            FakeGpu.gate = gate;
+            try {
+                TransferBatch b = engine.newBatch(2)
+                        .write(engine.openSegment(engine.localSegmentName()), host.address(), gpu.address(), 4096)
+                        .write(engine.openSegment(peer.localSegmentName()), host.address(), remote.address(), 4096)
+                        .submit();
+                b.close();
+                assertTrue(b.await(java.time.Duration.ofSeconds(5)));
+                assertEquals(TransferStatus.CANCELED, b.status(0), "the GPU copy ends with its round");
+                assertEquals(TransferStatus.CANCELED, b.status(1));
+                gate.countDown();
+                long leaked = DeviceMemory.leakedBytes();
+                gpu.close(); // waits for the copier to report, then frees
+                assertEquals(leaked, DeviceMemory.leakedBytes());
+            } finally {
+                FakeGpu.gate = null;
+                gate.countDown();
+                io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.clear();
+                gpu.close();
+            }
+        }
+    }
 }

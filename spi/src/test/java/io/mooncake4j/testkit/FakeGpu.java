@@ -37,6 +37,8 @@ public final class FakeGpu extends DeviceMemoryProvider {
     public static final AtomicInteger COPY_CALLS = new AtomicInteger();
     /** Bytes passed to {@link #forget}. */
     public static final AtomicLong FORGOTTEN_BYTES = new AtomicLong();
+    /** When set, copies wait (at most 10 s) until it opens: a copy still running on the "device". */
+    public static volatile java.util.concurrent.CountDownLatch gate;
     private static final Map<Long, Long> DEVICE = new ConcurrentSkipListMap<>(); // start -> end
 
     /** Runs {@code create} (an engine's creation) where the engine finds this provider. */
@@ -126,7 +128,9 @@ public final class FakeGpu extends DeviceMemoryProvider {
                 long[] d = dst.clone();
                 long[] s = src.clone();
                 long[] l = len.clone();
+                java.util.concurrent.CountDownLatch g = gate;
                 return CompletableFuture.runAsync(() -> {
+                    awaitQuietly(g);
                     for (int i = 0; i < n; i++) {
                         NativeMemory.copy(d[i], s[i], l[i]);
                     }
@@ -143,6 +147,17 @@ public final class FakeGpu extends DeviceMemoryProvider {
                 }
             }
         };
+    }
+
+    private static void awaitQuietly(java.util.concurrent.CountDownLatch g) {
+        if (g == null) {
+            return;
+        }
+        try {
+            g.await(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     @Override
