@@ -25,7 +25,8 @@ mkdir -p "$pack/lib"
 # one reactor run, so the engine's own jars come from this checkout and never from ~/.m2
 ./mvnw -B -ntp $offline -q -pl gpu-cuda -am package dependency:copy-dependencies \
     -DskipTests -DincludeScope=runtime -DexcludeGroupIds=io.mooncake4j -DoutputDirectory="$pack/lib"
-cp native/target/mooncake4j-native-*.jar spi/target/mooncake4j-spi-*[0-9T].jar \
+# the spi's test jar brings the in-memory test transport the engine-level GPU tests and bench start on
+cp native/target/mooncake4j-native-*.jar spi/target/mooncake4j-spi-*[0-9T].jar spi/target/mooncake4j-spi-*-tests.jar \
     gpu-cuda/target/mooncake4j-gpu-cuda-*[0-9T].jar "$pack/lib/"
 cp -r gpu-cuda/target/test-classes "$pack/test-classes"
 ./mvnw -B -ntp $offline -q dependency:copy -Dartifact=org.slf4j:slf4j-simple:2.0.16 -DoutputDirectory="$pack/lib"

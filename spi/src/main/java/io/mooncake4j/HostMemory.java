@@ -4,8 +4,6 @@ import io.mooncake4j.nativeio.NativeMemory;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Page-aligned host memory allocated and registered by {@link TransferEngine#allocate} (Mooncake's
@@ -18,7 +16,6 @@ import org.slf4j.LoggerFactory;
  * instead of letting a late byte land in freed or reused memory.
  */
 public final class HostMemory implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(HostMemory.class);
     private static final AtomicLong LEAKED_BYTES = new AtomicLong();
 
     private final TransferEngine engine;
@@ -86,21 +83,7 @@ public final class HostMemory implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        boolean free = false;
-        try {
-            free = engine.unregisterForFree(region.address());
-        } finally {
-            if (free) {
-                NativeMemory.unmap(region.address(), region.length());
-            } else {
-                LEAKED_BYTES.addAndGet(region.length());
-                LOG.error(
-                        "{} is still used by transfers that did not stop; it stays mapped (leaked, {} bytes"
-                                + " leaked so far) so that no late byte lands in freed or reused memory",
-                        region,
-                        LEAKED_BYTES.get());
-            }
-        }
+        engine.unregisterAndFree(region, () -> NativeMemory.unmap(region.address(), region.length()), LEAKED_BYTES);
     }
 
     /**

@@ -123,13 +123,6 @@ final class SegmentSubmission implements Submission {
         aborted = true;
     }
 
-    /** Ends every request that has not ended with {@code status}, leaving its parts to the transport. */
-    void endAll(TransferStatus status, String reason) {
-        for (int j = 0; j < size; j++) {
-            batch.end(at(j), status, reason, epoch);
-        }
-    }
-
     int transport() {
         return transport;
     }

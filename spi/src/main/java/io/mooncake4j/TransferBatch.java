@@ -149,7 +149,10 @@ public final class TransferBatch implements AutoCloseable {
         return opcodes.length;
     }
 
-    /** Submits every request; returns at once (same-process copies are done before it returns). */
+    /**
+     * Submits every request; returns at once. Same-process copies of host memory are done before it
+     * returns; those with GPU memory on either side end when the device's copier has done them.
+     */
     public TransferBatch submit() {
         engine.submit(this);
         return this;
@@ -462,6 +465,16 @@ public final class TransferBatch implements AutoCloseable {
     void fail(ReleaseLedger l, int i, TransferStatus st, String reason, int e) {
         l.reportAll(i, e);
         end(i, st, reason, e);
+    }
+
+    /**
+     * Ends every request of round e that has not ended with {@code st}, leaving its parts (and pins)
+     * to whoever issued them: the transports, or the device copier for same-process GPU copies.
+     */
+    void endPending(TransferStatus st, String reason, int e) {
+        for (int i = 0; i < size; i++) {
+            end(i, st, reason, e);
+        }
     }
 
     /** Whether request i of round e has ended (true for a request of an earlier round). */

@@ -4,6 +4,7 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.internal.AdvertisedAddress;
 import io.mooncake4j.internal.CompletionThreads;
 import io.mooncake4j.internal.DeadlineWatchdog;
+import io.mooncake4j.internal.Devices;
 import io.mooncake4j.internal.InstalledTransports;
 import io.mooncake4j.internal.MemoryRegistry;
 import io.mooncake4j.internal.handshake.NotificationInbox;
@@ -20,6 +21,7 @@ import io.mooncake4j.internal.handshake.HandshakeServer;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.MetadataContext;
 import io.mooncake4j.spi.MetadataStore;
@@ -42,6 +44,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,7 +66,9 @@ import org.slf4j.LoggerFactory;
  * restricts them) so that the engine reaches peers that publish their protocols. Each request goes to
  * the transport of its target segment's published protocol; a request to a peer whose protocol no
  * installed transport speaks ends INVALID. Requests to this engine's own segment are copied by the
- * engine.
+ * engine: host memory at once on the submitting thread, GPU memory ({@code cuda:N}, with a {@link
+ * io.mooncake4j.spi.DeviceMemoryProvider} such as {@code mooncake4j-gpu-cuda} on the class path) by
+ * the device's copier, the round's GPU requests in one batched copy per submit.
  *
  * <p>Thread safe. {@link #close()} stops every thread and closes every socket; requests still in
  * flight end CANCELED. Completion futures ({@link TransferBatch#completion()}) are completed on the
@@ -91,6 +96,7 @@ public final class TransferEngine implements AutoCloseable {
     private HandshakeServer handshake;
     private MetadataStore store;
     private InstalledTransports transports;
+    private Devices devices;
     private final CompletionThreads completions = new CompletionThreads();
     private DeadlineWatchdog<TransferBatch> watchdog;
     private String localName;
@@ -154,6 +160,7 @@ public final class TransferEngine implements AutoCloseable {
             }
         });
         localName = store.segmentName(hostname, handshake.port());
+        devices = Devices.load();
         transports = InstalledTransports.create(providers, Context::new);
         long tick = Math.max(1_000_000L, Math.min(20_000_000L, timeout.toNanos() / 20));
         watchdog = new DeadlineWatchdog<>("mooncake4j-deadline", tick, TransferBatch::deadlineNanos, this::expire);
@@ -270,7 +277,7 @@ public final class TransferEngine implements AutoCloseable {
         ensureOpen();
         List<MemoryRegion> resolved = new ArrayList<>(regions.size());
         for (MemoryRegion r : regions) {
-            resolved.add(r.location().kind().equals("*") ? new MemoryRegion(r.address(), r.length(), MemoryLocation.CPU) : r);
+            resolved.add(devices.resolve(r));
         }
         registry.register(resolved, access, transports);
         try {
@@ -342,6 +349,25 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     /**
+     * Unregisters the region of memory this engine allocated ({@link HostMemory}, {@link DeviceMemory})
+     * and frees it with {@code free}; when transfers still use it, keeps it, counts it in {@code
+     * leaked} and logs an error instead, so that no late byte lands in freed or reused memory.
+     */
+    void unregisterAndFree(MemoryRegion region, Runnable free, AtomicLong leaked) {
+        boolean unused = false;
+        try {
+            unused = unregisterForFree(region.address());
+        } finally {
+            if (unused) {
+                free.run();
+            } else {
+                LOG.error("{} is still used by transfers that did not stop; it is not freed ({} bytes kept so far) so"
+                        + " that no late byte lands in freed or reused memory", region, leaked.addAndGet(region.length()));
+            }
+        }
+    }
+
+    /**
      * Waits for a removed region's pins; always tells the transport, which stops what still holds
      * pins; returns the pins left.
      */
@@ -358,6 +384,7 @@ public final class TransferEngine implements AutoCloseable {
         if (!drained && !removed.awaitUnpinned(Duration.ofSeconds(USERS_STOPPED_WAIT_SECONDS))) {
             undrained.put(removed.region().address(), removed);
         }
+        devices.forget(removed.region()); // its addresses may be freed and reused
         return removed.pins();
     }
 
@@ -380,6 +407,33 @@ public final class TransferEngine implements AutoCloseable {
             return new HostMemory(this, region);
         } catch (RuntimeException e) {
             NativeMemory.unmap(address, rounded);
+            throw e;
+        }
+    }
+
+    /**
+     * Allocates {@code length} bytes of device memory on {@code location} ({@code cuda:N}) and
+     * registers it there; for host memory use {@link #allocate(long)}.
+     *
+     * @throws MooncakeException REGISTRATION naming what to add when no GPU library or device serves
+     *     {@code location}; INVALID_ARGUMENT for a length that is not positive or a host location
+     */
+    public DeviceMemory allocate(long length, MemoryLocation location) {
+        ensureOpen();
+        if (length <= 0) {
+            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "allocation length must be positive: " + length);
+        }
+        if (!location.isCuda()) {
+            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT,
+                    "allocate(length, location) is for device memory (cuda:N), not " + location
+                            + ": use allocate(length) for host memory");
+        }
+        DeviceAllocation allocation = devices.allocate(location, length);
+        try {
+            MemoryRegion region = registerMemory(allocation.address(), allocation.length(), location);
+            return new DeviceMemory(this, region, allocation);
+        } catch (RuntimeException e) {
+            allocation.close();
             throw e;
         }
     }
@@ -549,6 +603,7 @@ public final class TransferEngine implements AutoCloseable {
         Map<Segment, Boolean> refreshed = null;
         Segment routed = null; // the last segment routed, and its transport: most batches have one
         int routedTo = -1;
+        DeviceCopyRound gpu = null; // this round's same-process requests on GPU memory
         for (int i = 0; i < n; i++) {
             Segment s = b.segment(i);
             String problem = validate(b, i, s);
@@ -586,7 +641,7 @@ public final class TransferEngine implements AutoCloseable {
                 continue;
             }
             if (s.isLocal()) {
-                copyLocally(b, i, e);
+                gpu = copyLocally(b, i, e, gpu);
                 continue;
             }
             b.remoteBuffer(i, buffer);
@@ -609,6 +664,9 @@ public final class TransferEngine implements AutoCloseable {
                 int[] g = groups.computeIfAbsent(s, x -> new int[n + 1]);
                 g[1 + g[0]++] = i;
             }
+        }
+        if (gpu != null) {
+            gpu.start(devices);
         }
         if (single == null) {
             return;
@@ -709,20 +767,26 @@ public final class TransferEngine implements AutoCloseable {
         return null;
     }
 
-    private void copyLocally(TransferBatch b, int i, int e) {
+    /**
+     * A request to this engine's own segment: host memory is copied now; a request with GPU memory on
+     * either side joins the round's device copy (returned, created on the first one).
+     */
+    private DeviceCopyRound copyLocally(TransferBatch b, int i, int e, DeviceCopyRound gpu) {
         long len = b.length(i);
         PinnedRegion target = registry.pinRegion(b.remote(i), len);
         if (target == null) {
             b.endLocally(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
                     + ") is not inside one registered region of the local segment", e);
-            return;
+            return gpu;
+        }
+        MemoryLocation local = b.pinOf(i).region().location();
+        MemoryLocation remote = target.region().location();
+        if (local.isCuda() || remote.isCuda()) {
+            DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
+            round.add(i, target, local.isCuda() ? local : remote); // both pins held until the copy is done
+            return round;
         }
         try {
-            if (target.region().location().isCuda() || b.pinOf(i).region().location().isCuda()) {
-                b.endLocally(i, TransferStatus.INVALID,
-                        "same-process copies of GPU memory need a GPU-capable transport (efa)", e);
-                return;
-            }
             if (b.opcode(i) == Opcode.WRITE) {
                 NativeMemory.copy(b.remote(i), b.local(i), len);
             } else {
@@ -732,6 +796,7 @@ public final class TransferEngine implements AutoCloseable {
             target.unpin();
         }
         b.endLocally(i, TransferStatus.COMPLETED, null, e);
+        return gpu;
     }
 
     /** The batch's round completed (the batch claimed its in-flight work): stop tracking it. */
@@ -787,8 +852,10 @@ public final class TransferEngine implements AutoCloseable {
                 : (SegmentSubmission[]) work;
         for (SegmentSubmission sub : subs) {
             sub.markAborted();
-            sub.endAll(status, reason);
         }
+        // every request of the round: the transports' parts, and same-process GPU copies still on the
+        // device, whose pins stay until the copier reports
+        b.endPending(status, reason, subs[0].epoch());
         return subs;
     }
 
@@ -914,6 +981,7 @@ public final class TransferEngine implements AutoCloseable {
         }
         closeQuietly(watchdog);
         closeQuietly(transports);
+        closeQuietly(devices); // waits (bounded) for same-process GPU copies in flight
         closeQuietly(handshake);
         closeQuietly(store);
         completions.close();

@@ -3,14 +3,14 @@ package io.mooncake4j.spi;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
-import io.mooncake4j.internal.ProviderLoader;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 
 /**
- * An immutable snapshot of the {@link DeviceMemoryProvider}s on the class path (the SPI's
- * classloader and the thread context classloader), in a deterministic order.
+ * An immutable snapshot of {@link DeviceMemoryProvider}s in a deterministic order; the engine takes
+ * one of those on the class path (the SPI's classloader and the thread context classloader) when it
+ * starts.
  */
 public final class DeviceMemoryProviders {
     /** What a user adds to get {@code cuda:N}; named in every refusal. */
@@ -26,11 +26,6 @@ public final class DeviceMemoryProviders {
         List<DeviceMemoryProvider> sorted = new ArrayList<>(providers);
         sorted.sort(Comparator.comparing((DeviceMemoryProvider p) -> p.getClass().getName()));
         this.providers = List.copyOf(sorted);
-    }
-
-    /** Discovers the providers once; a provider that fails to instantiate is logged and skipped. */
-    public static DeviceMemoryProviders load() {
-        return new DeviceMemoryProviders(ProviderLoader.load(DeviceMemoryProvider.class));
     }
 
     /** Every provider found, available or not. */

@@ -45,7 +45,10 @@ public interface Submission {
     /** Length in bytes of request {@code i}. */
     long length(int i);
 
-    /** Whether the local memory of request {@code i} is GPU memory ({@code cuda:N}). */
+    /**
+     * Whether the local memory of request {@code i} is GPU memory ({@code cuda:N}); the remote side's
+     * location is {@link #remoteBuffer}{@code (i).name()}.
+     */
     boolean localIsCuda(int i);
 
     /**

@@ -8,13 +8,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.internal.Devices;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class DeviceMemoryProvidersTest {
     @Test
     void shouldRefuseCudaNamingWhatToAddWhenNoProviderIsOnTheClassPath() {
-        MooncakeException e = assertThrows(MooncakeException.class, () -> DeviceMemoryProviders.load().require(MemoryLocation.cuda(0)));
+        MooncakeException e = assertThrows(MooncakeException.class, () -> Devices.load().providers().require(MemoryLocation.cuda(0)));
         assertEquals(ErrorCode.REGISTRATION, e.code());
         assertTrue(e.getMessage().contains("no provider of 'cuda' memory is on the class path"), e.getMessage());
         assertTrue(e.getMessage().contains("io.mooncake4j:mooncake4j-gpu-cuda"), e.getMessage());

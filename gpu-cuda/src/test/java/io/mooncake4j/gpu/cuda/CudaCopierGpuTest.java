@@ -2,7 +2,6 @@ package io.mooncake4j.gpu.cuda;
 
 import static jcuda.driver.JCudaDriver.cuCtxCreate;
 import static jcuda.driver.JCudaDriver.cuCtxDestroy;
-import static jcuda.driver.JCudaDriver.cuCtxGetCurrent;
 import static jcuda.driver.JCudaDriver.cuCtxGetDevice;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
@@ -86,7 +85,7 @@ class CudaCopierGpuTest {
         Thread t = new Thread(() -> {
             CUdevice dev = new CUdevice();
             CudaDriver.check(cuDeviceGet(dev, 0), "cuDeviceGet");
-            Context own = new Context(); // not the primary context the copier uses
+            GpuMemory.Context own = new GpuMemory.Context(); // not the primary context the copier uses
             CudaDriver.check(cuCtxCreate(own, 0, dev), "cuCtxCreate");
             try (DeviceAllocation a = cuda.allocate(MemoryLocation.cuda(0), MIB);
                     DeviceAllocation b = cuda.allocate(MemoryLocation.cuda(0), MIB)) {
@@ -274,16 +273,7 @@ class CudaCopierGpuTest {
         assertEquals(ErrorCode.INVALID_ARGUMENT, e.code());
     }
 
-    /** A context whose handle the test can read. */
-    private static final class Context extends CUcontext {
-        long value() {
-            return getNativePointer();
-        }
-    }
-
-    private static Context current() {
-        Context c = new Context();
-        CudaDriver.check(cuCtxGetCurrent(c), "cuCtxGetCurrent");
-        return c;
+    private static GpuMemory.Context current() {
+        return GpuMemory.currentContext();
     }
 }

@@ -9,8 +9,9 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.TransferEngine;
 import io.mooncake4j.spi.DeviceMemoryProvider;
-import io.mooncake4j.spi.DeviceMemoryProviders;
+import java.util.ServiceLoader;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -23,7 +24,8 @@ class CudaUnavailableTest {
 
     @Test
     void shouldDiscoverTheProviderAndSayWhyItIsUnavailableWhenNoGpu() {
-        DeviceMemoryProvider cuda = DeviceMemoryProviders.load().all().stream()
+        DeviceMemoryProvider cuda = ServiceLoader.load(DeviceMemoryProvider.class).stream()
+                .map(ServiceLoader.Provider::get)
                 .filter(p -> p instanceof CudaDeviceMemoryProvider).findFirst().orElseThrow();
         assertFalse(cuda.isAvailable());
         assertEquals(0, cuda.deviceCount());
@@ -33,7 +35,10 @@ class CudaUnavailableTest {
 
     @Test
     void shouldRefuseCudaLocationNamingWhatToAddWhenNoGpu() {
-        MooncakeException e = assertThrows(MooncakeException.class, () -> DeviceMemoryProviders.load().require(MemoryLocation.cuda(0)));
+        MooncakeException e;
+        try (TransferEngine engine = GpuEngines.create()) {
+            e = assertThrows(MooncakeException.class, () -> engine.allocate(4096, MemoryLocation.cuda(0)));
+        }
         assertEquals(ErrorCode.REGISTRATION, e.code());
         assertTrue(e.getMessage().contains("cuda:0 cannot be used"), e.getMessage());
         assertTrue(e.getMessage().contains(CudaDeviceMemoryProvider.class.getName() + " is unavailable"), e.getMessage());

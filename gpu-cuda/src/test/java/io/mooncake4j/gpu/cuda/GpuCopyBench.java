@@ -18,6 +18,9 @@ import static jcuda.runtime.JCuda.cudaSetDevice;
 import static jcuda.runtime.cudaMemcpyKind.cudaMemcpyDeviceToDevice;
 
 import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.Segment;
+import io.mooncake4j.TransferBatch;
+import io.mooncake4j.TransferEngine;
 import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.DeviceCopier;
 import java.nio.charset.StandardCharsets;
@@ -126,7 +129,67 @@ public final class GpuCopyBench {
             System.out.printf("raw cudaMemcpy per 64 KiB block (128 calls)   %8.1f GB/s  %.3fx copier 64 MiB%n", rawPerBlock, rawPerBlock / big);
             System.out.printf("copier H2D 64 MiB pageable                    %8.1f GB/s%n", h2d);
             System.out.printf("copier D2H 64 MiB pageable                    %8.1f GB/s%n", d2h);
+            engineLoopback(a, b, dst, src, len, raw);
             kernelAlone(dst, src, len);
+        }
+    }
+
+    /**
+     * The same copies through the engine API: both allocations registered at {@code cuda:0}, requests
+     * to the engine's own segment (loopback), a new batch per round as a user submits them.
+     */
+    private static void engineLoopback(DeviceAllocation a, DeviceAllocation b, long[] dst, long[] src, long[] len,
+            double raw) throws Exception {
+        try (TransferEngine engine = GpuEngines.create()) {
+            engine.registerMemory(a.address(), a.length(), "cuda:0");
+            engine.registerMemory(b.address(), b.length(), "cuda:0");
+            Segment self = engine.openSegment(engine.localSegmentName());
+            TransferBatch[] big = new TransferBatch[ROUNDS];
+            Run bigRounds = () -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    big[r] = engine.newBatch(1).write(self, a.address(), b.address(), BIG).submit();
+                }
+                joinAll(big);
+            };
+            TransferBatch[] batches = new TransferBatch[ROUNDS];
+            Run batchRounds = () -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    TransferBatch batch = engine.newBatch(BLOCKS);
+                    for (int i = 0; i < BLOCKS; i++) {
+                        batch.write(self, src[i], dst[i], len[i]);
+                    }
+                    batches[r] = batch.submit();
+                }
+                joinAll(batches);
+            };
+            for (long end = System.nanoTime() + WARM_UP_NANOS; System.nanoTime() < end; ) {
+                bigRounds.run();
+                batchRounds.run();
+            }
+            double engineBig = median(bigRounds, BIG * ROUNDS);
+            double engineBatch = median(batchRounds, BLOCK * BLOCKS * ROUNDS);
+            double engineOneByOne = median(() -> {
+                for (int r = 0; r < ROUNDS; r++) {
+                    TransferBatch batch = engine.newBatch(BLOCKS);
+                    for (int i = 0; i < BLOCKS; i++) {
+                        batch.write(self, src[i], dst[i], len[i]);
+                    }
+                    joinAll(batch.submit());
+                }
+            }, BLOCK * BLOCKS * ROUNDS);
+            System.out.printf("engine loopback D2D 64 MiB, pipelined         %8.1f GB/s  %.2fx raw%n", engineBig, engineBig / raw);
+            System.out.printf("engine loopback D2D 128 x 64 KiB, pipelined   %8.1f GB/s  %.2fx engine 64 MiB, %.2fx raw%n",
+                    engineBatch, engineBatch / engineBig, engineBatch / raw);
+            System.out.printf("engine loopback D2D 128 x 64 KiB, one at a time %6.1f GB/s  (%.1f us a batch)%n",
+                    engineOneByOne, BLOCK * BLOCKS / engineOneByOne / 1e3);
+        }
+    }
+
+    private static void joinAll(TransferBatch... batches) {
+        for (TransferBatch batch : batches) {
+            if (!batch.join().isAllCompleted()) {
+                throw new IllegalStateException("a loopback batch did not complete: " + batch.status(0) + " " + batch.failureReason(0));
+            }
         }
     }
 

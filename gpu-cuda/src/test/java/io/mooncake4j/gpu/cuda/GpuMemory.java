@@ -1,5 +1,6 @@
 package io.mooncake4j.gpu.cuda;
 
+import static jcuda.driver.JCudaDriver.cuCtxGetCurrent;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -7,6 +8,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.mooncake4j.nativeio.NativeMemory;
 import java.nio.ByteBuffer;
 import jcuda.Pointer;
+import jcuda.driver.CUcontext;
 
 /** Test helpers: device memory read and written with the driver's synchronous copies, host memory by mmap. */
 final class GpuMemory {
@@ -47,6 +49,20 @@ final class GpuMemory {
             CudaDriver.check(cuMemcpyDtoH(Pointer.to(b), Pointers.device(deviceAddress), length), "cuMemcpyDtoH");
         }
         return b;
+    }
+
+    /** A context whose handle a test can read. */
+    static final class Context extends CUcontext {
+        long value() {
+            return getNativePointer();
+        }
+    }
+
+    /** The calling thread's current context (handle 0: none). */
+    static Context currentContext() {
+        Context c = new Context();
+        CudaDriver.check(cuCtxGetCurrent(c), "cuCtxGetCurrent");
+        return c;
     }
 
     /** Pageable host memory (the engine's own kind: anonymous mmap). */

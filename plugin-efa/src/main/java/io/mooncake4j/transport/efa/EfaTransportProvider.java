@@ -72,6 +72,21 @@ public final class EfaTransportProvider extends TransportProvider {
         return 7;
     }
 
+    /**
+     * Only on EFA hardware (provider {@code efa}): a software provider (e.g. {@code FI_PROVIDER=tcp}
+     * set for another program) must not silently replace the TCP transport, which is faster than
+     * libfabric's {@code tcp;ofi_rxm}. With a software provider, name the protocol ({@code
+     * MOONCAKE_PROTOCOL=efa}, or {@code efa} in {@code MC_INSTALLED_TRANSPORTS}).
+     */
+    @Override
+    public boolean isAutoSelectable() {
+        try {
+            return EfaSettings.DEFAULT_PROVIDER.equals(EfaSettings.provider(EngineConfig.fromEnvironment()));
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
     @Override
     public Transport create(TransportContext context) {
         return new EfaTransport(context, new EfaSettings(context.config()));

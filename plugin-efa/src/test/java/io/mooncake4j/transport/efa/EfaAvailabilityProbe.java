@@ -15,6 +15,15 @@ public final class EfaAvailabilityProbe {
         EfaTransportProvider p = new EfaTransportProvider();
         System.out.println("available=" + p.isAvailable());
         System.out.println("cause=" + p.unavailabilityCause());
+        System.out.println("autoSelectable=" + p.isAutoSelectable());
+        try (TransferEngine e = TransferEngine.create(EngineConfig.builder()
+                .localHostname("127.0.0.1")
+                .rpcPortRange(0, 0)
+                .build())) {
+            System.out.println("unnamed=" + e.protocol());
+        } catch (MooncakeException e) {
+            System.out.println("unnamed refused=" + e.getMessage());
+        }
         try (TransferEngine e = TransferEngine.create(EngineConfig.builder()
                 .protocol("efa")
                 .localHostname("127.0.0.1")

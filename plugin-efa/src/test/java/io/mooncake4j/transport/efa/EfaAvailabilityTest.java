@@ -52,4 +52,12 @@ class EfaAvailabilityTest {
         String out = probe("MC_EFA_PROVIDER", "tcp;ofi_rxm", "MOONCAKE_DEVICE", "lo");
         assertTrue(out.contains("available=true") && out.contains("engine=efa"), out);
     }
+
+    @Test
+    void shouldNotReplaceTcpUnlessNamedWhenTheProviderIsASoftwareOne() throws Exception {
+        String out = probe("FI_PROVIDER", "tcp", "MOONCAKE_DEVICE", "lo");
+        assertTrue(out.contains("available=true") && out.contains("autoSelectable=false"), out);
+        assertTrue(out.contains("unnamed=tcp"), "an engine with no protocol named keeps TCP: " + out);
+        assertTrue(out.contains("engine=efa"), "named, efa still runs on the software provider: " + out);
+    }
 }

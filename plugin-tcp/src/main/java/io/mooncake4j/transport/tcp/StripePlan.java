@@ -42,6 +42,14 @@ final class StripePlan {
     /** Length of the current part. */
     long length;
 
+    /**
+     * Whether request {@code i} has GPU memory on either side: the tcp transport refuses it and sends
+     * none of it.
+     */
+    static boolean onGpu(Submission s, int i) {
+        return s.localIsCuda(i) || s.remoteBuffer(i).name().startsWith("cuda");
+    }
+
     /** Number of parts a request of {@code length} bytes is cut into. */
     static int partsOf(long length, long slice) {
         return length <= slice ? 1 : (int) Math.min(Integer.MAX_VALUE, (length + slice - 1) / slice);
@@ -54,7 +62,7 @@ final class StripePlan {
         long acc = 0;
         long all = lanes == 64 ? -1L : (1L << lanes) - 1;
         for (int i = 0, n = s.size(); i < n && mask != all; i++) {
-            if (s.localIsCuda(i)) {
+            if (onGpu(s, i)) {
                 continue;
             }
             long len = s.length(i);
@@ -113,7 +121,7 @@ final class StripePlan {
                 return false;
             }
             int i = next++;
-            if (sub.localIsCuda(i)) {
+            if (onGpu(sub, i)) {
                 continue;
             }
             long len = sub.length(i);

@@ -34,12 +34,16 @@ import org.slf4j.LoggerFactory;
  * bytes in the middle of a request ({@code MC_TCP_STALL_TIMEOUT}); that is also how the parts of an
  * aborted batch still in flight to a dead peer end, since abort never closes a connection.
  *
- * <p>Host memory only: requests on GPU memory fail, and the target rejects ranges in GPU regions.
+ * <p>Host memory only: a request with GPU memory on either side ends INVALID before anything is sent
+ * (a device pointer never reaches a socket), and the target rejects ranges in GPU regions.
  */
 public final class TcpTransport implements Transport {
     private static final Logger LOG = LoggerFactory.getLogger(TcpTransport.class);
     static final String CUDA_REASON =
-            "the tcp transport moves host memory only; GPU memory needs the efa transport";
+            "GPU-aware TCP is not available yet: the tcp transport moves host memory only and never hands a"
+                    + " GPU address to a socket. GPU memory works today in same-process (loopback) transfers"
+                    + " (engine.openSegment(engine.localSegmentName())); across processes it comes with the efa"
+                    + " transport (FI_HMEM); meanwhile stage it through a registered cpu:0 buffer";
 
     final TcpSettings settings;
     final TcpCounters counters = new TcpCounters();
@@ -169,9 +173,9 @@ public final class TcpTransport implements Transport {
         long bytes = 0;
         long totalParts = 0;
         for (int i = 0, n = work.size(); i < n; i++) {
-            if (work.localIsCuda(i)) {
+            if (StripePlan.onGpu(work, i)) {
                 counters.partsFailed.increment();
-                work.fail(i, TransferStatus.FAILED, CUDA_REASON);
+                work.fail(i, TransferStatus.INVALID, CUDA_REASON);
                 continue;
             }
             int parts = StripePlan.partsOf(work.length(i), slice);

@@ -19,7 +19,8 @@ class StripePlanTest {
             for (int i = 0; i < n; i++) {
                 long len = rnd.nextBoolean() ? 1 + rnd.nextInt(4096) : 1 + rnd.nextInt(1 << 20);
                 s.set(i, Opcode.WRITE, 0, 0, len);
-                s.cuda[i] = rnd.nextInt(10) == 0;
+                s.cuda[i] = rnd.nextInt(20) == 0;
+                s.remoteCuda[i] = rnd.nextInt(20) == 0;
             }
             int start = rnd.nextInt(lanes);
             long[] covered = new long[n];
@@ -31,7 +32,7 @@ class StripePlanTest {
                 long[] nextOffset = new long[n];
                 while (p.next()) {
                     int i = p.request;
-                    assertTrue(!s.cuda[i]);
+                    assertTrue(!s.cuda[i] && !s.remoteCuda[i]);
                     assertTrue(p.length > 0 && p.length <= slice, "part within slice");
                     assertTrue(p.offset + p.length <= s.length[i]);
                     assertTrue(p.offset >= nextOffset[i], "parts of a request in order on a lane");
@@ -42,7 +43,7 @@ class StripePlanTest {
                 }
             }
             for (int i = 0; i < n; i++) {
-                if (s.cuda[i]) {
+                if (s.cuda[i] || s.remoteCuda[i]) {
                     assertEquals(0, covered[i]);
                 } else {
                     assertEquals(s.length[i], covered[i], "request " + i);

@@ -135,6 +135,7 @@ final class TcpTestKit {
         final long[] remote;
         final long[] length;
         final boolean[] cuda;
+        final boolean[] remoteCuda;
         final long deadline;
         final AtomicIntegerArray partsLeft;
         final AtomicReferenceArray<TransferStatus> status;
@@ -151,6 +152,7 @@ final class TcpTestKit {
             remote = new long[n];
             length = new long[n];
             cuda = new boolean[n];
+            remoteCuda = new boolean[n];
             deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             partsLeft = new AtomicIntegerArray(n);
             for (int i = 0; i < n; i++) {
@@ -214,7 +216,7 @@ final class TcpTestKit {
 
         @Override
         public BufferDescriptor remoteBuffer(int i) {
-            return new BufferDescriptor("cpu:0", remote[i], length[i]);
+            return new BufferDescriptor(remoteCuda[i] ? "cuda:0" : "cpu:0", remote[i], length[i]);
         }
 
         @Override

@@ -309,13 +309,25 @@ class TcpTransportIntegrationTest {
     }
 
     @Test
-    void shouldFailGpuLocalMemoryWithoutSending() throws Exception {
-        FakeSubmission s = FakeSubmission.of(Opcode.WRITE, memA.address, memB.address, 4096);
+    void shouldRefuseGpuMemoryOnEitherSideWithoutSending() throws Exception {
+        fill(memB.address, 4096, 0x5A);
+        FakeSubmission s = new FakeSubmission(3)
+                .set(0, Opcode.WRITE, memA.address, memB.address, 4096)
+                .set(1, Opcode.WRITE, memA.address, memB.address, 4096)
+                .set(2, Opcode.READ, memA.address, memB.address, 4096);
         s.cuda[0] = true;
+        s.remoteCuda[1] = true;
+        s.remoteCuda[2] = true;
+        long sentBefore = a.counters.partsSent.sum();
         a.submit(peerB, s);
         assertTrue(s.await(1000));
-        assertEquals(TransferStatus.FAILED, s.status(0));
-        assertTrue(s.reason(0).contains("host memory only"), s.reason(0));
+        for (int i = 0; i < 3; i++) {
+            assertEquals(TransferStatus.INVALID, s.status(i), "request " + i);
+            assertTrue(s.reason(i).contains("GPU-aware TCP is not available yet"), s.reason(i));
+            assertTrue(s.reason(i).contains("same-process (loopback)"), s.reason(i));
+        }
+        assertEquals(sentBefore, a.counters.partsSent.sum());
+        assertTrue(allEqual(memB.address, 4096, 0x5A));
     }
 
     @Test

@@ -1,0 +1,165 @@
+package io.mooncake4j;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.spi.DeviceAllocation;
+import io.mooncake4j.testkit.FakeGpu;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The engine's device-memory wiring on CPU: locations at registration, the refusal without a GPU
+ * library, and same-process copies with a GPU side going through the device copier, one copy per
+ * submit, over {@link FakeGpu} (host memory the fake provider calls {@code cuda:0}).
+ */
+@Timeout(60)
+class TransferEngineDeviceMemoryTest {
+    private static TransferEngine plainEngine() {
+        return TransferEngine.create(TransferEngineTest.config().build());
+    }
+
+    private static TransferEngine engineWithFakeGpu() {
+        return FakeGpu.installedFor(TransferEngineDeviceMemoryTest::plainEngine);
+    }
+
+    @Test
+    void shouldRegisterHostMemoryAtCpu0WhenLocationIsDetected() {
+        try (TransferEngine engine = plainEngine(); TransferEngine withGpu = engineWithFakeGpu()) {
+            long address = NativeMemory.map(8192);
+            try {
+                assertEquals(MemoryLocation.CPU, engine.registerMemory(address, 4096, "*").location());
+                assertEquals(MemoryLocation.CPU, withGpu.registerMemory(address + 4096, 4096, "*").location());
+                assertEquals("cpu:0", engine.localDescriptor().buffers().get(0).name());
+            } finally {
+                engine.unregisterMemory(address);
+                withGpu.unregisterMemory(address + 4096);
+                NativeMemory.unmap(address, 8192);
+            }
+        }
+    }
+
+    @Test
+    void shouldRefuseCudaNamingWhatToAddWhenNoGpuLibraryIsPresent() {
+        try (TransferEngine engine = plainEngine()) {
+            long address = NativeMemory.map(4096);
+            try {
+                MooncakeException e = assertThrows(MooncakeException.class, () -> engine.registerMemory(address, 4096, "cuda:0"));
+                assertEquals(ErrorCode.REGISTRATION, e.code());
+                assertTrue(e.getMessage().contains("memory location cuda:0 cannot be used"), e.getMessage());
+                assertTrue(e.getMessage().contains("io.mooncake4j:mooncake4j-gpu-cuda"), e.getMessage());
+                assertTrue(e.getMessage().contains("org.jcuda:jcuda:12.6.0"), e.getMessage());
+                assertTrue(engine.localDescriptor().buffers().isEmpty());
+                MooncakeException a = assertThrows(MooncakeException.class, () -> engine.allocate(4096, MemoryLocation.cuda(0)));
+                assertEquals(ErrorCode.REGISTRATION, a.code());
+                assertTrue(a.getMessage().contains("io.mooncake4j:mooncake4j-gpu-cuda"), a.getMessage());
+            } finally {
+                NativeMemory.unmap(address, 4096);
+            }
+        }
+    }
+
+    @Test
+    void shouldDetectDeviceMemoryAndRefuseAWrongLocation() {
+        try (TransferEngine engine = engineWithFakeGpu(); DeviceAllocation gpu = FakeGpu.allocateDevice(8192)) {
+            long host = NativeMemory.map(4096);
+            try {
+                assertEquals(MemoryLocation.cuda(0), engine.registerMemory(gpu.address(), 4096, "*").location());
+                assertEquals("cuda:0", engine.localDescriptor().buffers().get(0).name());
+                MooncakeException e = assertThrows(MooncakeException.class, () -> engine.registerMemory(host, 4096, "cuda:0"));
+                assertEquals(ErrorCode.REGISTRATION, e.code());
+                assertTrue(e.getMessage().contains("is in cpu:0, not cuda:0"), e.getMessage());
+                long forgotten = FakeGpu.FORGOTTEN_BYTES.get();
+                engine.unregisterMemory(gpu.address());
+                assertEquals(forgotten + 4096, FakeGpu.FORGOTTEN_BYTES.get());
+            } finally {
+                NativeMemory.unmap(host, 4096);
+            }
+        }
+    }
+
+    @Test
+    void shouldCopyGpuRequestsOfOneSubmitInOneDeviceCopyAndCompleteOffTheCopierThread() throws Exception {
+        int n = 128;
+        int block = 64 << 10;
+        try (TransferEngine engine = engineWithFakeGpu();
+                HostMemory host = engine.allocate((long) n * block);
+                DeviceMemory gpu = engine.allocate((long) n * block, MemoryLocation.cuda(0))) {
+            assertEquals(MemoryLocation.cuda(0), gpu.location());
+            byte[] data = new byte[n * block];
+            new Random(3).nextBytes(data);
+            host.buffer().put(data);
+            Segment self = engine.openSegment(engine.localSegmentName());
+            TransferBatch write = engine.newBatch(n + 1);
+            for (int i = 0; i < n; i++) {
+                write.write(self, host.address() + (long) i * block, gpu.address() + (long) (n - 1 - i) * block, block);
+            }
+            int before = FakeGpu.COPY_CALLS.get();
+            String stage = write.submit().completion().thenApply(b -> Thread.currentThread().getName()).get(30, TimeUnit.SECONDS);
+            assertEquals(before + 1, FakeGpu.COPY_CALLS.get(), "one device copy per submit");
+            assertNotEquals(FakeGpu.COPIER_THREAD, stage);
+            assertTrue(write.isAllCompleted());
+
+            // back into host memory, with a host-only request in the same batch taking the memmove
+            HostMemory back = engine.allocate((long) n * block);
+            try (back) {
+                TransferBatch read = engine.newBatch(n + 1);
+                for (int i = 0; i < n; i++) {
+                    read.read(self, back.address() + (long) i * block, gpu.address() + (long) i * block, block);
+                }
+                read.read(self, back.address(), host.address(), 16); // host to host: copied at once
+                assertEquals(TransferStatus.COMPLETED, read.submit().status(n));
+                assertTrue(read.join().isAllCompleted());
+                assertEquals(before + 2, FakeGpu.COPY_CALLS.get());
+                byte[] got = new byte[n * block];
+                back.buffer().get(got);
+                for (int i = 0; i < n; i++) {
+                    int from = (n - 1 - i) * block;
+                    byte[] expected = java.util.Arrays.copyOfRange(data, from, from + block);
+                    if (i == n - 1) {
+                        System.arraycopy(data, 0, expected, 0, 16);
+                    }
+                    assertArrayEquals(expected, java.util.Arrays.copyOfRange(got, i * block, (i + 1) * block), "block " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void shouldEndStillRunningGpuCopiesWithTheRoundAndKeepTheirPinsUntilTheCopierReports() throws Exception {
+        try (TransferEngine engine = engineWithFakeGpu();
+                TransferEngine peer = plainEngine();
+                HostMemory host = engine.allocate(4096);
+                HostMemory remote = peer.allocate(4096)) {
+            DeviceMemory gpu = engine.allocate(4096, MemoryLocation.cuda(0));
+            io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.add(peer.localSegmentName());
+            java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+            FakeGpu.gate = gate;
+            try {
+                TransferBatch b = engine.newBatch(2)
+                        .write(engine.openSegment(engine.localSegmentName()), host.address(), gpu.address(), 4096)
+                        .write(engine.openSegment(peer.localSegmentName()), host.address(), remote.address(), 4096)
+                        .submit();
+                b.close();
+                assertTrue(b.await(java.time.Duration.ofSeconds(5)));
+                assertEquals(TransferStatus.CANCELED, b.status(0), "the GPU copy ends with its round");
+                assertEquals(TransferStatus.CANCELED, b.status(1));
+                gate.countDown();
+                long leaked = DeviceMemory.leakedBytes();
+                gpu.close(); // waits for the copier to report, then frees
+                assertEquals(leaked, DeviceMemory.leakedBytes());
+            } finally {
+                FakeGpu.gate = null;
+                gate.countDown();
+                io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.clear();
+                gpu.close();
+            }
+        }
+    }
+}
