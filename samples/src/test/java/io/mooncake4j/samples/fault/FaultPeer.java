@@ -6,12 +6,16 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 /**
  * A {@link GuardedTarget} in a child JVM (optionally inside a network namespace), and the faults
@@ -122,9 +126,39 @@ final class FaultPeer implements AutoCloseable {
         return l.substring("GUARDS ".length());
     }
 
-    /** SIGSTOP: the kernel still accepts connections and data, the process never answers. */
+    /**
+     * SIGSTOP, and waits until every thread of the process is stopped: then the kernel still accepts
+     * connections and data, the process never answers.
+     */
     void stop() throws IOException, InterruptedException {
         signal("STOP");
+        Path tasks = Path.of("/proc", Long.toString(process.pid()), "task");
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!allStopped(tasks)) {
+            if (System.nanoTime() > end) {
+                throw new IllegalStateException("pid " + process.pid() + " not stopped 10 s after SIGSTOP");
+            }
+            TimeUnit.MILLISECONDS.sleep(5);
+        }
+    }
+
+    /** Whether every thread under {@code /proc/<pid>/task} is in state T (stopped). */
+    private static boolean allStopped(Path tasks) throws IOException {
+        try (Stream<Path> threads = Files.list(tasks)) {
+            for (Path t : (Iterable<Path>) threads::iterator) {
+                String stat;
+                try {
+                    stat = Files.readString(t.resolve("stat"));
+                } catch (NoSuchFileException e) {
+                    continue; // the thread ended
+                }
+                // "pid (comm) S ...": the state follows the last ')' (comm may hold spaces or parentheses)
+                if (stat.charAt(stat.lastIndexOf(')') + 2) != 'T') {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /** SIGCONT. */
