@@ -69,6 +69,11 @@ public final class EngineOptions {
 
     /** The engine settings: these flags over the environment. */
     public EngineConfig config() {
+        return builder().build();
+    }
+
+    /** A builder holding these flags, for a tool that sets more. */
+    public EngineConfig.Builder builder() {
         EngineConfig.Builder b = EngineConfig.builder();
         String p = protocol();
         // A protocol from the environment stays there, so that errors name where it came from.
@@ -93,7 +98,7 @@ public final class EngineOptions {
                 b.rpcPortRange(hp.port(), hp.port());
             }
         }
-        return b.build();
+        return b;
     }
 
     /** Starts an engine with these settings. */

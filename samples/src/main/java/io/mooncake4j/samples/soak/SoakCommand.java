@@ -1,5 +1,6 @@
 package io.mooncake4j.samples.soak;
 
+import io.mooncake4j.EngineConfig;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.samples.bench.ChildTarget;
@@ -54,8 +55,8 @@ public final class SoakCommand implements Callable<Integer> {
     int targets = 3;
 
     @Option(names = "--protocols", paramLabel = "LIST", split = ",",
-            description = "Protocols the targets publish, round robin, e.g. tcp,efa. Default: every transport this"
-                    + " engine installed.")
+            description = "Protocols the targets publish, round robin, e.g. tcp,efa; this engine installs them all"
+                    + " (MC_INSTALLED_TRANSPORTS). Default: every transport this engine installed.")
     List<String> protocols;
 
     @Option(names = "--threads", paramLabel = "N", description = "Submitting threads. Default: 2.")
@@ -78,7 +79,7 @@ public final class SoakCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         List<ChildTarget> children = new ArrayList<>();
-        try (TransferEngine engine = engineOptions.createEngine()) {
+        try (TransferEngine engine = TransferEngine.create(config())) {
             List<String> spread = spread(protocols != null ? protocols : engine.installedProtocols());
             String host = EngineOptions.HostPort.parse(engine.localSegmentName()).host();
             long targetLength = SoakWorker.targetLength(threads, maxSize);
@@ -144,6 +145,18 @@ public final class SoakCommand implements Callable<Integer> {
             }
         }
         return counters;
+    }
+
+    /**
+     * The engine flags; with {@code --protocols}, also {@code MC_INSTALLED_TRANSPORTS} naming them, so
+     * that a transport that is not auto-selected (efa on a software provider) is installed too.
+     */
+    private EngineConfig config() {
+        EngineConfig.Builder b = engineOptions.builder();
+        if (protocols != null) {
+            b.set(EngineConfig.INSTALLED_TRANSPORTS, String.join(",", protocols));
+        }
+        return b.build();
     }
 
     private List<String> spread(List<String> available) {
