@@ -23,6 +23,8 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
@@ -38,6 +40,11 @@ class ChallengeResponseTest {
     private static final AuthSecret OTHER = AuthSecret.of("fedcba9876543210fedcba9876543210");
 
     private ServerSocket listener;
+    /**
+     * A thread per background side: the common pool has one thread on a 2-core host, so a relay and
+     * the server behind it would wait for each other until the read timeout.
+     */
+    private final ExecutorService sides = Executors.newCachedThreadPool();
 
     @BeforeEach
     void listen() throws IOException {
@@ -47,6 +54,7 @@ class ChallengeResponseTest {
     @AfterEach
     void close() throws IOException {
         listener.close();
+        sides.shutdownNow();
     }
 
     private Socket connect() throws IOException {
@@ -63,7 +71,7 @@ class ChallengeResponseTest {
             } catch (IOException e) {
                 throw new RuntimeException(e);
             }
-        });
+        }, sides);
     }
 
     private static MooncakeException failure(CompletableFuture<?> f) throws Exception {
@@ -134,7 +142,7 @@ class ChallengeResponseTest {
                 } catch (IOException e) {
                     throw new RuntimeException(e);
                 }
-            });
+            }, sides);
             CompletableFuture<Void> relay = serveOnce(s -> {
                 try (Socket up = new Socket(InetAddress.getLoopbackAddress(), real.getLocalPort())) {
                     relay(s, up, recorded);
