@@ -28,8 +28,8 @@ import org.slf4j.LoggerFactory;
  *       with a growing pause up to 1 ms, so it does not take a core from the other processes of a
  *       small host.
  *   <li>Errors read from the error queue end their parts FAILED with the provider's text.
- *   <li>Writes that end a submission ask for delivery completion, so that when the batch completes
- *       the data is in the peer's memory (the caller may notify the peer next).
+ *   <li>Every write asks for delivery completion, so that a part is reported COMPLETED only when its
+ *       data is in the peer's memory (the caller may notify the peer next).
  * </ul>
  */
 final class EfaProgress implements Runnable {
@@ -237,10 +237,11 @@ final class EfaProgress implements Runnable {
             }
             w.next = last + 1;
         }
-        w.remainingBytes -= length;
         boolean read = w.isRead(i);
         int flags = read ? RmaOps.READ : 0;
-        if (!read && w.remainingBytes < (long) nics.length * slice) {
+        if (!read) {
+            // every write: a part is reported COMPLETED only once its bytes are in the peer's memory
+            // (transmit completion alone let writes to a stopped or dead peer end COMPLETED)
             flags |= RmaOps.DELIVERY_COMPLETE;
         }
         EfaRegistration reg = w.local(i);

@@ -17,16 +17,10 @@ final class EfaWork {
     /** Next request to issue, and the bytes of it already issued (a split request). */
     int next;
     long offset;
-    long remainingBytes;
 
     EfaWork(Submission work, EfaPeer peer) {
         this.work = work;
         this.peer = peer;
-        long total = 0;
-        for (int i = 0; i < work.size(); i++) {
-            total += work.length(i);
-        }
-        this.remainingBytes = total;
     }
 
     EfaRegistration local(int i) {
@@ -48,10 +42,7 @@ final class EfaWork {
                 for (long parts = (left + slice - 1) / slice; parts > 0; parts--) {
                     work.partFailed(next, TransferStatus.CANCELED, "ended before this part was sent");
                 }
-                remainingBytes -= left;
                 offset = 0;
-            } else {
-                remainingBytes -= work.length(next);
             }
             next++;
         }
@@ -95,6 +86,5 @@ final class EfaWork {
         for (; next < work.size(); next++) {
             work.partFailed(next, status, reason);
         }
-        remainingBytes = 0;
     }
 }
