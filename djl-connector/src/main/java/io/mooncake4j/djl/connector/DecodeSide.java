@@ -266,14 +266,23 @@ final class DecodeSide {
 
     // ------------------------------------------------------------------ messages
 
-    /** The prefill side pushed the KV cache. */
-    void onDone(String sender, KvMessage m) {
+    /**
+     * The live request a DONE or ERROR is about, when its prefill sent it; null otherwise (a message
+     * about a quarantined request ends its quarantine; one from another sender is refused).
+     */
+    private DecodeRequest fromItsSource(String sender, KvMessage m) {
         DecodeRequest r = requests.get(m.requestId);
         if (r == null) {
             quarantine.end(m.requestId, sender, m);
-            return;
+            return null;
         }
-        if (!fromSource(r, sender, m)) {
+        return fromSource(r, sender, m) ? r : null;
+    }
+
+    /** The prefill side pushed the KV cache. */
+    void onDone(String sender, KvMessage m) {
+        DecodeRequest r = fromItsSource(sender, m);
+        if (r == null) {
             return;
         }
         KvTransferStats peer;
@@ -288,12 +297,8 @@ final class DecodeSide {
 
     /** The prefill side reports that no KV cache is coming. */
     void onError(String sender, KvMessage m) {
-        DecodeRequest r = requests.get(m.requestId);
+        DecodeRequest r = fromItsSource(sender, m);
         if (r == null) {
-            quarantine.end(m.requestId, sender, m);
-            return;
-        }
-        if (!fromSource(r, sender, m)) {
             return;
         }
         fail(r, KvError.PEER_ERROR, "prefill worker " + sender + " reported: " + m.reason(), false);
