@@ -24,9 +24,11 @@ rm -rf "$pack"
 mkdir -p "$pack/lib"
 # one reactor run, so the engine's own jars come from this checkout and never from ~/.m2
 ./mvnw -B -ntp $offline -q -pl gpu-cuda -am package dependency:copy-dependencies \
-    -DskipTests -DincludeScope=runtime -DexcludeGroupIds=io.mooncake4j -DoutputDirectory="$pack/lib"
+    -DskipTests -DincludeScope=test -DexcludeGroupIds=io.mooncake4j -DexcludeArtifactIds=junit-platform-console-standalone,pytorch-native-cpu,pytorch-jni,pytorch-engine,jazzer,jazzer-api,jazzer-junit,archunit,mockito-core,byte-buddy,byte-buddy-agent \
+    -DoutputDirectory="$pack/lib"
 # the spi's test jar brings the in-memory test transport the engine-level GPU tests and bench start on
-cp native/target/mooncake4j-native-*.jar spi/target/mooncake4j-spi-*[0-9T].jar spi/target/mooncake4j-spi-*-tests.jar \
+cp native/target/mooncake4j-native-*[0-9T].jar spi/target/mooncake4j-spi-*[0-9T].jar spi/target/mooncake4j-spi-*-tests.jar \
+    plugin-tcp/target/mooncake4j-plugin-tcp-*[0-9T].jar djl-connector/target/mooncake4j-djl-connector-*[0-9T].jar \
     gpu-cuda/target/mooncake4j-gpu-cuda-*[0-9T].jar "$pack/lib/"
 cp -r gpu-cuda/target/test-classes "$pack/test-classes"
 ./mvnw -B -ntp $offline -q dependency:copy -Dartifact=org.slf4j:slf4j-simple:2.0.16 -DoutputDirectory="$pack/lib"
@@ -52,8 +54,10 @@ rm -rf /tmp/mc4j-jre && mkdir -p /tmp/mc4j-jre && tar -C /tmp/mc4j-jre -xzf "$he
 java=/tmp/mc4j-jre/jre/bin/java
 cp="$here/test-classes:$(ls "$here"/lib/*.jar | tr '\n' ':')"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; "$java" -version 2>&1; date -u; } | tee "$out/device.txt"
-timeout 420 "$java" -Dmooncake4j.gpu.required=true -jar "$here"/junit-platform-console-standalone-*.jar execute --disable-banner \
-    --class-path "$cp" --scan-class-path "$here/test-classes" --include-tag gpu --fail-if-no-tests \
+# the launcher on the class path (not -jar), so java.class.path names everything and the
+# two-process tests start their child JVMs with it
+timeout 420 "$java" -Dmooncake4j.gpu.required=true -cp "$cp:$(ls "$here"/junit-platform-console-standalone-*.jar)" \
+    org.junit.platform.console.ConsoleLauncher execute --disable-banner --scan-class-path "$here/test-classes" --include-tag gpu --fail-if-no-tests \
     --details=tree --disable-ansi-colors --reports-dir "$out/junit" 2>&1 | tee "$out/tests.txt"
 status=${PIPESTATUS[0]}
 timeout 150 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.GpuCopyBench 2>&1 | tee "$out/bench.txt"
