@@ -285,14 +285,9 @@ final class DecodeSide {
         if (r == null) {
             return;
         }
-        KvTransferStats peer;
-        try {
-            peer = KvTransferStats.fromJson(m.body.getAsJsonObject("stats"));
-        } catch (RuntimeException e) {
-            peer = new KvTransferStats(r.requestId(), "prefill", r.mode(), sender, r.numTokens(), r.startToken(),
-                    0, 0, 0, 0, 0, 0);
-        }
-        complete(r, peer.as("decode", sender, System.nanoTime() - r.createdNanos()));
+        complete(r, KvTransferStats.reportedBy(sender, m.body.get("stats"),
+                KvTransferStats.unreported(r.requestId(), r.mode(), r.numTokens(), r.startToken()),
+                "decode", System.nanoTime() - r.createdNanos()));
     }
 
     /** The prefill side reports that no KV cache is coming. */

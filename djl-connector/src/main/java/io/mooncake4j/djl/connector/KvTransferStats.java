@@ -1,6 +1,10 @@
 package io.mooncake4j.djl.connector;
 
+import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import io.mooncake4j.spi.RateLimitedLog;
+import java.time.Duration;
+import org.slf4j.LoggerFactory;
 import io.mooncake4j.djl.KvError;
 import io.mooncake4j.djl.KvException;
 
@@ -35,6 +39,9 @@ public record KvTransferStats(
         long transferNanos,
         long totalNanos) {
 
+    private static final RateLimitedLog MALFORMED =
+            new RateLimitedLog(LoggerFactory.getLogger(KvTransferStats.class), Duration.ofSeconds(30));
+
     /** The transfer rate in GB/s (1e9 bytes), or 0 when nothing moved. */
     public double gigabytesPerSecond() {
         return transferNanos <= 0 ? 0 : bytes / (double) transferNanos;
@@ -68,6 +75,36 @@ public record KvTransferStats(
         o.addProperty("total_ms", totalNanos / 1e6);
         o.addProperty("gb_per_s", gigabytesPerSecond());
         return o;
+    }
+
+    /**
+     * The stats a peer reported with DONE or RELEASE, as seen by {@code role}: by then both sides hold
+     * the KV cache, so stats that are missing, not an object or malformed never fail the request. They
+     * become zeros apart from the request's own identity ({@code unreported}), and one rate-limited
+     * warning names the peer. One rule for both sides (docs/djl-serving.md, "Transfer stats").
+     */
+    static KvTransferStats reportedBy(String peer, JsonElement stats, KvTransferStats unreported, String role,
+            long totalNanos) {
+        KvTransferStats reported = unreported;
+        if (stats != null && stats.isJsonObject()) {
+            try {
+                reported = fromJson(stats.getAsJsonObject());
+            } catch (KvException e) {
+                MALFORMED.warn(peer, "peer {} sent malformed transfer stats for request {}; counted as zeros: {}",
+                        peer, unreported.requestId(), e.getMessage());
+            }
+        } else {
+            MALFORMED.warn(peer, "peer {} sent no transfer stats object for request {}; counted as zeros",
+                    peer, unreported.requestId());
+        }
+        return reported.as(role, peer, totalNanos);
+    }
+
+    /**
+     * Zero stats for a request whose peer reported none: its identity, no blocks, no bytes, no time.
+     */
+    static KvTransferStats unreported(String requestId, TransferMode mode, int tokens, int startToken) {
+        return new KvTransferStats(requestId, "unreported", mode, "", tokens, startToken, 0, 0, 0, 0, 0, 0);
     }
 
     /** Parses {@link #toJson()}'s form. */

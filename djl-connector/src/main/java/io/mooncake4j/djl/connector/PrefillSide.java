@@ -321,17 +321,10 @@ final class PrefillSide {
         if (r == null || !r.isReady()) {
             return;
         }
-        if (m.body.has("stats")) {
-            // the decode side has its KV cache either way: malformed stats must not keep the blocks
-            KvTransferStats peer;
-            try {
-                peer = KvTransferStats.fromJson(m.body.getAsJsonObject("stats"));
-            } catch (KvException | IllegalStateException e) { // IllegalStateException: stats not an object
-                end(r, null, e instanceof KvException ? (KvException) e
-                        : new KvException(KvError.PEER_ERROR, "the decode worker sent stats that are not an object"));
-                return;
-            }
-            end(r, peer.as("prefill", m.from, System.nanoTime() - r.readyNanos()), null);
+        if (m.body.has("stats")) { // the decode side read the blocks: it holds the KV cache
+            end(r, KvTransferStats.reportedBy(m.from, m.body.get("stats"),
+                    KvTransferStats.unreported(r.requestId(), TransferMode.PULL, r.numTokens(), 0),
+                    "prefill", System.nanoTime() - r.readyNanos()), null);
         } else {
             end(r, null, new KvException(KvError.PEER_ERROR, "decode worker reported: " + m.reason()));
         }

@@ -44,6 +44,10 @@ class InMemoryKvConnectorTest extends AbstractKvConnectorTest {
 
     /** An engine with its pool and push-mode connector; {@code secret} null for none. */
     private KvConnector worker(String secret, Duration transferTimeout) {
+        return worker(secret, transferTimeout, TransferMode.PUSH);
+    }
+
+    private KvConnector worker(String secret, Duration transferTimeout, TransferMode mode) {
         EngineConfig.Builder b = EngineConfig.builder()
                 .environment(Map.of())
                 .protocol(InMemoryTransportProvider.PROTOCOL)
@@ -55,7 +59,7 @@ class InMemoryKvConnectorTest extends AbstractKvConnectorTest {
         }
         TransferEngine engine = track(TransferEngine.create(b.build()));
         PagedKvPool pool = track(PagedKvPool.allocate(engine, LAYOUT));
-        return track(KvConnector.create(pool, config(TransferMode.PUSH, 10, 10, 1), manager));
+        return track(KvConnector.create(pool, config(mode, 10, 10, 1), manager));
     }
 
     /** A prefill, a decode and a third worker without a secret; prefill and decode share {@code secret}. */
@@ -139,5 +143,50 @@ class InMemoryKvConnectorTest extends AbstractKvConnectorTest {
         } finally {
             unstall(decode.engine().localSegmentName());
         }
+    }
+
+    @Test
+    void shouldCompleteThePrefillWithZeroStatsWhenTheReleaseCarriesMalformedStats() throws Exception {
+        KvConnector prefill = worker(null, Duration.ofSeconds(5), TransferMode.PULL);
+        KvConnector decode = worker(null, Duration.ofSeconds(5));
+        PrefillRequest p = prefill.startPrefill("m1", 13, null);
+        KvTestSupport.fill(prefill.pool(), p.cache().blocks(), 5);
+        p.finish();
+        int freeBefore = prefill.pool().allocator().freeBlocks();
+
+        JsonObject stats = new JsonObject();
+        stats.addProperty("tokens", "thirteen"); // the decode side read the blocks, then sent garbage
+        JsonObject body = new JsonObject();
+        body.add("stats", stats);
+        decode.engine().sendNotification(prefill.engine().localSegmentName(),
+                new KvMessage(KvMessage.Type.RELEASE, prefill.id(), decode.id(), "m1", body).encode());
+
+        KvTransferStats s = p.completion().get(10, java.util.concurrent.TimeUnit.SECONDS);
+        assertEquals("m1", s.requestId());
+        assertEquals("prefill", s.role());
+        assertEquals(13, s.tokens());
+        assertEquals(0, s.bytes());
+        assertEquals(0, s.blocks());
+        eventually(() -> prefill.pool().allocator().freeBlocks() == freeBefore + 4, Duration.ofSeconds(10),
+                "the released blocks are free again");
+    }
+
+    @Test
+    void shouldCompleteTheDecodeWithZeroStatsWhenTheDoneCarriesMalformedStats() throws Exception {
+        KvConnector prefill = worker(null, Duration.ofSeconds(5));
+        KvConnector decode = worker(null, Duration.ofSeconds(5));
+        DecodeRequest d = track(decode.expect("m2", 13, 40, new int[0]));
+        JsonObject stats = new JsonObject();
+        stats.addProperty("bytes", "many"); // an object, but malformed
+        JsonObject body = new JsonObject();
+        body.add("stats", stats);
+        prefill.engine().sendNotification(decode.engine().localSegmentName(),
+                new KvMessage(KvMessage.Type.DONE, decode.id(), prefill.id(), "m2", body).encode());
+
+        KvTransferStats s = d.await(Duration.ofSeconds(10));
+        assertEquals("m2", s.requestId());
+        assertEquals("decode", s.role());
+        assertEquals(prefill.engine().localSegmentName(), s.peer());
+        assertEquals(0, s.bytes());
     }
 }

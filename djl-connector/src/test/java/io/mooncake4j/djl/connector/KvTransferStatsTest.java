@@ -9,7 +9,10 @@ import io.mooncake4j.djl.KvError;
 import io.mooncake4j.djl.KvException;
 import org.junit.jupiter.api.Test;
 
-/** Stats travel in RELEASE messages from the peer: malformed ones are a peer error, never a crash. */
+/**
+ * Stats travel in DONE and RELEASE messages from the peer: parsing malformed ones is a peer error, never
+ * a crash, and both sides then count the request's stats as zeros rather than failing it.
+ */
 class KvTransferStatsTest {
     private static final KvTransferStats STATS = new KvTransferStats(
             "r1", "decode", TransferMode.PUSH, "peer:1", 64, 0, 4, 1, 1, 1 << 20, 2_000_000, 3_000_000);
@@ -39,5 +42,34 @@ class KvTransferStatsTest {
     private static void assertPeerError(JsonObject o) {
         KvException e = assertThrows(KvException.class, () -> KvTransferStats.fromJson(o));
         assertEquals(KvError.PEER_ERROR, e.error());
+    }
+
+    @Test
+    void shouldTakeThePeersStatsAsSeenByThisSideWhenTheyAreWellFormed() {
+        KvTransferStats s = KvTransferStats.reportedBy("prefill:2", STATS.toJson(), unreported(), "prefill", 7);
+        assertEquals(STATS.bytes(), s.bytes());
+        assertEquals("prefill", s.role());
+        assertEquals("prefill:2", s.peer());
+        assertEquals(7, s.totalNanos());
+    }
+
+    @Test
+    void shouldCountMalformedOrMissingStatsAsZerosOfTheSameRequest() {
+        JsonObject malformed = STATS.toJson();
+        malformed.remove("bytes");
+        for (com.google.gson.JsonElement e : new com.google.gson.JsonElement[] {
+                malformed, new JsonPrimitive("x"), null, com.google.gson.JsonNull.INSTANCE}) {
+            KvTransferStats s = KvTransferStats.reportedBy("decode:9", e, unreported(), "decode", 5);
+            assertEquals("r1", s.requestId());
+            assertEquals(64, s.tokens());
+            assertEquals(0, s.bytes());
+            assertEquals(0, s.blocks());
+            assertEquals("decode", s.role());
+            assertEquals("decode:9", s.peer());
+        }
+    }
+
+    private static KvTransferStats unreported() {
+        return KvTransferStats.unreported("r1", TransferMode.PUSH, 64, 0);
     }
 }
