@@ -41,6 +41,7 @@ import java.util.Collection;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -912,6 +913,24 @@ public final class TransferEngine implements AutoCloseable {
      */
     public long notificationsRefused() {
         return notifications.refused();
+    }
+
+    /**
+     * The engine's counters and gauges for monitoring, by name: {@code handshake.*} (the handshake
+     * server: frames served and rejected, connections accepted, refused, closed silent or
+     * unauthenticated, open now), {@code notifications.refused}, and each installed transport's own
+     * under its protocol ({@code tcp.served_requests}, {@code efa.<nic>.bytes}, ...). Keys are listed in
+     * docs/operations.md ("Counters"). A snapshot: cheap, never blocking, safe from any thread.
+     */
+    public Map<String, Long> counters() {
+        ensureOpen();
+        Map<String, Long> c = new TreeMap<>();
+        handshake.counters().forEach((k, v) -> c.put("handshake." + k, v));
+        c.put("notifications.refused", notifications.refused());
+        for (String protocol : transports.protocols()) {
+            transports.get(transports.indexOf(protocol)).counters().forEach((k, v) -> c.put(protocol + "." + k, v));
+        }
+        return c;
     }
 
     private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote, String peer) {

@@ -203,6 +203,20 @@ class TransferEngineTest {
     }
 
     @Test
+    void shouldCountHandshakeFramesAndNotificationsUnderTheirNames() {
+        long servedBefore = b.counters().get("handshake.frames_served");
+        a.sendNotification(b.localSegmentName(), "kv ready: req-3");
+        b.pollNotifications();
+        java.util.Map<String, Long> c = b.counters();
+        assertEquals(servedBefore + 1, c.get("handshake.frames_served"));
+        assertEquals(0L, c.get("notifications.refused"));
+        assertEquals(0L, c.get("handshake.frames_rejected"));
+        assertTrue(c.containsKey("handshake.connections_open"), c.toString());
+        a.close();
+        assertThrows(MooncakeException.class, a::counters);
+    }
+
+    @Test
     void shouldWarmupIdempotentlyAndIgnoreSelf() {
         a.warmupSegment(b.localSegmentName());
         a.warmupSegment(b.localSegmentName());

@@ -3,6 +3,7 @@ package io.mooncake4j.spi;
 import com.google.gson.JsonObject;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.metadata.SegmentDescriptor;
+import java.util.Map;
 
 /**
  * One engine's instance of a transport: moves the bytes of submitted requests to and from peers'
@@ -111,4 +112,13 @@ public interface Transport extends AutoCloseable {
      */
     @Override
     void close();
+
+    /**
+     * This transport's counters and gauges, by snake-case name (e.g. {@code served_requests}): what
+     * {@link io.mooncake4j.TransferEngine#counters()} reports under the protocol's name. Read often
+     * by monitoring, so cheap and never blocking; the default has none.
+     */
+    default Map<String, Long> counters() {
+        return Map.of();
+    }
 }

@@ -143,6 +143,24 @@ public abstract class AbstractTransportConformanceTest {
     }
 
     @Test
+    void shouldReportTheTransportsCountersThroughTheEngineUnderItsProtocol() {
+        try (HostMemory src = initiator.allocate(1 << 20); HostMemory dst = target.allocate(1 << 20)) {
+            fillRandom(src.address(), 1 << 20, 3);
+            initiator.write(initiator.openSegment(target.localSegmentName()), src.address(), dst.address(), 1 << 20);
+            long bytes = 0;
+            for (TransferEngine e : List.of(initiator, target)) {
+                for (java.util.Map.Entry<String, Long> c : e.counters().entrySet()) {
+                    if (c.getKey().startsWith(protocol() + ".") && c.getKey().contains("bytes")) {
+                        bytes += c.getValue();
+                    }
+                }
+            }
+            assertTrue(bytes >= 1 << 20, "the " + protocol() + " counters of both engines count the MiB written: "
+                    + initiator.counters() + " / " + target.counters());
+        }
+    }
+
+    @Test
     void shouldRunManyThreadsAndBatchesAtOnce() throws Exception {
         int threads = 6;
         int batches = 12;

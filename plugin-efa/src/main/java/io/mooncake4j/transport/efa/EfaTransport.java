@@ -117,7 +117,8 @@ final class EfaTransport implements Transport {
     }
 
     /** Per NIC: operations completed and bytes they moved ({@code <nic>.operations}, {@code <nic>.bytes}). */
-    Map<String, Long> counters() {
+    @Override
+    public Map<String, Long> counters() {
         Map<String, Long> out = new java.util.LinkedHashMap<>();
         for (EfaNic nic : nics) {
             out.put(nic.name + ".operations", nic.operations.sum());

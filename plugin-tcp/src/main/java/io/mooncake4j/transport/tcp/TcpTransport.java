@@ -119,6 +119,7 @@ public final class TcpTransport implements Transport {
      * and gauges of the data server's connections and staging memory. The keys and their meaning are
      * listed in docs/configuration.md ("Limits and defaults").
      */
+    @Override
     public Map<String, Long> counters() {
         Map<String, Long> m = counters.snapshot();
         m.put("served_connections_open", (long) server.connectionCount());

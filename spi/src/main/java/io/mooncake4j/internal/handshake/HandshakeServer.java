@@ -26,7 +26,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -290,6 +292,23 @@ public final class HandshakeServer implements AutoCloseable {
     /** Unexpected failures in the server's own threads, each logged; the threads carried on. */
     public long serviceFailures() {
         return intake.failures() + connectionFailures.sum();
+    }
+
+    /** Every counter above, and the open connections, by snake-case name. */
+    public Map<String, Long> counters() {
+        Map<String, Long> c = new LinkedHashMap<>();
+        c.put("frames_served", framesServed());
+        c.put("frames_rejected", framesRejected());
+        c.put("handler_failures", handlerFailures());
+        c.put("connections_accepted", connectionsAccepted());
+        c.put("connections_rejected", connectionsRejected());
+        c.put("connections_over_address_limit", connectionsOverAddressLimit());
+        c.put("silent_connections_closed", silentConnectionsClosed());
+        c.put("connections_unauthenticated", connectionsUnauthenticated());
+        c.put("replies_failed", repliesFailed());
+        c.put("service_failures", serviceFailures());
+        c.put("connections_open", (long) activeConnections());
+        return c;
     }
 
     /** Connections open now (silent, being served or queued). */
