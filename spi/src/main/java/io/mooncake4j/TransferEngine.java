@@ -3,9 +3,11 @@ package io.mooncake4j;
 import com.google.gson.JsonObject;
 import io.mooncake4j.internal.AdvertisedAddress;
 import io.mooncake4j.internal.CompletionThreads;
+import io.mooncake4j.internal.CudaIpc;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.Devices;
 import io.mooncake4j.internal.InstalledTransports;
+import io.mooncake4j.internal.IpcMapping;
 import io.mooncake4j.internal.MemoryRegistry;
 import io.mooncake4j.internal.handshake.NotificationInbox;
 import io.mooncake4j.internal.ProviderLoader;
@@ -97,6 +99,7 @@ public final class TransferEngine implements AutoCloseable {
     private MetadataStore store;
     private InstalledTransports transports;
     private Devices devices;
+    private CudaIpc ipc;
     private final CompletionThreads completions = new CompletionThreads();
     private DeadlineWatchdog<TransferBatch> watchdog;
     private String localName;
@@ -161,6 +164,7 @@ public final class TransferEngine implements AutoCloseable {
         });
         localName = store.segmentName(hostname, handshake.port());
         devices = Devices.load();
+        ipc = CudaIpc.create(config, devices);
         transports = InstalledTransports.create(providers, Context::new);
         long tick = Math.max(1_000_000L, Math.min(20_000_000L, timeout.toNanos() / 20));
         watchdog = new DeadlineWatchdog<>("mooncake4j-deadline", tick, TransferBatch::deadlineNanos, this::expire);
@@ -280,11 +284,15 @@ public final class TransferEngine implements AutoCloseable {
             resolved.add(devices.resolve(r));
         }
         registry.register(resolved, access, transports);
+        if (access == RegionAccess.REMOTE) {
+            ipc.exportAll(resolved);
+        }
         try {
             descriptorChanged();
         } catch (RuntimeException e) {
             // the store did not take it: peers must not see memory the caller was told is not registered
             for (MemoryRegion r : resolved) {
+                ipc.forget(r);
                 try {
                     transports.unregister(registry.remove(r.address()));
                 } catch (RuntimeException suppressed) {
@@ -384,6 +392,7 @@ public final class TransferEngine implements AutoCloseable {
         if (!drained && !removed.awaitUnpinned(Duration.ofSeconds(USERS_STOPPED_WAIT_SECONDS))) {
             undrained.put(removed.region().address(), removed);
         }
+        ipc.forget(removed.region());
         devices.forget(removed.region()); // its addresses may be freed and reused
         return removed.pins();
     }
@@ -453,6 +462,7 @@ public final class TransferEngine implements AutoCloseable {
     public SegmentDescriptor localDescriptor() {
         JsonObject extra = new JsonObject();
         transports.describe(extra);
+        ipc.describe(extra);
         extra.addProperty("timestamp", Long.toString(System.currentTimeMillis()));
         List<BufferDescriptor> buffers = new ArrayList<>();
         for (RegisteredRegion r : registry.snapshot()) {
@@ -460,7 +470,8 @@ public final class TransferEngine implements AutoCloseable {
                 continue; // LOCAL_ONLY: peers must not even learn where it is
             }
             MemoryRegion m = r.region();
-            buffers.add(new BufferDescriptor(m.location().toString(), m.address(), m.length(), r.transportFields()));
+            buffers.add(new BufferDescriptor(
+                    m.location().toString(), m.address(), m.length(), ipc.bufferFields(m, r.transportFields())));
         }
         return new SegmentDescriptor(localName, protocol(), buffers, extra);
     }
@@ -628,6 +639,13 @@ public final class TransferEngine implements AutoCloseable {
                                 + ") lies in no single buffer of segment " + s.name() + " " + s.descriptor().buffers();
                     }
                 }
+                if (problem == null) {
+                    IpcMapping mapped = ipc.pin(s.name(), s.descriptor(), buffer, b.length(i));
+                    if (mapped != null) {
+                        gpu = copyOverIpc(b, i, e, gpu, mapped);
+                        continue;
+                    }
+                }
                 if (problem == null && s != routed) {
                     routed = s;
                     routedTo = transports.indexOf(s.descriptor().protocol());
@@ -783,7 +801,7 @@ public final class TransferEngine implements AutoCloseable {
         MemoryLocation remote = target.region().location();
         if (local.isCuda() || remote.isCuda()) {
             DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
-            round.add(i, target, local.isCuda() ? local : remote); // both pins held until the copy is done
+            round.add(i, b.remote(i), target, local.isCuda() ? local : remote); // both pins held until the copy is done
             return round;
         }
         try {
@@ -797,6 +815,16 @@ public final class TransferEngine implements AutoCloseable {
         }
         b.endLocally(i, TransferStatus.COMPLETED, null, e);
         return gpu;
+    }
+
+    /**
+     * A request to a peer on this host whose remote buffer is GPU memory mapped here ({@code mapped},
+     * pinned): it joins the round's device copy on the mapping's device, as a same-process one does.
+     */
+    private DeviceCopyRound copyOverIpc(TransferBatch b, int i, int e, DeviceCopyRound gpu, IpcMapping mapped) {
+        DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
+        round.add(i, mapped.localAddress(b.remote(i)), mapped, mapped.region().location());
+        return round;
     }
 
     /** The batch's round completed (the batch claimed its in-flight work): stop tracking it. */
@@ -914,6 +942,15 @@ public final class TransferEngine implements AutoCloseable {
         return notifications.refused();
     }
 
+    /**
+     * Counters of GPU memory moved through CUDA IPC with peers on this host: {@code ipc_requests},
+     * {@code ipc_bytes}, {@code ipc_opens}, {@code ipc_closes}, {@code ipc_open_failures}, {@code
+     * ipc_export_failures} (see docs/gpu.md).
+     */
+    public Map<String, Long> cudaIpcCounters() {
+        return ipc.counters();
+    }
+
     private JsonObject onHandshake(int type, JsonObject request, InetSocketAddress remote, String peer) {
         switch (type) {
             case HandshakeFrame.METADATA:
@@ -981,7 +1018,8 @@ public final class TransferEngine implements AutoCloseable {
         }
         closeQuietly(watchdog);
         closeQuietly(transports);
-        closeQuietly(devices); // waits (bounded) for same-process GPU copies in flight
+        closeQuietly(devices); // waits (bounded) for same-process and IPC GPU copies in flight
+        closeQuietly(ipc); // then unmaps the peers' buffers no copy holds any more
         closeQuietly(handshake);
         closeQuietly(store);
         completions.close();
