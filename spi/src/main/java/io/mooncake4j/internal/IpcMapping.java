@@ -6,6 +6,8 @@ import io.mooncake4j.spi.PinnedRegion;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A peer's device buffer mapped into this process, shared by the requests that copy through it:
@@ -13,6 +15,7 @@ import java.util.function.Consumer;
  * the mapping. The last release unmaps it, so a mapping is never closed under a copy.
  */
 public final class IpcMapping implements PinnedRegion {
+    private static final Logger LOG = LoggerFactory.getLogger(IpcMapping.class);
     private final DeviceIpcMapping mapping;
     private final long peerAddress;
     private final MemoryRegion region;
@@ -51,11 +54,14 @@ public final class IpcMapping implements PinnedRegion {
         }
     }
 
+    /** Releases a pin; the last one unmaps it. Never throws: it runs on a copier's thread or in a submit. */
     @Override
     public void unpin() {
         if (refs.decrementAndGet() == 0) {
             try {
                 mapping.close();
+            } catch (RuntimeException e) {
+                LOG.warn("unmapping {} failed: {}", this, e.toString());
             } finally {
                 onClose.accept(this);
             }
