@@ -70,7 +70,9 @@ import org.slf4j.LoggerFactory;
  * installed transport speaks ends INVALID. Requests to this engine's own segment are copied by the
  * engine: host memory at once on the submitting thread, GPU memory ({@code cuda:N}, with a {@link
  * io.mooncake4j.spi.DeviceMemoryProvider} such as {@code mooncake4j-gpu-cuda} on the class path) by
- * the device's copier, the round's GPU requests in one batched copy per submit.
+ * the device's copier, the round's GPU requests in one batched copy per submit. Requests to a GPU
+ * buffer of a peer on this host go the same way through CUDA IPC ({@code MC_CUDA_IPC}), not through
+ * a transport.
  *
  * <p>Thread safe. {@link #close()} stops every thread and closes every socket; requests still in
  * flight end CANCELED. Completion futures ({@link TransferBatch#completion()}) are completed on the
@@ -159,6 +161,7 @@ public final class TransferEngine implements AutoCloseable {
                 Segment s = segments.get(name);
                 if (s != null) {
                     s.descriptor(d); // requests route by the protocol it publishes, looked up per submit
+                    ipc.segmentChanged(name, d);
                 }
             }
         });
@@ -519,8 +522,10 @@ public final class TransferEngine implements AutoCloseable {
     public Segment refreshSegment(Segment segment) {
         ensureOpen();
         if (!segment.isLocal()) {
-            segment.descriptor(fetch(segment.name()));
+            SegmentDescriptor d = fetch(segment.name());
+            segment.descriptor(d);
             segment.host(store);
+            ipc.segmentChanged(segment.name(), d);
         }
         return segment;
     }

@@ -152,11 +152,21 @@ class CudaIpcTwoProcessTest {
             String[] moved = child.command("reallocate").split(" ");
             long fresh = Long.parseLong(moved[1]);
             assertEquals("OK", child.command("fill 9"));
-            engine.read(peer, host.address(), fresh, N); // not in the cached descriptor: re-fetched
-            assertArrayEquals(DeviceTargetProcess.pattern(9, 0, N), bytes(host.address(), N));
+            engine.refreshSegment(peer);
             Map<String, Long> counters = engine.cudaIpcCounters();
+            assertEquals(1, counters.get("ipc_closes"), "the old buffer's mapping closed at the re-fetch: " + counters);
+            engine.read(peer, host.address(), fresh, N);
+            assertArrayEquals(DeviceTargetProcess.pattern(9, 0, N), bytes(host.address(), N));
+            counters = engine.cudaIpcCounters();
             assertEquals(2, counters.get("ipc_opens"), counters.toString());
-            assertEquals(1, counters.get("ipc_closes"), "the old buffer's mapping closed with the old descriptor");
+            assertEquals(1, counters.get("ipc_closes"), counters.toString());
+
+            // a request to an address the cached descriptor does not show re-fetches it: same effect
+            long third = Long.parseLong(child.command("reallocate").split(" ")[1]);
+            engine.read(peer, host.address(), third, N);
+            counters = engine.cudaIpcCounters();
+            assertEquals(3, counters.get("ipc_opens"), counters.toString());
+            assertEquals(2, counters.get("ipc_closes"), counters.toString());
         }
     }
 

@@ -140,6 +140,17 @@ public final class CudaIpc implements AutoCloseable {
         return m;
     }
 
+    /**
+     * A peer segment's descriptor changed (re-fetched, or updated by the metadata store): the
+     * mappings of buffers it no longer shows are retired now, not at the segment's next request.
+     */
+    public void segmentChanged(String segment, SegmentDescriptor d) {
+        IpcPeer p = peers.get(segment);
+        if (p != null) {
+            p.refresh(d);
+        }
+    }
+
     boolean isClosed() {
         return closed;
     }

@@ -75,6 +75,13 @@ final class IpcPeer {
         return m.tryPin() ? m : null;
     }
 
+    /** Takes the segment's new descriptor now (re-fetched, or changed in the store), if it is new. */
+    synchronized void refresh(SegmentDescriptor d) {
+        if (!closed && state.descriptor != d) {
+            adopt(d);
+        }
+    }
+
     /** Takes a new descriptor: keeps the mappings of buffers it still shows, retires the rest. */
     private void adopt(SegmentDescriptor d) {
         boolean sameHost = failure == null && owner.isSameHost(d);
