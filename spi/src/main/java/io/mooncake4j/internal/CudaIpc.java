@@ -70,11 +70,6 @@ public final class CudaIpc implements AutoCloseable {
         return new CudaIpc(devices, id == null || id.isEmpty() ? null : id);
     }
 
-    /** Whether IPC is on: a boot id to publish and compare. */
-    public boolean isEnabled() {
-        return bootId != null;
-    }
-
     /** Adds {@value #BOOT_ID_FIELD} to the local descriptor's top-level fields when IPC is on. */
     public void describe(JsonObject descriptor) {
         if (bootId != null) {

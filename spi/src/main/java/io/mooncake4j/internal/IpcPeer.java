@@ -19,8 +19,9 @@ import java.util.concurrent.ConcurrentHashMap;
 final class IpcPeer {
     private final String segment;
     private final CudaIpc owner;
+    private final Map<Key, IpcMapping> open = new HashMap<>(); // guarded by this
     private volatile State state = new State(null, false, Map.of());
-    private String failure; // guarded by this; sticky
+    private boolean failed; // guarded by this; sticky
     private boolean closed; // guarded by this
 
     /** What the requests of one descriptor need, read without locking. */
@@ -28,8 +29,6 @@ final class IpcPeer {
 
     /** What identifies a peer buffer's memory across descriptors. */
     private record Key(long address, long length, DeviceIpcHandle handle) {}
-
-    private final Map<Key, IpcMapping> open = new HashMap<>(); // guarded by this
 
     IpcPeer(String segment, CudaIpc owner) {
         this.segment = segment;
@@ -84,7 +83,7 @@ final class IpcPeer {
 
     /** Takes a new descriptor: keeps the mappings of buffers it still shows, retires the rest. */
     private void adopt(SegmentDescriptor d) {
-        boolean sameHost = failure == null && owner.isSameHost(d);
+        boolean sameHost = !failed && owner.isSameHost(d);
         Map<Key, IpcMapping> kept = new HashMap<>();
         Map<BufferDescriptor, IpcMapping> mappings = new ConcurrentHashMap<>();
         if (sameHost) {
@@ -135,7 +134,7 @@ final class IpcPeer {
 
     /** Remembers that IPC does not work with this peer: one log line, every mapping retired. */
     private void fail(String reason) {
-        failure = reason;
+        failed = true;
         owner.failed(segment, reason);
         open.values().forEach(IpcMapping::retire);
         open.clear();
