@@ -27,16 +27,16 @@ import org.junit.jupiter.api.Timeout;
  * CUDA IPC between two JVMs through the real engine, on CPU with {@link FakeGpu} (whose exported
  * "device memory" is a shared file both processes map): the target child's GPU buffer is read and
  * written device to device by this engine when the child publishes this host's boot id, and left to
- * the network route otherwise. The child publishes protocol {@code test-mem2}, which this engine
- * does not install: a request routed to a network transport ends INVALID naming that protocol, so a
- * COMPLETED request with the right bytes can only have gone through IPC, and an INVALID one shows
- * it was routed to the network.
+ * the network transport otherwise. The child publishes protocol {@code test-mem2}, whose transport
+ * (the test kit's in-memory one) this engine installs but which cannot reach another JVM: a request
+ * it is handed ends FAILED "peer gone". So a COMPLETED request with the right bytes can only have
+ * gone through IPC, and a "peer gone" one shows that the network transport got it.
  */
 @Tag("integration")
 @Timeout(120)
 class CudaIpcTwoProcessTest {
     private static final int N = 64 << 10;
-    private static final String NETWORK_ROUTE = "publishes protocol 'test-mem2'";
+    private static final String NETWORK_TRANSPORT = "peer gone";
 
     private final List<TargetProcessHandle> children = new ArrayList<>();
 
@@ -58,7 +58,7 @@ class CudaIpcTwoProcessTest {
         EngineConfig.Builder b = EngineConfig.builder()
                 .environment(Map.of())
                 .protocol(InMemoryTransportProvider.PROTOCOL)
-                .set(EngineConfig.INSTALLED_TRANSPORTS, "none")
+                .set(EngineConfig.INSTALLED_TRANSPORTS, InMemoryTransportProvider.Second.PROTOCOL)
                 .localHostname("127.0.0.1")
                 .rpcPortRange(0, 0)
                 .transferTimeout(Duration.ofSeconds(20));
@@ -180,8 +180,8 @@ class CudaIpcTwoProcessTest {
             assertTrue(peer.buffers().get(0).extra().has("mc4j_cuda_ipc"), "the child still exports its buffer");
             TransferBatch b = engine.newBatch(1).read(peer, host.address(), child.address, N).submit();
             assertTrue(b.await(Duration.ofSeconds(30)));
-            assertEquals(TransferStatus.INVALID, b.status(0));
-            assertTrue(b.failureReason(0).contains(NETWORK_ROUTE), b.failureReason(0));
+            assertEquals(TransferStatus.FAILED, b.status(0));
+            assertTrue(b.failureReason(0).contains(NETWORK_TRANSPORT), b.failureReason(0));
             assertEquals(0, engine.cudaIpcCounters().get("ipc_requests"));
             assertEquals(opens, FakeGpu.IPC_OPENS.get());
         }
@@ -205,8 +205,8 @@ class CudaIpcTwoProcessTest {
                             .submit();
                     assertTrue(b.await(Duration.ofSeconds(30)));
                     for (int i = 0; i < 2; i++) {
-                        assertEquals(TransferStatus.INVALID, b.status(i));
-                        assertTrue(b.failureReason(i).contains(NETWORK_ROUTE), b.failureReason(i));
+                        assertEquals(TransferStatus.FAILED, b.status(i));
+                        assertTrue(b.failureReason(i).contains(NETWORK_TRANSPORT), b.failureReason(i));
                     }
                 }
             } finally {
@@ -238,8 +238,8 @@ class CudaIpcTwoProcessTest {
             assertFalse(offPeer.buffers().get(0).extra().has("mc4j_cuda_ipc"));
             TransferBatch b = engine.newBatch(1).read(engine.openSegment(exporting.segment), gpu.address(), exporting.address, N).submit();
             assertTrue(b.await(Duration.ofSeconds(30)));
-            assertEquals(TransferStatus.INVALID, b.status(0));
-            assertTrue(b.failureReason(0).contains(NETWORK_ROUTE), b.failureReason(0));
+            assertEquals(TransferStatus.FAILED, b.status(0));
+            assertTrue(b.failureReason(0).contains(NETWORK_TRANSPORT), b.failureReason(0));
             assertEquals(0, engine.cudaIpcCounters().get("ipc_requests"));
         }
     }
