@@ -80,13 +80,28 @@ class CudaIpcGpuTest {
                 assertEquals(written, childCrc(child, 2 * N, N), "WRITE from GPU memory, as the peer sees it");
                 assertEquals(written, childCrc(child, 3 * N, N), "WRITE from host memory, as the peer sees it");
 
+                // KV-sized blocks, gathered out of order from the peer: one gather launch on mapped memory
+                int blocks = 64;
+                int block = 64 << 10;
+                TransferBatch gather = engine.newBatch(blocks);
+                for (int i = 0; i < blocks; i++) {
+                    gather.read(peer, gpu.address() + (long) i * block, remote + (long) ((i * 37) % blocks) * block, block);
+                }
+                assertTrue(gather.submit().await(Duration.ofSeconds(60)));
+                assertTrue(gather.isAllCompleted(), gather.status(0) + " " + gather.failureReason(0));
+                byte[] gathered = GpuMemory.read(gpu.address(), blocks * block);
+                for (int i = 0; i < blocks; i++) {
+                    assertArrayEquals(DeviceTargetProcess.pattern(3, (long) ((i * 37) % blocks) * block, block),
+                            Arrays.copyOfRange(gathered, i * block, (i + 1) * block), "block " + i);
+                }
+
                 // the peer frees its buffer and registers another: the old mapping is closed, the new one opened
                 long fresh = Long.parseLong(child.command("reallocate").split(" ")[1]);
                 assertEquals("OK", child.command("fill 4"));
                 engine.read(peer, gpu.address(), fresh + N, N);
                 assertArrayEquals(DeviceTargetProcess.pattern(4, N, N), GpuMemory.read(gpu.address(), N));
                 Map<String, Long> counters = engine.cudaIpcCounters();
-                assertEquals(5, counters.get("ipc_requests"), counters.toString());
+                assertEquals(5 + blocks, counters.get("ipc_requests"), counters.toString());
                 assertEquals(2, counters.get("ipc_opens"), counters.toString());
                 assertEquals(1, counters.get("ipc_closes"), counters.toString());
                 assertEquals(0, counters.get("ipc_open_failures"), counters.toString());
