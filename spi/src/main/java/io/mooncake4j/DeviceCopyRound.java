@@ -7,7 +7,8 @@ import io.mooncake4j.spi.PinnedRegion;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * The same-process requests of one submitted round that have GPU memory on either side, gathered
+ * The requests of one submitted round that the engine copies itself with GPU memory on either side
+ * (to its own segment, or to a peer's GPU buffer mapped here through CUDA IPC), gathered
  * while the engine walks the round and handed to the device's copier in one {@link
  * DeviceCopier#copy} (one per device when a round spans several). Each request keeps both its pins
  * until the copy is done, then ends COMPLETED, or FAILED with the copier's reason. That runs on the
@@ -40,18 +41,19 @@ final class DeviceCopyRound {
     }
 
     /**
-     * Adds request {@code i}, whose local memory is pinned in the batch's ledger and whose target in
-     * this process is pinned by {@code target}; one side of it is on {@code gpu}.
+     * Adds request {@code i}, whose local memory is pinned in the batch's ledger and whose target is
+     * at {@code remote} in this process (its own memory, or a peer's mapped here), pinned by {@code
+     * target}; one side of it is on {@code gpu}, whose copier does it.
      */
-    void add(int i, PinnedRegion target, MemoryLocation gpu) {
+    void add(int i, long remote, PinnedRegion target, MemoryLocation gpu) {
         int k = size++;
         index[k] = i;
         if (batch.opcode(i) == Opcode.WRITE) {
-            dst[k] = batch.remote(i);
+            dst[k] = remote;
             src[k] = batch.local(i);
         } else {
             dst[k] = batch.local(i);
-            src[k] = batch.remote(i);
+            src[k] = remote;
         }
         len[k] = batch.length(i);
         device[k] = gpu;

@@ -75,6 +75,19 @@ public final class EngineConfig {
     /** A file whose content is the shared secret (instead of {@link #AUTH_TOKEN}); default none. */
     public static final String AUTH_TOKEN_FILE = "MC_AUTH_TOKEN_FILE";
 
+    /**
+     * Whether GPU buffers move device to device through CUDA IPC to and from peers on this host
+     * (published with {@code mc4j_cuda_ipc}); {@code 0} turns it off: nothing is exported, peers are
+     * reached over their transport. Default {@code 1}.
+     */
+    public static final String CUDA_IPC = "MC_CUDA_IPC";
+    /**
+     * This host's identity, published as {@code mc4j_boot_id}: peers that publish the same value are
+     * taken to be on this host. Default: {@code /proc/sys/kernel/random/boot_id}. Set it only to
+     * test the other-host path, or to keep apart hosts that share a boot id.
+     */
+    public static final String BOOT_ID = "MC_BOOT_ID";
+
     private static final Map<String, String> DEFAULTS =
             Map.ofEntries(
                     Map.entry(METADATA_SERVER, "P2PHANDSHAKE"),
@@ -300,6 +313,28 @@ public final class EngineConfig {
 
     public long sliceSize() {
         return getLong(SLICE_SIZE, 1 << 20, 4096, 1L << 30);
+    }
+
+    /**
+     * Whether CUDA IPC with peers on this host is on ({@link #CUDA_IPC}).
+     *
+     * @throws MooncakeException CONFIGURATION when the value is not 0, 1, false or true
+     */
+    public boolean cudaIpc() {
+        String v = get(CUDA_IPC, "1").toLowerCase(Locale.ROOT);
+        if (v.equals("1") || v.equals("true")) {
+            return true;
+        }
+        if (v.equals("0") || v.equals("false")) {
+            return false;
+        }
+        throw new MooncakeException(ErrorCode.CONFIGURATION,
+                CUDA_IPC + "='" + v + "' (" + sourceOf(CUDA_IPC) + ") must be 1 (on) or 0 (off)");
+    }
+
+    /** The host identity to publish ({@link #BOOT_ID}), or null to read the kernel's boot id. */
+    public String bootId() {
+        return get(BOOT_ID);
     }
 
     /**

@@ -3,9 +3,11 @@ package io.mooncake4j;
 import com.google.gson.JsonObject;
 import io.mooncake4j.internal.AdvertisedAddress;
 import io.mooncake4j.internal.CompletionThreads;
+import io.mooncake4j.internal.CudaIpc;
 import io.mooncake4j.internal.DeadlineWatchdog;
 import io.mooncake4j.internal.Devices;
 import io.mooncake4j.internal.InstalledTransports;
+import io.mooncake4j.internal.IpcMapping;
 import io.mooncake4j.internal.MemoryRegistry;
 import io.mooncake4j.internal.handshake.NotificationInbox;
 import io.mooncake4j.internal.ProviderLoader;
@@ -69,7 +71,9 @@ import org.slf4j.LoggerFactory;
  * installed transport speaks ends INVALID. Requests to this engine's own segment are copied by the
  * engine: host memory at once on the submitting thread, GPU memory ({@code cuda:N}, with a {@link
  * io.mooncake4j.spi.DeviceMemoryProvider} such as {@code mooncake4j-gpu-cuda} on the class path) by
- * the device's copier, the round's GPU requests in one batched copy per submit.
+ * the device's copier, the round's GPU requests in one batched copy per submit. Requests to a GPU
+ * buffer of a peer on this host go the same way through CUDA IPC ({@code MC_CUDA_IPC}), not through
+ * a transport.
  *
  * <p>Thread safe. {@link #close()} stops every thread and closes every socket; requests still in
  * flight end CANCELED. Completion futures ({@link TransferBatch#completion()}) are completed on the
@@ -98,6 +102,7 @@ public final class TransferEngine implements AutoCloseable {
     private MetadataStore store;
     private InstalledTransports transports;
     private Devices devices;
+    private CudaIpc ipc;
     private final CompletionThreads completions = new CompletionThreads();
     private DeadlineWatchdog<TransferBatch> watchdog;
     private String localName;
@@ -157,11 +162,13 @@ public final class TransferEngine implements AutoCloseable {
                 Segment s = segments.get(name);
                 if (s != null) {
                     s.descriptor(d); // requests route by the protocol it publishes, looked up per submit
+                    ipc.segmentChanged(name, d);
                 }
             }
         });
         localName = store.segmentName(hostname, handshake.port());
         devices = Devices.load();
+        ipc = CudaIpc.create(config, devices);
         transports = InstalledTransports.create(providers, Context::new);
         long tick = Math.max(1_000_000L, Math.min(20_000_000L, timeout.toNanos() / 20));
         watchdog = new DeadlineWatchdog<>("mooncake4j-deadline", tick, TransferBatch::deadlineNanos, this::expire);
@@ -281,11 +288,15 @@ public final class TransferEngine implements AutoCloseable {
             resolved.add(devices.resolve(r));
         }
         registry.register(resolved, access, transports);
+        if (access == RegionAccess.REMOTE) {
+            ipc.exportAll(resolved);
+        }
         try {
             descriptorChanged();
         } catch (RuntimeException e) {
             // the store did not take it: peers must not see memory the caller was told is not registered
             for (MemoryRegion r : resolved) {
+                ipc.forget(r);
                 try {
                     transports.unregister(registry.remove(r.address()));
                 } catch (RuntimeException suppressed) {
@@ -385,6 +396,7 @@ public final class TransferEngine implements AutoCloseable {
         if (!drained && !removed.awaitUnpinned(Duration.ofSeconds(USERS_STOPPED_WAIT_SECONDS))) {
             undrained.put(removed.region().address(), removed);
         }
+        ipc.forget(removed.region());
         devices.forget(removed.region()); // its addresses may be freed and reused
         return removed.pins();
     }
@@ -454,6 +466,7 @@ public final class TransferEngine implements AutoCloseable {
     public SegmentDescriptor localDescriptor() {
         JsonObject extra = new JsonObject();
         transports.describe(extra);
+        ipc.describe(extra);
         extra.addProperty("timestamp", Long.toString(System.currentTimeMillis()));
         List<BufferDescriptor> buffers = new ArrayList<>();
         for (RegisteredRegion r : registry.snapshot()) {
@@ -461,7 +474,8 @@ public final class TransferEngine implements AutoCloseable {
                 continue; // LOCAL_ONLY: peers must not even learn where it is
             }
             MemoryRegion m = r.region();
-            buffers.add(new BufferDescriptor(m.location().toString(), m.address(), m.length(), r.transportFields()));
+            buffers.add(new BufferDescriptor(
+                    m.location().toString(), m.address(), m.length(), ipc.bufferFields(m, r.transportFields())));
         }
         return new SegmentDescriptor(localName, protocol(), buffers, extra);
     }
@@ -509,8 +523,10 @@ public final class TransferEngine implements AutoCloseable {
     public Segment refreshSegment(Segment segment) {
         ensureOpen();
         if (!segment.isLocal()) {
-            segment.descriptor(fetch(segment.name()));
+            SegmentDescriptor d = fetch(segment.name());
+            segment.descriptor(d);
             segment.host(store);
+            ipc.segmentChanged(segment.name(), d);
         }
         return segment;
     }
@@ -627,6 +643,13 @@ public final class TransferEngine implements AutoCloseable {
                     if (problem == null && buffer == null) {
                         problem = "remote range [0x" + Long.toHexString(b.remote(i)) + ", +" + b.length(i)
                                 + ") lies in no single buffer of segment " + s.name() + " " + s.descriptor().buffers();
+                    }
+                }
+                if (problem == null) {
+                    IpcMapping mapped = ipc.pin(s.name(), s.descriptor(), buffer, b.length(i));
+                    if (mapped != null) {
+                        gpu = copyOverIpc(b, i, e, gpu, mapped);
+                        continue;
                     }
                 }
                 if (problem == null && s != routed) {
@@ -784,7 +807,7 @@ public final class TransferEngine implements AutoCloseable {
         MemoryLocation remote = target.region().location();
         if (local.isCuda() || remote.isCuda()) {
             DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
-            round.add(i, target, local.isCuda() ? local : remote); // both pins held until the copy is done
+            round.add(i, b.remote(i), target, local.isCuda() ? local : remote); // both pins held until the copy is done
             return round;
         }
         try {
@@ -798,6 +821,16 @@ public final class TransferEngine implements AutoCloseable {
         }
         b.endLocally(i, TransferStatus.COMPLETED, null, e);
         return gpu;
+    }
+
+    /**
+     * A request to a peer on this host whose remote buffer is GPU memory mapped here ({@code mapped},
+     * pinned): it joins the round's device copy on the mapping's device, as a same-process one does.
+     */
+    private DeviceCopyRound copyOverIpc(TransferBatch b, int i, int e, DeviceCopyRound gpu, IpcMapping mapped) {
+        DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
+        round.add(i, mapped.localAddress(b.remote(i)), mapped, mapped.region().location());
+        return round;
     }
 
     /** The batch's round completed (the batch claimed its in-flight work): stop tracking it. */
@@ -918,15 +951,17 @@ public final class TransferEngine implements AutoCloseable {
     /**
      * The engine's counters and gauges for monitoring, by name: {@code handshake.*} (the handshake
      * server: frames served and rejected, connections accepted, refused, closed silent or
-     * unauthenticated, open now), {@code notifications.refused}, and each installed transport's own
-     * under its protocol ({@code tcp.served_requests}, {@code efa.<nic>.bytes}, ...). Keys are listed in
-     * docs/operations.md ("Counters"). A snapshot: cheap, never blocking, safe from any thread.
+     * unauthenticated, open now), {@code notifications.refused}, {@code cuda_ipc.*} (GPU memory moved
+     * through CUDA IPC with peers on this host), and each installed transport's own under its protocol
+     * ({@code tcp.served_requests}, {@code efa.<nic>.bytes}, ...). Keys are listed in
+     * docs/operations.md ("Counters"). A snapshot: cheap, never blocking, safe from any thread, also
+     * after {@link #close()} (the final figures).
      */
     public Map<String, Long> counters() {
-        ensureOpen();
         Map<String, Long> c = new TreeMap<>();
         handshake.counters().forEach((k, v) -> c.put("handshake." + k, v));
         c.put("notifications.refused", notifications.refused());
+        ipc.counters().forEach((k, v) -> c.put("cuda_ipc." + k, v));
         for (String protocol : transports.protocols()) {
             transports.get(transports.indexOf(protocol)).counters().forEach((k, v) -> c.put(protocol + "." + k, v));
         }
@@ -1000,7 +1035,8 @@ public final class TransferEngine implements AutoCloseable {
         }
         closeQuietly(watchdog);
         closeQuietly(transports);
-        closeQuietly(devices); // waits (bounded) for same-process GPU copies in flight
+        closeQuietly(devices); // waits (bounded) for same-process and IPC GPU copies in flight
+        closeQuietly(ipc); // then unmaps the peers' buffers no copy holds any more
         closeQuietly(handshake);
         closeQuietly(store);
         completions.close();

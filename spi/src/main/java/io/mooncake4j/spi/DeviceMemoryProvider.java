@@ -60,6 +60,36 @@ public abstract class DeviceMemoryProvider {
      */
     public abstract void forget(long address, long length);
 
+    // ---------------------------------------------------------------- same-host IPC (CUDA IPC)
+
+    /**
+     * Exports the registered device region {@code [address, address + length)} so that another
+     * process on this host can map it ({@link #openIpc}); the engine calls this once when the region
+     * is registered and publishes the result with the buffer.
+     *
+     * @return the handle, or null when this provider cannot export at all (the default)
+     * @throws io.mooncake4j.MooncakeException saying why when this region cannot be exported (e.g.
+     *     memory from an allocator that does not support IPC); the engine then publishes no handle
+     */
+    public DeviceIpcHandle exportIpc(long address, long length) {
+        return null;
+    }
+
+    /**
+     * Maps a buffer of {@code length} bytes that another process on this host exported, on the local
+     * device the handle names, with that device's context current only for the call (the caller's
+     * is restored) and peer access enabled lazily. The engine opens each peer buffer once and closes
+     * the mapping when the peer's descriptor no longer shows the buffer, or when it closes.
+     *
+     * @throws io.mooncake4j.MooncakeException saying why when it cannot be mapped (no such device
+     *     here, another IPC namespace, no peer access, the buffer not inside the allocation, or no
+     *     IPC support in this provider: the default); the engine then uses the network transport
+     */
+    public DeviceIpcMapping openIpc(DeviceIpcHandle handle, long length) {
+        throw new io.mooncake4j.MooncakeException(io.mooncake4j.ErrorCode.TRANSPORT_UNAVAILABLE,
+                getClass().getName() + " does not open IPC handles");
+    }
+
     @Override
     public String toString() {
         return getClass().getName() + "[" + kind() + "]";

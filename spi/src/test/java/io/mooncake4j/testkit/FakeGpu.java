@@ -1,15 +1,25 @@
 package io.mooncake4j.testkit;
 
+import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.MooncakeException;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.DeviceCopier;
+import io.mooncake4j.spi.DeviceIpcHandle;
+import io.mooncake4j.spi.DeviceIpcMapping;
 import io.mooncake4j.spi.DeviceMemoryProvider;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.io.UncheckedIOException;
 import java.net.URL;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Enumeration;
 import java.util.List;
@@ -29,6 +39,11 @@ import java.util.function.Supplier;
  * as a GPU copier completes on its own. Engines created inside {@link #installedFor} find it through
  * the thread context classloader, as they would find {@code mooncake4j-gpu-cuda}; other engines of
  * the test JVM never see it.
+ *
+ * <p>CUDA IPC, faked honestly across processes: with {@link #sharing} on (system property {@code
+ * mooncake4j.fakegpu.ipc=true} in a child JVM) "device memory" is a file-backed shared mapping in
+ * {@code /dev/shm}; the exported handle names that file, and a peer on the same host that opens it
+ * maps the same pages, so bytes it copies land in the exporter's memory.
  */
 public final class FakeGpu extends DeviceMemoryProvider {
     /** The name of the fake copier's thread. */
@@ -40,6 +55,16 @@ public final class FakeGpu extends DeviceMemoryProvider {
     /** When set, copies wait (at most 10 s) until it opens: a copy still running on the "device". */
     public static volatile java.util.concurrent.CountDownLatch gate;
     private static final Map<Long, Long> DEVICE = new ConcurrentSkipListMap<>(); // start -> end
+    /** Whether new "device memory" is shared and exportable (IPC); off by default. */
+    public static volatile boolean sharing = Boolean.getBoolean("mooncake4j.fakegpu.ipc");
+    /** When set, {@link #openIpc} fails with this reason (another IPC namespace, say). */
+    public static volatile String ipcOpenFailure;
+    /** Peer buffers mapped by {@link #openIpc}, and those unmapped again. */
+    public static final AtomicInteger IPC_OPENS = new AtomicInteger();
+    public static final AtomicInteger IPC_CLOSES = new AtomicInteger();
+    /** The device name the fake publishes in its handles (a real provider: the PCI bus id). */
+    public static final String DEVICE_ID = "fake-gpu:0";
+    private static final Map<Long, SharedFile> SHARED = new ConcurrentSkipListMap<>(); // base -> file
 
     /** Runs {@code create} (an engine's creation) where the engine finds this provider. */
     public static <T> T installedFor(Supplier<T> create) {
@@ -53,35 +78,24 @@ public final class FakeGpu extends DeviceMemoryProvider {
         }
     }
 
-    /** Host memory that the fake provider calls {@code cuda:0}. */
+    /** Host memory that the fake provider calls {@code cuda:0}; shared and exportable with {@link #sharing}. */
     public static DeviceAllocation allocateDevice(long bytes) {
-        long address = NativeMemory.map(bytes);
+        SharedFile shared = sharing ? SharedFile.create(bytes) : null;
+        long address = shared != null ? shared.address : NativeMemory.map(bytes);
+        if (shared != null) {
+            SHARED.put(address, shared);
+        }
         DEVICE.put(address, address + bytes);
-        AtomicInteger closed = new AtomicInteger();
-        return new DeviceAllocation() {
-            @Override
-            public long address() {
-                return address;
+        return new FakeRange(address, bytes, () -> {
+            DEVICE.remove(address);
+            if (shared != null) {
+                SHARED.remove(address);
+                shared.close();
+                shared.delete();
+            } else {
+                NativeMemory.unmap(address, bytes);
             }
-
-            @Override
-            public long length() {
-                return bytes;
-            }
-
-            @Override
-            public MemoryLocation location() {
-                return MemoryLocation.cuda(0);
-            }
-
-            @Override
-            public void close() {
-                if (closed.getAndIncrement() == 0) {
-                    DEVICE.remove(address);
-                    NativeMemory.unmap(address, bytes);
-                }
-            }
-        };
+        });
     }
 
     @Override
@@ -163,6 +177,141 @@ public final class FakeGpu extends DeviceMemoryProvider {
     @Override
     public void forget(long address, long length) {
         FORGOTTEN_BYTES.addAndGet(length);
+    }
+
+    /** The handle names the shared file holding the region; anonymous "device memory" cannot be exported. */
+    @Override
+    public DeviceIpcHandle exportIpc(long address, long length) {
+        if (!sharing) {
+            return null;
+        }
+        for (SharedFile f : SHARED.values()) {
+            if (address >= f.address && address + length <= f.address + f.length) {
+                byte[] name = f.path.toString().getBytes(StandardCharsets.UTF_8);
+                return new DeviceIpcHandle(Arrays.copyOf(name, DeviceIpcHandle.HANDLE_BYTES), address - f.address, DEVICE_ID);
+            }
+        }
+        throw new MooncakeException(ErrorCode.REGISTRATION, "0x" + Long.toHexString(address) + " is not shared fake device memory");
+    }
+
+    /** Maps the file the handle names, checking that the buffer lies inside it. */
+    @Override
+    public DeviceIpcMapping openIpc(DeviceIpcHandle handle, long length) {
+        String failure = ipcOpenFailure;
+        if (failure != null) {
+            throw new MooncakeException(ErrorCode.IO, failure);
+        }
+        if (!handle.device().equals(DEVICE_ID)) {
+            throw new MooncakeException(ErrorCode.IO, "no device " + handle.device() + " here");
+        }
+        byte[] raw = handle.handle();
+        int end = 0;
+        while (end < raw.length && raw[end] != 0) {
+            end++;
+        }
+        SharedFile f = SharedFile.open(Path.of(new String(raw, 0, end, StandardCharsets.UTF_8)));
+        if (handle.offset() + length > f.length) {
+            f.close();
+            throw new MooncakeException(ErrorCode.IO, "the buffer (offset " + handle.offset() + ", " + length
+                    + " bytes) is not inside the exported allocation of " + f.length + " bytes");
+        }
+        IPC_OPENS.incrementAndGet();
+        return new FakeRange(f.address + handle.offset(), length, () -> {
+            f.close();
+            IPC_CLOSES.incrementAndGet();
+        });
+    }
+
+    /** Fake device memory: an allocation, or a peer's buffer mapped here; released once. */
+    private static final class FakeRange implements DeviceAllocation, DeviceIpcMapping {
+        private final long address;
+        private final long length;
+        private final Runnable release;
+        private final AtomicInteger closed = new AtomicInteger();
+
+        FakeRange(long address, long length, Runnable release) {
+            this.address = address;
+            this.length = length;
+            this.release = release;
+        }
+
+        @Override
+        public long address() {
+            return address;
+        }
+
+        @Override
+        public long length() {
+            return length;
+        }
+
+        @Override
+        public MemoryLocation location() {
+            return MemoryLocation.cuda(0);
+        }
+
+        @Override
+        public void close() {
+            if (closed.getAndIncrement() == 0) {
+                release.run();
+            }
+        }
+    }
+
+    /** A file in /dev/shm mapped shared: the fake's exportable "device memory". */
+    private static final class SharedFile {
+        private static final AtomicInteger COUNT = new AtomicInteger();
+        final Path path;
+        final long address;
+        final long length;
+        private final MappedByteBuffer buffer;
+
+        private SharedFile(Path path, MappedByteBuffer buffer) {
+            this.path = path;
+            this.buffer = buffer;
+            this.address = NativeMemory.address(buffer);
+            this.length = buffer.capacity();
+        }
+
+        static SharedFile create(long bytes) {
+            Path dir = Files.isDirectory(Path.of("/dev/shm")) ? Path.of("/dev/shm") : Path.of(System.getProperty("java.io.tmpdir"));
+            Path p = dir.resolve("fake-gpu-" + ProcessHandle.current().pid() + "-" + COUNT.incrementAndGet());
+            try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+                f.setLength(bytes);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            p.toFile().deleteOnExit();
+            return open(p);
+        }
+
+        static SharedFile open(Path p) {
+            try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                return new SharedFile(p, ch.map(FileChannel.MapMode.READ_WRITE, 0, ch.size()));
+            } catch (IOException e) {
+                throw new MooncakeException(ErrorCode.IO, "cannot map " + p + ": " + e);
+            }
+        }
+
+        /** Unmaps it now (a copy through it afterwards would fault: the engine must never do one). */
+        void close() {
+            try {
+                Class<?> unsafe = Class.forName("sun.misc.Unsafe");
+                java.lang.reflect.Field f = unsafe.getDeclaredField("theUnsafe");
+                f.setAccessible(true);
+                unsafe.getMethod("invokeCleaner", java.nio.ByteBuffer.class).invoke(f.get(null), buffer);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("cannot unmap " + path, e);
+            }
+        }
+
+        void delete() {
+            try {
+                Files.deleteIfExists(path);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
     }
 
     /** A classloader that adds a services file naming {@link FakeGpu} to its parent's resources. */

@@ -15,14 +15,18 @@ import java.time.Duration;
 public final class TargetProcess {
     private TargetProcess() {}
 
-    public static void main(String[] args) throws Exception {
-        EngineConfig config = EngineConfig.builder()
-                .protocol(args[0])
+    /** A child's settings: {@code protocol} on loopback, any free port, a 10 s transfer timeout. */
+    static EngineConfig config(String protocol) {
+        return EngineConfig.builder()
+                .protocol(protocol)
                 .localHostname("127.0.0.1")
                 .rpcPortRange(0, 0)
                 .transferTimeout(Duration.ofSeconds(10))
                 .build();
-        try (TransferEngine engine = TransferEngine.create(config);
+    }
+
+    public static void main(String[] args) throws Exception {
+        try (TransferEngine engine = TransferEngine.create(config(args[0]));
                 HostMemory memory = engine.allocate(Long.parseLong(args[1]))) {
             System.out.println("READY " + engine.localSegmentName() + " " + memory.address() + " " + memory.length());
             System.out.flush();

@@ -9,15 +9,17 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
-/** Starts and kills a {@link TargetProcess} child JVM. */
+/** Starts a {@link TargetProcess} (or another target main) in a child JVM, talks to it, and kills it. */
 public final class TargetProcessHandle implements AutoCloseable {
     public final Process process;
     public final String segment;
     public final long address;
     public final long length;
+    private final BufferedReader out;
 
-    private TargetProcessHandle(Process process, String segment, long address, long length) {
+    private TargetProcessHandle(Process process, BufferedReader out, String segment, long address, long length) {
         this.process = process;
+        this.out = out;
         this.segment = segment;
         this.address = address;
         this.length = length;
@@ -30,26 +32,28 @@ public final class TargetProcessHandle implements AutoCloseable {
 
     /** As {@link #start(String, long)}, with these JVM options (heap size, {@code -Dmc.*} settings). */
     public static TargetProcessHandle start(String protocol, long bytes, List<String> jvmOptions) throws IOException {
+        return start(TargetProcess.class, List.of(protocol, Long.toString(bytes)), jvmOptions);
+    }
+
+    /**
+     * Starts {@code main} (which prints {@code READY <segment> <address> <length>} first, then serves
+     * until its standard input closes) in a child JVM with the test class path, and waits until it serves.
+     */
+    public static TargetProcessHandle start(Class<?> main, List<String> args, List<String> jvmOptions) throws IOException {
         String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
         List<String> command = new java.util.ArrayList<>();
         command.add(java);
         command.addAll(jvmOptions);
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"),
-                TargetProcess.class.getName(), protocol, Long.toString(bytes)));
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), main.getName()));
+        command.addAll(args);
         ProcessBuilder pb = new ProcessBuilder(command);
         pb.redirectError(ProcessBuilder.Redirect.INHERIT);
         Process p = pb.start();
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         String line;
         try {
-            line = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return out.readLine();
-                } catch (IOException e) {
-                    return null;
-                }
-            }).get(60, TimeUnit.SECONDS);
-        } catch (Exception e) {
+            line = readLine(out, 60);
+        } catch (IOException e) {
             p.destroyForcibly();
             throw new IOException("target process did not start", e);
         }
@@ -58,7 +62,32 @@ public final class TargetProcessHandle implements AutoCloseable {
             throw new IOException("target process printed " + line);
         }
         String[] f = line.split(" ");
-        return new TargetProcessHandle(p, f[1], Long.parseLong(f[2]), Long.parseLong(f[3]));
+        return new TargetProcessHandle(p, out, f[1], Long.parseLong(f[2]), Long.parseLong(f[3]));
+    }
+
+    /** Sends one command line to the child and returns its one-line answer (within 30 s). */
+    public String command(String line) throws IOException {
+        process.getOutputStream().write((line + "\n").getBytes(StandardCharsets.UTF_8));
+        process.getOutputStream().flush();
+        String answer = readLine(out, 30);
+        if (answer == null) {
+            throw new IOException("the target process ended without answering '" + line + "'");
+        }
+        return answer;
+    }
+
+    private static String readLine(BufferedReader in, int seconds) throws IOException {
+        try {
+            return CompletableFuture.supplyAsync(() -> {
+                try {
+                    return in.readLine();
+                } catch (IOException e) {
+                    return null;
+                }
+            }).get(seconds, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IOException("no line from the target process within " + seconds + " s", e);
+        }
     }
 
     /** Kills the process at once (SIGKILL). */

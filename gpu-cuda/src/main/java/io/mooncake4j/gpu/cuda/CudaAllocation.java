@@ -1,24 +1,46 @@
 package io.mooncake4j.gpu.cuda;
 
+import static jcuda.driver.JCudaDriver.cuIpcCloseMemHandle;
 import static jcuda.driver.JCudaDriver.cuMemFree;
 
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.spi.DeviceAllocation;
+import io.mooncake4j.spi.DeviceIpcMapping;
 import java.util.concurrent.atomic.AtomicBoolean;
 
-/** Device memory from {@code cuMemAlloc}, freed once by {@link #close()}. */
-final class CudaAllocation implements DeviceAllocation {
+/**
+ * Device memory this process owns from {@code cuMemAlloc} (freed by {@link #close()}), or a part of
+ * another process's allocation mapped here by {@code cuIpcOpenMemHandle} (unmapped by {@link
+ * #close()}, {@code cuIpcCloseMemHandle}). Released once.
+ */
+final class CudaAllocation implements DeviceAllocation, DeviceIpcMapping {
     private final CudaDriver driver;
     private final int device;
-    private final long address;
+    private final long base; // what the driver returned: the allocation, or the whole mapping
+    private final long size;
+    private final long address; // what the user sees: base + offset
     private final long length;
+    private final boolean mapped;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    CudaAllocation(CudaDriver driver, int device, long address, long length) {
+    private CudaAllocation(CudaDriver driver, int device, long base, long size, long offset, long length, boolean mapped) {
         this.driver = driver;
         this.device = device;
-        this.address = address;
+        this.base = base;
+        this.size = size;
+        this.address = base + offset;
         this.length = length;
+        this.mapped = mapped;
+    }
+
+    /** {@code bytes} from {@code cuMemAlloc} at {@code address}. */
+    static CudaAllocation allocated(CudaDriver driver, int device, long address, long bytes) {
+        return new CudaAllocation(driver, device, address, bytes, 0, bytes, false);
+    }
+
+    /** {@code length} bytes at {@code offset} of a peer's allocation of {@code size} bytes mapped at {@code base}. */
+    static CudaAllocation mapped(CudaDriver driver, int device, long base, long size, long offset, long length) {
+        return new CudaAllocation(driver, device, base, size, offset, length, true);
     }
 
     @Override
@@ -39,15 +61,20 @@ final class CudaAllocation implements DeviceAllocation {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            driver.ranges().forget(address, length);
+            driver.ranges().forget(base, size);
             try (ContextScope ignored = driver.enter(device)) {
-                CudaDriver.check(cuMemFree(Pointers.device(address)), "cuMemFree");
+                if (mapped) {
+                    CudaDriver.check(cuIpcCloseMemHandle(Pointers.device(base)), "cuIpcCloseMemHandle");
+                } else {
+                    CudaDriver.check(cuMemFree(Pointers.device(base)), "cuMemFree");
+                }
             }
         }
     }
 
     @Override
     public String toString() {
-        return "CudaAllocation[0x" + Long.toHexString(address) + ", " + length + " bytes, cuda:" + device + "]";
+        return (mapped ? "CudaIpcMapping[0x" : "CudaAllocation[0x") + Long.toHexString(address) + ", " + length
+                + " bytes, cuda:" + device + "]";
     }
 }

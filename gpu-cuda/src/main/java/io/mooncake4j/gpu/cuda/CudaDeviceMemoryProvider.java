@@ -5,6 +5,8 @@ import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.DeviceCopier;
+import io.mooncake4j.spi.DeviceIpcHandle;
+import io.mooncake4j.spi.DeviceIpcMapping;
 import io.mooncake4j.spi.DeviceMemoryProvider;
 
 /**
@@ -57,6 +59,18 @@ public final class CudaDeviceMemoryProvider extends DeviceMemoryProvider {
         if (isAvailable()) {
             driver().ranges().forget(address, length);
         }
+    }
+
+    /** The allocation holding the region, exported with {@code cuIpcGetMemHandle}; null without CUDA. */
+    @Override
+    public DeviceIpcHandle exportIpc(long address, long length) {
+        return isAvailable() ? CudaIpcMemory.export(driver(), address, length) : null;
+    }
+
+    /** A peer's buffer mapped with {@code cuIpcOpenMemHandle} on the device of its PCI bus id. */
+    @Override
+    public DeviceIpcMapping openIpc(DeviceIpcHandle handle, long length) {
+        return CudaIpcMemory.open(driver(), handle, length);
     }
 
     private static CudaDriver driver() {

@@ -118,7 +118,7 @@ final class CudaDriver {
             Pointers.DevicePointer ptr = new Pointers.DevicePointer();
             check(cuMemAlloc(ptr, bytes), "cuMemAlloc(" + bytes + " bytes on cuda:" + device + ")");
             ranges.add(ptr.address(), bytes, device);
-            return new CudaAllocation(this, device, ptr.address(), bytes);
+            return CudaAllocation.allocated(this, device, ptr.address(), bytes);
         }
     }
 

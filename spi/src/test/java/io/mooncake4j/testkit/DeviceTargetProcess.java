@@ -1,0 +1,94 @@
+package io.mooncake4j.testkit;
+
+import io.mooncake4j.DeviceMemory;
+import io.mooncake4j.EngineConfig;
+import io.mooncake4j.HostMemory;
+import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.Segment;
+import io.mooncake4j.TransferEngine;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.function.Supplier;
+import java.util.zip.CRC32;
+
+/**
+ * A target engine in its own JVM whose registered memory is GPU memory ({@code cuda:0}), for
+ * two-process tests of the same-host GPU path: {@link FakeGpu} with {@code
+ * -Dmooncake4j.target.fakegpu=true} (add {@code -Dmooncake4j.fakegpu.ipc=true} to export it), else
+ * whatever device provider is on the class path. Arguments: protocol, bytes. Prints {@code READY
+ * <segment> <address> <length>}, then answers one line per command on its standard input until it
+ * closes; the device memory is read and written through the engine's own loopback copies, so this
+ * works on any provider:
+ *
+ * <ul>
+ *   <li>{@code fill <seed>}: writes {@link #pattern} over the whole buffer; {@code OK};
+ *   <li>{@code crc <offset> <length>}: {@code CRC <crc32>} of those bytes;
+ *   <li>{@code reallocate}: frees the buffer and registers a new one; {@code ADDRESS <address> <length>}.
+ * </ul>
+ */
+public final class DeviceTargetProcess {
+    private DeviceTargetProcess() {}
+
+    /** Bytes that depend on the seed and the offset, so a misplaced block shows. */
+    public static byte[] pattern(int seed, long offset, int length) {
+        byte[] b = new byte[length];
+        for (int i = 0; i < length; i++) {
+            long at = offset + i;
+            b[i] = (byte) (at * 31 + seed * 7 + (at >>> 11));
+        }
+        return b;
+    }
+
+    /** The CRC-32 of {@code bytes}. */
+    public static long crc(byte[] bytes) {
+        CRC32 c = new CRC32();
+        c.update(bytes);
+        return c.getValue();
+    }
+
+    public static void main(String[] args) throws Exception {
+        EngineConfig config = TargetProcess.config(args[0]);
+        long bytes = Long.parseLong(args[1]);
+        Supplier<TransferEngine> create = () -> TransferEngine.create(config);
+        boolean fake = Boolean.getBoolean("mooncake4j.target.fakegpu");
+        try (TransferEngine engine = fake ? FakeGpu.installedFor(create) : create.get();
+                HostMemory staging = engine.allocate(bytes)) {
+            Segment self = engine.openSegment(engine.localSegmentName());
+            DeviceMemory gpu = engine.allocate(bytes, MemoryLocation.cuda(0));
+            System.out.println("READY " + engine.localSegmentName() + " " + gpu.address() + " " + gpu.length());
+            System.out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            for (String line = in.readLine(); line != null; line = in.readLine()) {
+                String[] c = line.trim().split(" ");
+                String answer;
+                switch (c[0]) {
+                    case "fill":
+                        staging.buffer().put(0, pattern(Integer.parseInt(c[1]), 0, (int) bytes));
+                        engine.write(self, staging.address(), gpu.address(), bytes);
+                        answer = "OK";
+                        break;
+                    case "crc":
+                        long offset = Long.parseLong(c[1]);
+                        int length = Integer.parseInt(c[2]);
+                        engine.read(self, staging.address(), gpu.address() + offset, length);
+                        byte[] got = new byte[length];
+                        staging.buffer().get(0, got);
+                        answer = "CRC " + crc(got);
+                        break;
+                    case "reallocate":
+                        DeviceMemory next = engine.allocate(bytes, MemoryLocation.cuda(0));
+                        gpu.close();
+                        gpu = next;
+                        answer = "ADDRESS " + gpu.address() + " " + gpu.length();
+                        break;
+                    default:
+                        answer = "UNKNOWN " + line;
+                }
+                System.out.println(answer);
+                System.out.flush();
+            }
+            gpu.close();
+        }
+    }
+}
