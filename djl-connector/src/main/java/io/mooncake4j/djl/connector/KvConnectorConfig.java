@@ -58,7 +58,8 @@ public final class KvConnectorConfig {
 
     /**
      * Where the pool lives: {@code cpu:0} (host memory, the default) or {@code cuda:N} (GPU N's
-     * memory; needs {@code mooncake4j-gpu-cuda} and JCuda, and DJL arrays cannot wrap it).
+     * memory; needs {@code mooncake4j-gpu-cuda} and JCuda; DJL arrays cannot wrap it, so a model's
+     * paged cache copies positions in and out).
      */
     public static final String LOCATION = "MC_KV_LOCATION";
 

@@ -19,7 +19,6 @@ import io.mooncake4j.djl.KvException;
 import io.mooncake4j.djl.KvTestSupport;
 import io.mooncake4j.djl.kv.KvLayout;
 import io.mooncake4j.djl.kv.KvPart;
-import io.mooncake4j.djl.kv.PagedKvCache;
 import io.mooncake4j.djl.kv.PagedKvPool;
 import io.mooncake4j.djl.llama.LlamaConfig;
 import io.mooncake4j.djl.serving.KvRuntime;
@@ -179,10 +178,6 @@ class DevicePoolConnectorTest {
         assertTrue(view.getMessage().contains("write/read"), view.getMessage());
         KvException buffer = assertThrows(KvException.class, () -> pool.buffer(0, KvPart.KEY, 0, 1));
         assertEquals(view.getMessage(), buffer.getMessage());
-        try (PagedKvCache cache = pool.newCache(8, manager)) {
-            KvException keys = assertThrows(KvException.class, () -> cache.keys(0, 4, manager));
-            assertEquals(view.getMessage(), keys.getMessage());
-        }
 
         KvException range = assertThrows(KvException.class,
                 () -> pool.write(0, KvPart.KEY, LAYOUT.partBytes() - 4, ByteBuffer.allocate(8)));
