@@ -4,6 +4,8 @@ import io.mooncake4j.HostMemory;
 import io.mooncake4j.RegionAccess;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
+import io.mooncake4j.djl.KvError;
+import io.mooncake4j.djl.KvException;
 import java.nio.ByteBuffer;
 
 /**
@@ -56,7 +58,7 @@ final class DeviceStaging implements AutoCloseable {
 
     private void open() {
         if (closed) {
-            throw new IllegalStateException("the KV pool's staging region is closed");
+            throw new KvException(KvError.CLOSED, "the KV pool is closed");
         }
         if (staging == null) {
             self = engine.openSegment(engine.localSegmentName());
