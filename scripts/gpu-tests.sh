@@ -48,7 +48,7 @@ tar -C "$tmp" -czf "$pack/jre.tar.gz" jre
 cat > "$pack/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # On the GPU machine, from the checkout's root: the gpu-tagged tests, then the GPU bench, then
-# bench --use_vram --verify between two processes (its lines appended to bench.txt).
+# bench --use_vram --verify between two processes and in one (their lines appended to bench.txt).
 # Writes device.txt, tests.txt, junit/*.xml and bench.txt under $OUT; exits with the tests' status.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,6 +73,9 @@ for _ in $(seq 300); do { [ -s "$seg" ] || ! kill -0 $! 2>/dev/null; } && break;
 timeout 60 $bench --segment_id="$(cat "$seg" 2>/dev/null)" --operation=write --threads=4 --duration=5 --verify 2>&1 \
     | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
 kill %1 2>/dev/null; tail -3 /tmp/mc4j-vram-target.log
+# the same in one process (device to device through the engine's copier), for comparison
+timeout 60 $bench --segment_id=self --operation=write --threads=4 --duration=5 --verify 2>&1 \
+    | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
 echo "gpu tests exit status: $status"
 exit "$status"
 RUN
