@@ -250,7 +250,8 @@ public final class KvConnectorConfig {
     public String toString() {
         return "KvConnectorConfig[mode " + mode.jsonName() + ", " + blockTokens + " tokens/block, "
                 + (numBlocks > 0 ? numBlocks + " blocks" : (poolBytes >> 20) + " MiB") + ", "
-                + dataType + ", " + location + ", unclaimed " + unclaimedTimeout.toMillis() + " ms, wait " + waitTimeout.toMillis() + " ms"
+                + dataType + ", " + location + ", unclaimed " + unclaimedTimeout.toMillis() + " ms, wait "
+                + waitTimeout.toMillis() + " ms"
                 + (allocWait.isZero() ? "" : ", alloc wait " + allocWait.toMillis() + " ms") + "]";
     }
 

@@ -52,8 +52,8 @@ public final class KvRuntime implements AutoCloseable {
 
     /**
      * Allocates a pool for the model's KV geometry (at least one request of the model's whole
-     * context), where {@code MC_KV_LOCATION} says (host memory or {@code cuda:N}), on an engine that others share and this runtime leaves open, and creates the
-     * connector.
+     * context), where {@code MC_KV_LOCATION} says (host memory or {@code cuda:N}), on an engine that
+     * others share and this runtime leaves open, and creates the connector.
      *
      * @param engine the engine to register the pool with
      * @param kvConfig the connector's settings ({@code MC_KV_*})
