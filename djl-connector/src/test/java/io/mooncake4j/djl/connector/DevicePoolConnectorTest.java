@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import io.mooncake4j.DeviceMemory;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
@@ -163,6 +164,23 @@ class DevicePoolConnectorTest {
         byte[] keys = new byte[16];
         pool.read(0, KvPart.KEY, 0, ByteBuffer.wrap(keys));
         assertArrayEquals(new byte[16], keys, "the keys stayed untouched");
+    }
+
+    @Test
+    void shouldTakeTheLocationOfDeviceMemoryTheCallerRegisteredWhenWrapped() {
+        TransferEngine engine = engineWithFakeGpu();
+        DeviceMemory mine = track(engine.allocate(LAYOUT.totalBytes(), GPU));
+        PagedKvPool pool = PagedKvPool.wrap(engine, mine.address(), mine.length(), LAYOUT);
+        assertEquals(GPU, pool.location());
+        assertFalse(pool.hasHostViews());
+        byte[] data = {1, 2, 3, 4, 5, 6, 7, 8};
+        pool.write(1, KvPart.VALUE, 40, ByteBuffer.wrap(data));
+        byte[] back = new byte[8];
+        pool.read(1, KvPart.VALUE, 40, ByteBuffer.wrap(back));
+        assertArrayEquals(data, back);
+        pool.close();
+        assertTrue(engine.localDescriptor().bufferContaining(mine.address(), mine.length()) != null,
+                "the caller's memory stays registered");
     }
 
     @Test
