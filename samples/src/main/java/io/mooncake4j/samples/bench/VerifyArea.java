@@ -18,21 +18,23 @@ final class VerifyArea implements AutoCloseable {
     private final TransferEngine engine;
     private final HostMemory host;
     private final DeviceMemory device;
+    private final long bytes;
 
-    private VerifyArea(TransferEngine engine, HostMemory host, DeviceMemory device) {
+    private VerifyArea(TransferEngine engine, HostMemory host, DeviceMemory device, long bytes) {
         this.engine = engine;
         this.host = host;
         this.device = device;
+        this.bytes = bytes;
     }
 
     /** {@code bytes} of registered memory on {@code where} ({@code cpu:0} or {@code cuda:N}). */
     static VerifyArea allocate(TransferEngine engine, long bytes, MemoryLocation where) {
         if (!where.isCuda()) {
-            return new VerifyArea(engine, engine.allocate(bytes), null);
+            return new VerifyArea(engine, engine.allocate(bytes), null, bytes);
         }
         DeviceMemory device = engine.allocate(bytes, where);
         try {
-            return new VerifyArea(engine, engine.allocate(bytes, RegionAccess.LOCAL_ONLY), device);
+            return new VerifyArea(engine, engine.allocate(bytes, RegionAccess.LOCAL_ONLY), device, bytes);
         } catch (RuntimeException e) {
             device.close();
             throw e;
@@ -44,7 +46,10 @@ final class VerifyArea implements AutoCloseable {
         return device != null ? device.address() : host.address();
     }
 
-    /** Host bytes of the area (the mirror of device memory): filled before {@link #toDevice}, checked after {@link #fromDevice}. */
+    /**
+     * Host bytes of the area (the mirror of device memory): filled before {@link #toDevice},
+     * checked after {@link #fromDevice}.
+     */
     ByteBuffer buffer(long offset, int length) {
         return host.buffer(offset, length);
     }
@@ -52,14 +57,14 @@ final class VerifyArea implements AutoCloseable {
     /** Copies the mirror into the device memory; nothing for host memory. */
     void toDevice() {
         if (device != null) {
-            engine.write(self(), host.address(), device.address(), device.length());
+            engine.write(self(), host.address(), device.address(), bytes);
         }
     }
 
     /** Copies the device memory into the mirror; nothing for host memory. */
     void fromDevice() {
         if (device != null) {
-            engine.read(self(), host.address(), device.address(), device.length());
+            engine.read(self(), host.address(), device.address(), bytes);
         }
     }
 
