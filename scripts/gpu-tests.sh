@@ -22,6 +22,8 @@ offline=-o
 
 rm -rf "$pack"
 mkdir -p "$pack/lib"
+# the samples jar for bench --use_vram (its own reactor run: its dependencies are not packed, only picocli)
+./mvnw -B -ntp $offline -q -pl samples -am package -DskipTests
 # one reactor run, so the engine's own jars come from this checkout and never from ~/.m2
 ./mvnw -B -ntp $offline -q -pl gpu-cuda -am package dependency:copy-dependencies \
     -DskipTests -DincludeScope=test -DexcludeGroupIds=io.mooncake4j -DexcludeArtifactIds=junit-platform-console-standalone,pytorch-native-cpu,pytorch-jni,pytorch-engine,jazzer,jazzer-api,jazzer-junit,archunit,mockito-core,byte-buddy,byte-buddy-agent \
@@ -29,9 +31,10 @@ mkdir -p "$pack/lib"
 # the spi's test jar brings the in-memory test transport the engine-level GPU tests and bench start on
 cp native/target/mooncake4j-native-*[0-9T].jar spi/target/mooncake4j-spi-*[0-9T].jar spi/target/mooncake4j-spi-*-tests.jar \
     plugin-tcp/target/mooncake4j-plugin-tcp-*[0-9T].jar djl-connector/target/mooncake4j-djl-connector-*[0-9T].jar \
-    gpu-cuda/target/mooncake4j-gpu-cuda-*[0-9T].jar "$pack/lib/"
+    gpu-cuda/target/mooncake4j-gpu-cuda-*[0-9T].jar samples/target/mooncake4j-samples-*[0-9T].jar "$pack/lib/"
 cp -r gpu-cuda/target/test-classes "$pack/test-classes"
 ./mvnw -B -ntp $offline -q dependency:copy -Dartifact=org.slf4j:slf4j-simple:2.0.16 -DoutputDirectory="$pack/lib"
+./mvnw -B -ntp $offline -q dependency:copy -Dartifact=info.picocli:picocli:4.7.6 -DoutputDirectory="$pack/lib"
 ./mvnw -B -ntp $offline -q dependency:copy \
     -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version -DoutputDirectory="$pack"
 
@@ -44,7 +47,8 @@ tar -C "$tmp" -czf "$pack/jre.tar.gz" jre
 
 cat > "$pack/run.sh" <<'RUN'
 #!/usr/bin/env bash
-# On the GPU machine, from the checkout's root: the gpu-tagged tests, then the GPU bench.
+# On the GPU machine, from the checkout's root: the gpu-tagged tests, then the GPU bench, then
+# bench --use_vram --verify between two processes and in one (their lines appended to bench.txt).
 # Writes device.txt, tests.txt, junit/*.xml and bench.txt under $OUT; exits with the tests' status.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,6 +66,17 @@ timeout 420 "$java" -Dmooncake4j.gpu.required=true -cp "$cp:$(ls "$here"/junit-p
 status=${PIPESTATUS[0]}
 timeout 150 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.GpuCopyBench 2>&1 | tee "$out/bench.txt"
 timeout 120 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.CudaIpcBench 2>&1 | tee -a "$out/bench.txt"
+# bench --use_vram --verify, target + initiator on cuda:0, 5 s: its header, verify and closing lines
+bench="$java -cp $cp io.mooncake4j.samples.cli.Main bench --local_server_name=127.0.0.1 --use_vram --buffer_size=256M"
+seg=/tmp/mc4j-vram-target; rm -f "$seg"
+sleep 120 | timeout 100 $bench --mode=target --segment_file="$seg" --exit_on_stdin_close >/tmp/mc4j-vram-target.log 2>&1 &
+for _ in $(seq 300); do { [ -s "$seg" ] || ! kill -0 $! 2>/dev/null; } && break; sleep 0.1; done
+timeout 60 $bench --segment_id="$(cat "$seg" 2>/dev/null)" --operation=write --threads=4 --duration=5 --verify 2>&1 \
+    | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
+kill %1 2>/dev/null; tail -3 /tmp/mc4j-vram-target.log
+# the same in one process (device to device through the engine's copier), for comparison
+timeout 60 $bench --segment_id=self --operation=write --threads=4 --duration=5 --verify 2>&1 \
+    | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
 echo "gpu tests exit status: $status"
 exit "$status"
 RUN

@@ -8,6 +8,7 @@ import io.mooncake4j.djl.kv.KvLayout;
 import io.mooncake4j.djl.kv.KvPart;
 import io.mooncake4j.djl.kv.PagedKvPool;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.time.Duration;
 
 /** Shared test helpers: engines, an offline PyTorch manager, and block fill/compare patterns. */
@@ -46,20 +47,25 @@ public final class KvTestSupport {
         return h ^ (h >>> 15);
     }
 
-    /** Fills positions {@code [0, blocks.length * blockTokens)} of a block table with the pattern. */
+    /**
+     * Fills positions {@code [0, blocks.length * blockTokens)} of a block table with the pattern,
+     * through {@link PagedKvPool#write} (so host and device pools alike).
+     */
     public static void fill(PagedKvPool pool, int[] blocks, int seed) {
         KvLayout l = pool.layout();
         int intsPerToken = l.tokenBytes() / 4;
+        ByteBuffer b = ByteBuffer.allocate(l.blockBytes()).order(ByteOrder.LITTLE_ENDIAN);
         for (int layer = 0; layer < l.layers(); layer++) {
             for (KvPart part : KvPart.values()) {
                 for (int i = 0; i < blocks.length; i++) {
-                    ByteBuffer b = pool.buffer(layer, part, blocks[i], 1);
+                    b.clear();
                     for (int t = 0; t < l.blockTokens(); t++) {
                         int pos = i * l.blockTokens() + t;
                         for (int e = 0; e < intsPerToken; e++) {
                             b.putInt(pattern(seed, layer, part, pos, e));
                         }
                     }
+                    pool.write(layer, part, (long) blocks[i] * l.blockBytes(), b.flip());
                 }
             }
         }
@@ -68,13 +74,11 @@ public final class KvTestSupport {
     /** Zeroes the blocks. */
     public static void clear(PagedKvPool pool, int[] blocks) {
         KvLayout l = pool.layout();
+        ByteBuffer zeros = ByteBuffer.allocate(l.blockBytes());
         for (int layer = 0; layer < l.layers(); layer++) {
             for (KvPart part : KvPart.values()) {
                 for (int b : blocks) {
-                    ByteBuffer buf = pool.buffer(layer, part, b, 1);
-                    while (buf.remaining() >= 8) {
-                        buf.putLong(0);
-                    }
+                    pool.write(layer, part, (long) b * l.blockBytes(), zeros.clear());
                 }
             }
         }
@@ -87,10 +91,12 @@ public final class KvTestSupport {
     public static String check(PagedKvPool pool, int[] blocks, int fromBlock, int toBlock, int seed) {
         KvLayout l = pool.layout();
         int intsPerToken = l.tokenBytes() / 4;
+        ByteBuffer b = ByteBuffer.allocate(l.blockBytes()).order(ByteOrder.LITTLE_ENDIAN);
         for (int layer = 0; layer < l.layers(); layer++) {
             for (KvPart part : KvPart.values()) {
                 for (int i = fromBlock; i < toBlock; i++) {
-                    ByteBuffer b = pool.buffer(layer, part, blocks[i], 1);
+                    pool.read(layer, part, (long) blocks[i] * l.blockBytes(), b.clear());
+                    b.flip();
                     for (int t = 0; t < l.blockTokens(); t++) {
                         int pos = i * l.blockTokens() + t;
                         for (int e = 0; e < intsPerToken; e++) {

@@ -2,6 +2,10 @@ package io.mooncake4j.djl.connector;
 
 import ai.djl.ndarray.types.DataType;
 import io.mooncake4j.EngineConfig;
+import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.MooncakeException;
+import io.mooncake4j.djl.KvError;
+import io.mooncake4j.djl.KvException;
 import io.mooncake4j.djl.kv.KvLayout;
 import java.time.Duration;
 import java.util.Locale;
@@ -52,9 +56,16 @@ public final class KvConnectorConfig {
      */
     public static final String ALLOC_WAIT = "MC_KV_ALLOC_WAIT";
 
+    /**
+     * Where the pool lives: {@code cpu:0} (host memory, the default) or {@code cuda:N} (GPU N's
+     * memory; needs {@code mooncake4j-gpu-cuda} and JCuda; DJL arrays cannot wrap it, so a model's
+     * paged cache copies positions in and out).
+     */
+    public static final String LOCATION = "MC_KV_LOCATION";
+
     private static final String[] KEYS = {
         MODE, BLOCK_TOKENS, NUM_BLOCKS, POOL_MB, DTYPE, UNCLAIMED_TIMEOUT, WAIT_TIMEOUT, QUARANTINE, IO_THREADS,
-        PREFIX_CACHE_BLOCKS, ALLOC_WAIT
+        PREFIX_CACHE_BLOCKS, ALLOC_WAIT, LOCATION
     };
 
     private final EngineConfig settings;
@@ -70,6 +81,7 @@ public final class KvConnectorConfig {
     private final int ioThreads;
     private final int prefixCacheBlocks;
     private final Duration allocWait;
+    private final MemoryLocation location;
 
     private KvConnectorConfig(EngineConfig s) {
         this.settings = s;
@@ -84,6 +96,21 @@ public final class KvConnectorConfig {
         this.ioThreads = (int) s.getLong(IO_THREADS, 4, 1, 256);
         this.prefixCacheBlocks = (int) s.getLong(PREFIX_CACHE_BLOCKS, 0, 0, Integer.MAX_VALUE);
         this.allocWait = isZero(s.get(ALLOC_WAIT)) ? Duration.ZERO : s.getSeconds(ALLOC_WAIT, 0);
+        this.location = parseLocation(s.get(LOCATION, "cpu:0"));
+    }
+
+    private static MemoryLocation parseLocation(String value) {
+        MemoryLocation l;
+        try {
+            l = MemoryLocation.parse(value);
+        } catch (MooncakeException e) {
+            l = null;
+        }
+        if (l == null || !(l.isCuda() || l.equals(MemoryLocation.CPU))) {
+            throw new KvException(KvError.INVALID_PARAMS, LOCATION + "='" + value
+                    + "' is not where a KV pool can live: use cpu:0 (host memory) or cuda:N (GPU N)");
+        }
+        return l;
     }
 
     /** Whether a seconds value is absent or zero (which {@link EngineConfig#getSeconds} refuses). */
@@ -204,6 +231,11 @@ public final class KvConnectorConfig {
         return allocWait;
     }
 
+    /** Where the pool lives: {@code cpu:0} or {@code cuda:N}. */
+    public MemoryLocation location() {
+        return location;
+    }
+
     /**
      * The layout of a pool for a model's geometry: {@link #numBlocks()} blocks, or as many as fit
      * in {@link #poolBytes()}.
@@ -218,7 +250,8 @@ public final class KvConnectorConfig {
     public String toString() {
         return "KvConnectorConfig[mode " + mode.jsonName() + ", " + blockTokens + " tokens/block, "
                 + (numBlocks > 0 ? numBlocks + " blocks" : (poolBytes >> 20) + " MiB") + ", "
-                + dataType + ", unclaimed " + unclaimedTimeout.toMillis() + " ms, wait " + waitTimeout.toMillis() + " ms"
+                + dataType + ", " + location + ", unclaimed " + unclaimedTimeout.toMillis() + " ms, wait "
+                + waitTimeout.toMillis() + " ms"
                 + (allocWait.isZero() ? "" : ", alloc wait " + allocWait.toMillis() + " ms") + "]";
     }
 
@@ -253,6 +286,11 @@ public final class KvConnectorConfig {
         public Builder dataType(DataType type) {
             KvLayout.checkDataType(type);
             return set(DTYPE, type == DataType.FLOAT16 ? "float16" : "float32");
+        }
+
+        /** Sets {@link #LOCATION}: {@code cpu:0} or {@code cuda:N}. */
+        public Builder location(MemoryLocation where) {
+            return set(LOCATION, where.toString());
         }
 
         /** Sets {@link #UNCLAIMED_TIMEOUT}. */

@@ -10,6 +10,8 @@ import ai.djl.ndarray.types.Shape;
 import io.mooncake4j.djl.KvError;
 import io.mooncake4j.djl.KvException;
 import io.mooncake4j.djl.llama.KvCache;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -21,8 +23,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * of the table holds positions {@code [i * blockTokens, (i + 1) * blockTokens)}.
  *
  * <p>Reads of positions held by blocks consecutive in memory are views (no copy); spans over
- * several runs are concatenated, and FLOAT16 caches are converted to FLOAT32 for the model. Not
- * thread safe, like every {@code KvCache}.
+ * several runs are concatenated, and FLOAT16 caches are converted to FLOAT32 for the model. In a
+ * pool in device memory, which no array can wrap ({@link PagedKvPool#hasHostViews()}), writes and
+ * reads copy the positions in and out through {@link PagedKvPool#write}/{@link PagedKvPool#read}
+ * instead: the same results, at the cost of a copy per call. Not thread safe, like every {@code
+ * KvCache}.
  */
 public final class PagedKvCache implements KvCache, AutoCloseable {
     private final PagedKvPool pool;
@@ -137,8 +142,24 @@ public final class PagedKvCache implements KvCache, AutoCloseable {
             int a = Math.max(start, runStart);
             int b = Math.min(end, runEnd);
             NDArray chunk = a == start && b == end ? data : data.get(tmp, new NDIndex().addSliceDim(a - start, b - start));
-            view(layer, part, r).set(new NDIndex().addSliceDim(a - runStart, b - runStart), chunk);
+            if (pool.hasHostViews()) {
+                view(layer, part, r).set(new NDIndex().addSliceDim(a - runStart, b - runStart), chunk);
+            } else {
+                pool.write(layer, part, rowOffset(r, a - runStart), chunk.toByteBuffer());
+            }
         }
+    }
+
+    /** The offset in its (layer, part) of row {@code row} of memory run {@code r}. */
+    private long rowOffset(int r, int row) {
+        return ((long) runs[r].src() * layout.blockTokens() + row) * layout.tokenBytes();
+    }
+
+    /** Rows {@code [0, rows)} of memory run {@code r}, copied out of a device pool into {@code target}. */
+    private NDArray copyRows(int layer, KvPart part, int r, int rows, NDManager target) {
+        ByteBuffer bytes = ByteBuffer.allocateDirect(rows * layout.tokenBytes()).order(ByteOrder.nativeOrder());
+        pool.read(layer, part, rowOffset(r, 0), bytes);
+        return target.create(bytes.flip(), new Shape(rows, layout.kvDim()), layout.dataType());
     }
 
     @Override
@@ -153,7 +174,8 @@ public final class PagedKvCache implements KvCache, AutoCloseable {
 
     /**
      * Positions {@code [0, length)} of a (layer, part) in the cache's own data type, attached to
-     * {@code target}; a view of the registered memory when they lie in one memory run.
+     * {@code target}; a view of the registered memory when they lie in one memory run of a host
+     * pool, a copy from a device pool.
      */
     public NDArray rawRows(int layer, KvPart part, int length, NDManager target) {
         ensureOpen();
@@ -169,7 +191,8 @@ public final class PagedKvCache implements KvCache, AutoCloseable {
                 break;
             }
             int take = Math.min(runs[r].count() * bt, length - runStart);
-            parts.add(view(layer, part, r).get(target, new NDIndex().addSliceDim(0, take)));
+            parts.add(pool.hasHostViews() ? view(layer, part, r).get(target, new NDIndex().addSliceDim(0, take))
+                    : copyRows(layer, part, r, take, target));
         }
         if (parts.size() == 1) {
             return parts.get(0);

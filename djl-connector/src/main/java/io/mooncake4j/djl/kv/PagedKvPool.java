@@ -4,10 +4,13 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.mooncake4j.DeviceMemory;
 import io.mooncake4j.HostMemory;
+import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.djl.KvError;
 import io.mooncake4j.djl.KvException;
+import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -19,11 +22,17 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A paged KV cache for every request of one model: one region of registered host memory laid out
- * by a {@link KvLayout}, registered with the engine ONCE as a whole (never per block), and a {@link
- * BlockAllocator} over its blocks. Blocks are exposed to DJL as {@link NDArray}s that wrap the
- * registered memory without copying, so a model writes its keys and values where the transfer
- * engine reads them.
+ * A paged KV cache for every request of one model: one region of registered memory laid out by a
+ * {@link KvLayout}, registered with the engine ONCE as a whole (never per block), and a {@link
+ * BlockAllocator} over its blocks.
+ *
+ * <p>The region is host memory ({@code cpu:0}) or GPU memory ({@code cuda:N}, {@link
+ * #allocate(TransferEngine, KvLayout, MemoryLocation)}); the connector moves blocks of either kind
+ * the same way. Blocks of a host pool are exposed to DJL as {@link NDArray}s that wrap the
+ * registered memory without copying ({@link #view}, {@link #buffer}), so a model writes its keys
+ * and values where the transfer engine reads them. A device pool has no host views: {@link
+ * #write} and {@link #read} copy bytes in and out of either kind through the engine (for a device
+ * pool, its device copier).
  *
  * <p>Thread safe. {@link #close()} frees memory the pool allocated; arrays from {@link #view} must
  * not be used after it.
@@ -37,15 +46,22 @@ public final class PagedKvPool implements AutoCloseable {
     private final TransferEngine engine;
     private final KvLayout layout;
     private final long address;
-    private final HostMemory owned;
+    private final MemoryLocation location;
+    /** Frees the memory the pool allocated; null when the caller owns it. */
+    private final Runnable free;
+    /** Host access to a device pool; null for a host pool. */
+    private final DeviceStaging staging;
     private final BlockAllocator allocator;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private PagedKvPool(TransferEngine engine, KvLayout layout, long address, HostMemory owned) {
+    private PagedKvPool(TransferEngine engine, KvLayout layout, long address, MemoryLocation location,
+            Runnable free) {
         this.engine = engine;
         this.layout = layout;
         this.address = address;
-        this.owned = owned;
+        this.location = location;
+        this.free = free;
+        this.staging = location.isCuda() ? new DeviceStaging(engine, layout.totalBytes()) : null;
         this.allocator = new BlockAllocator(layout.numBlocks());
     }
 
@@ -58,16 +74,44 @@ public final class PagedKvPool implements AutoCloseable {
      * @return the pool, which owns and frees the memory
      */
     public static PagedKvPool allocate(TransferEngine engine, KvLayout layout) {
+        return allocate(engine, layout, MemoryLocation.CPU);
+    }
+
+    /**
+     * Allocates and registers {@code layout.totalBytes()} on {@code location} with one {@link
+     * TransferEngine#allocate} call: page-aligned host memory for {@code cpu:0}, device memory for
+     * {@code cuda:N} (through the engine's GPU provider, {@code mooncake4j-gpu-cuda}).
+     *
+     * @param engine the engine that allocates and registers the memory
+     * @param layout the geometry
+     * @param location {@code cpu:0} or {@code cuda:N}
+     * @return the pool, which owns and frees the memory
+     * @throws KvException INVALID_PARAMS for another location
+     * @throws io.mooncake4j.MooncakeException REGISTRATION, naming what to add, when no GPU library
+     *     or device serves {@code cuda:N}
+     */
+    public static PagedKvPool allocate(TransferEngine engine, KvLayout layout, MemoryLocation location) {
         Objects.requireNonNull(engine, "engine");
         Objects.requireNonNull(layout, "layout");
+        Objects.requireNonNull(location, "location");
+        if (location.isCuda()) {
+            DeviceMemory mem = engine.allocate(layout.totalBytes(), location);
+            return new PagedKvPool(engine, layout, mem.address(), location, mem::close);
+        }
+        if (!location.equals(MemoryLocation.CPU)) {
+            throw new KvException(KvError.INVALID_PARAMS, "a KV pool lives on cpu:0 or cuda:N, not " + location
+                    + " (host pools are not placed on NUMA nodes)");
+        }
         HostMemory mem = engine.allocate(layout.totalBytes());
-        return new PagedKvPool(engine, layout, mem.address(), mem);
+        return new PagedKvPool(engine, layout, mem.address(), location, mem::close);
     }
 
     /**
      * A pool over memory the caller registered with {@code engine} (e.g. a larger {@link
      * HostMemory} shared with other users). The caller keeps ownership: {@link #close()} does not
      * free it.
+     *
+     * <p>The pool lives where the buffer was registered ({@code cpu:N} or {@code cuda:N}).
      *
      * @param engine the engine the memory is registered with
      * @param address the first byte of the cache; a multiple of the element size
@@ -88,12 +132,13 @@ public final class PagedKvPool implements AutoCloseable {
             throw new KvException(KvError.INVALID_PARAMS, "KV cache address 0x" + Long.toHexString(address)
                     + " is not aligned to its element size");
         }
-        if (engine.localDescriptor().bufferContaining(address, layout.totalBytes()) == null) {
+        BufferDescriptor buffer = engine.localDescriptor().bufferContaining(address, layout.totalBytes());
+        if (buffer == null) {
             throw new KvException(KvError.INVALID_PARAMS, "[0x" + Long.toHexString(address) + ", +"
                     + layout.totalBytes() + ") is not inside one buffer registered with " + engine
                     + ": register the whole region once with registerMemory or use allocate()");
         }
-        return new PagedKvPool(engine, layout, address, null);
+        return new PagedKvPool(engine, layout, address, MemoryLocation.parse(buffer.name()), null);
     }
 
     /** The engine the memory is registered with. */
@@ -104,6 +149,16 @@ public final class PagedKvPool implements AutoCloseable {
     /** The geometry. */
     public KvLayout layout() {
         return layout;
+    }
+
+    /** Where the memory lives: {@code cpu:N} or {@code cuda:N}. */
+    public MemoryLocation location() {
+        return location;
+    }
+
+    /** Whether the memory is host memory, which {@link #view} and {@link #buffer} can wrap. */
+    public boolean hasHostViews() {
+        return staging == null;
     }
 
     /** The segment name peers open to reach this pool. */
@@ -138,6 +193,7 @@ public final class PagedKvPool implements AutoCloseable {
     public ByteBuffer buffer(int layer, KvPart part, int firstBlock, int count) {
         long bytes = spanBytes(firstBlock, count);
         ensureOpen();
+        ensureHostViews();
         return NativeMemory.wrap(blockAddress(layer, part, firstBlock), (int) bytes).order(ByteOrder.LITTLE_ENDIAN);
     }
 
@@ -153,11 +209,63 @@ public final class PagedKvPool implements AutoCloseable {
      * @param manager the manager the array is attached to; its engine must wrap direct buffers
      *     without copying (PyTorch does)
      * @return the view
+     * @throws KvException INVALID_PARAMS on a pool in device memory (see {@link #hasHostViews()})
      */
     public NDArray view(int layer, KvPart part, int firstBlock, int count, NDManager manager) {
+        ensureOpen();
+        ensureHostViews();
         ensureZeroCopy(manager);
         ByteBuffer buf = buffer(layer, part, firstBlock, count);
         return manager.create(buf, new Shape((long) count * layout.blockTokens(), layout.kvDim()), layout.dataType());
+    }
+
+    /**
+     * Copies {@code src.remaining()} bytes into a (layer, part) of the pool at byte {@code offset}
+     * (block {@code b} starts at {@code b * layout().blockBytes()}), advancing {@code src}'s
+     * position. Works on host and device pools alike: a device pool is written through a registered
+     * host staging region and the engine's device copier.
+     *
+     * @throws KvException INVALID_PARAMS when the range is outside the (layer, part); CLOSED
+     */
+    public void write(int layer, KvPart part, long offset, ByteBuffer src) {
+        long at = rangeAddress(layer, part, offset, src.remaining());
+        if (staging != null) {
+            staging.copyIn(at, src);
+        } else {
+            NativeMemory.wrap(at, src.remaining()).put(src);
+        }
+    }
+
+    /**
+     * Copies {@code dst.remaining()} bytes of a (layer, part) of the pool from byte {@code offset}
+     * into {@code dst}, advancing its position; the counterpart of {@link #write}.
+     *
+     * @throws KvException INVALID_PARAMS when the range is outside the (layer, part); CLOSED
+     */
+    public void read(int layer, KvPart part, long offset, ByteBuffer dst) {
+        long at = rangeAddress(layer, part, offset, dst.remaining());
+        if (staging != null) {
+            staging.copyOut(at, dst);
+        } else {
+            dst.put(NativeMemory.wrap(at, dst.remaining()));
+        }
+    }
+
+    private long rangeAddress(int layer, KvPart part, long offset, int length) {
+        ensureOpen();
+        if (offset < 0 || offset + length > layout.partBytes()) {
+            throw new KvException(KvError.INVALID_PARAMS, "bytes [" + offset + ", +" + length + ") are outside a"
+                    + " (layer, part) of " + layout.partBytes() + " bytes");
+        }
+        return partAddress(layer, part) + offset;
+    }
+
+    private void ensureHostViews() {
+        if (staging != null) {
+            throw new KvException(KvError.INVALID_PARAMS, "KV pool " + layout + " is in " + location
+                    + " memory, which DJL arrays and ByteBuffers cannot wrap: copy blocks with write/read"
+                    + " (through the engine's device copier), or give the model a host pool (MC_KV_LOCATION=cpu:0)");
+        }
     }
 
     private long spanBytes(int firstBlock, int count) {
@@ -260,8 +368,8 @@ public final class PagedKvPool implements AutoCloseable {
     }
 
     /**
-     * Frees the memory if the pool allocated it (unregistering waits for transfers still using it).
-     * Idempotent.
+     * Frees the memory if the pool allocated it (unregistering waits for transfers still using it),
+     * and a device pool's staging region. Idempotent.
      */
     @Override
     public void close() {
@@ -273,14 +381,18 @@ public final class PagedKvPool implements AutoCloseable {
         if (used > 0) {
             LOG.debug("closing KV pool with {} blocks still referenced", used);
         }
-        if (owned != null) {
-            owned.close();
+        if (staging != null) {
+            staging.close();
+        }
+        if (free != null) {
+            free.run();
         }
     }
 
     @Override
     public String toString() {
-        return "PagedKvPool[" + layout + " at 0x" + Long.toHexString(address) + " in " + engine.localSegmentName()
+        return "PagedKvPool[" + layout + " at 0x" + Long.toHexString(address) + " (" + location + ") in "
+                + engine.localSegmentName()
                 + ", " + allocator.freeBlocks() + " free]";
     }
 }

@@ -52,8 +52,8 @@ public final class KvRuntime implements AutoCloseable {
 
     /**
      * Allocates a pool for the model's KV geometry (at least one request of the model's whole
-     * context) on an engine that others share and this runtime leaves open, and creates the
-     * connector.
+     * context), where {@code MC_KV_LOCATION} says (host memory or {@code cuda:N}), on an engine that
+     * others share and this runtime leaves open, and creates the connector.
      *
      * @param engine the engine to register the pool with
      * @param kvConfig the connector's settings ({@code MC_KV_*})
@@ -75,7 +75,7 @@ public final class KvRuntime implements AutoCloseable {
                     layout.withNumBlocks(needed).totalBytes() >> 20);
             layout = layout.withNumBlocks(needed);
         }
-        PagedKvPool pool = PagedKvPool.allocate(engine, layout);
+        PagedKvPool pool = PagedKvPool.allocate(engine, layout, kvConfig.location());
         try {
             return new KvRuntime(engine, ownsEngine, pool, KvConnector.create(pool, kvConfig, manager));
         } catch (RuntimeException e) {
@@ -106,6 +106,7 @@ public final class KvRuntime implements AutoCloseable {
         o.addProperty("protocol", engine.protocol());
         o.add("layout", pool.layout().toJson());
         o.addProperty("pool_bytes", pool.layout().totalBytes());
+        o.addProperty("pool_location", pool.location().toString());
         o.addProperty("free_blocks", pool.allocator().freeBlocks());
         o.addProperty("used_blocks", pool.allocator().usedBlocks());
         return o;

@@ -10,6 +10,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.djl.KvTestSupport;
 import io.mooncake4j.djl.llama.ContiguousKvCache;
@@ -17,6 +18,7 @@ import io.mooncake4j.djl.llama.LlamaConfig;
 import io.mooncake4j.djl.llama.LlamaModel;
 import io.mooncake4j.djl.llama.LlamaWeights;
 import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.testkit.FakeGpu;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
@@ -25,7 +27,14 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
+/**
+ * The paged cache over a host pool (array views of registered memory) and, where the tests take a
+ * location, over a pool in device memory too (the test kit's {@link FakeGpu}: positions copied in
+ * and out through the engine's device copier): the same results either way.
+ */
 @Timeout(60)
 class PagedKvCacheTest {
     private static TransferEngine engine;
@@ -36,7 +45,7 @@ class PagedKvCacheTest {
     @BeforeAll
     static void setUp() {
         manager = KvTestSupport.newManager();
-        engine = KvTestSupport.engine("test-mem", Duration.ofSeconds(5));
+        engine = FakeGpu.installedFor(() -> KvTestSupport.engine("test-mem", Duration.ofSeconds(5)));
         pool = PagedKvPool.allocate(engine, LAYOUT);
     }
 
@@ -78,10 +87,13 @@ class PagedKvCacheTest {
         }
     }
 
-    @Test
-    void shouldWriteAndReadPositionsThroughAFragmentedBlockTable() {
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu:0", "cuda:0"})
+    void shouldWriteAndReadPositionsThroughAFragmentedBlockTable(String location) {
         int[] table = {5, 6, 1, 7};
-        try (NDManager m = manager.newSubManager(); PagedKvCache cache = pool.cache(table, m)) {
+        try (NDManager m = manager.newSubManager();
+                PagedKvPool pool = PagedKvPool.allocate(engine, LAYOUT, MemoryLocation.parse(location));
+                PagedKvCache cache = pool.cache(table, m)) {
             assertEquals(3, cache.memoryRuns());
             assertEquals(16, cache.capacity());
             int kvDim = LAYOUT.kvDim();
@@ -106,17 +118,20 @@ class PagedKvCacheTest {
                 assertArrayEquals(java.util.Arrays.copyOf(v[l], 9 * kvDim), cache.values(l, 9, m).toFloatArray());
                 assertArrayEquals(java.util.Arrays.copyOf(k[l], 3 * kvDim), cache.keys(l, 3, m).toFloatArray());
                 // position 9 is row 1 of table[2] = block 1
-                ByteBuffer b = pool.buffer(l, KvPart.KEY, 1, 1).order(ByteOrder.LITTLE_ENDIAN);
+                ByteBuffer b = ByteBuffer.allocate(LAYOUT.blockBytes()).order(ByteOrder.LITTLE_ENDIAN);
+                pool.read(l, KvPart.KEY, LAYOUT.blockBytes(), b);
                 assertEquals(k[l][9 * kvDim + 2], b.getFloat((1 * kvDim + 2) * 4));
             }
             assertThrows(IndexOutOfBoundsException.class, () -> cache.keys(0, 17, m));
         }
     }
 
-    @Test
-    void shouldStoreFloat16AndReturnFloat32() {
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu:0", "cuda:0"})
+    void shouldStoreFloat16AndReturnFloat32(String location) {
         KvLayout half = new KvLayout(1, 1, 4, 2, 4, DataType.FLOAT16);
-        try (PagedKvPool p = PagedKvPool.allocate(engine, half); NDManager m = manager.newSubManager();
+        try (PagedKvPool p = PagedKvPool.allocate(engine, half, MemoryLocation.parse(location));
+                NDManager m = manager.newSubManager();
                 PagedKvCache cache = p.newCache(3, m)) {
             float[] k = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
             float[] v = {-1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12};
@@ -129,15 +144,16 @@ class PagedKvCacheTest {
         }
     }
 
-    @Test
-    void shouldGiveTheModelTheSameLogitsAsAContiguousCache() {
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu:0", "cuda:0"})
+    void shouldGiveTheModelTheSameLogitsAsAContiguousCache(String location) {
         LlamaConfig config = new LlamaConfig(32, 64, 2, 4, 2, 40, 64, true);
         KvLayout layout = new KvLayout(2, 2, 8, 4, 16, DataType.FLOAT32);
         int[] prompt = {1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 2};
         try (NDManager m = manager.newSubManager();
                 LlamaWeights w = LlamaWeights.random(config, 7, m);
                 LlamaModel model = new LlamaModel(w);
-                PagedKvPool p = PagedKvPool.allocate(engine, layout);
+                PagedKvPool p = PagedKvPool.allocate(engine, layout, MemoryLocation.parse(location));
                 ContiguousKvCache ref = model.newCache(20);
                 PagedKvCache paged = p.cache(new int[] {9, 3, 4, 12, 0}, m)) {
             assertArrayEquals(model.forwardLogits(prompt, 0, ref), model.forwardLogits(prompt, 0, paged), 1e-5f);

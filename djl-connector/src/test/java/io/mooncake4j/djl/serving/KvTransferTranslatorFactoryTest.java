@@ -18,9 +18,11 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.djl.KvTestSupport;
+import io.mooncake4j.testkit.FakeGpu;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
@@ -114,6 +116,23 @@ class KvTransferTranslatorFactoryTest {
         return body;
     }
 
+    /** Prefill first: prefill answers, then decode claims the KV cache; both must answer 200. */
+    private static JsonObject[] prefillThenDecode(Predictor<Input, Output> prefill, Predictor<Input, Output> decode,
+            String requestId, String mode) throws Exception {
+        JsonObject preq = new JsonObject();
+        preq.addProperty("request_id", requestId);
+        preq.addProperty("prompt", PROMPT);
+        preq.addProperty("max_new_tokens", NEW_TOKENS);
+        preq.addProperty("kv_mode", mode);
+        JsonObject presp = call(prefill, preq);
+        assertEquals(200, presp.get("_status").getAsInt(), presp.toString());
+        JsonObject dreq = new JsonObject();
+        dreq.add("kv_transfer_params", presp.get("kv_transfer_params"));
+        JsonObject dresp = call(decode, dreq);
+        assertEquals(200, dresp.get("_status").getAsInt(), dresp.toString());
+        return new JsonObject[] {presp, dresp};
+    }
+
     private int[] reference() throws Exception {
         GreedyReference ref = GreedyReference.generate(models, PROMPT, NEW_TOKENS);
         promptLength = ref.promptLength();
@@ -154,18 +173,9 @@ class KvTransferTranslatorFactoryTest {
                 Predictor<Input, Output> decode = decodeModel.newPredictor()) {
             // prefill first, push (default) and pull
             for (String mode : new String[] {"push", "pull"}) {
-                JsonObject preq = new JsonObject();
-                preq.addProperty("request_id", "pf-" + mode);
-                preq.addProperty("prompt", PROMPT);
-                preq.addProperty("max_new_tokens", NEW_TOKENS);
-                preq.addProperty("kv_mode", mode);
-                JsonObject presp = call(prefill, preq);
-                assertEquals(200, presp.get("_status").getAsInt(), presp.toString());
-                assertEquals(expected[promptLength], presp.get("first_token").getAsInt());
-                JsonObject dreq = new JsonObject();
-                dreq.add("kv_transfer_params", presp.get("kv_transfer_params"));
-                JsonObject dresp = call(decode, dreq);
-                assertEquals(200, dresp.get("_status").getAsInt(), dresp.toString());
+                JsonObject[] answers = prefillThenDecode(prefill, decode, "pf-" + mode, mode);
+                assertEquals(expected[promptLength], answers[0].get("first_token").getAsInt());
+                JsonObject dresp = answers[1];
                 assertArrayEquals(expected, ints(dresp.getAsJsonArray("tokens")), "mode " + mode);
                 JsonObject transfer = dresp.getAsJsonObject("transfer");
                 assertEquals(mode, transfer.get("mode").getAsString());
@@ -210,6 +220,28 @@ class KvTransferTranslatorFactoryTest {
             assertEquals(0, pt.connector().pool().allocator().usedBlocks());
             decodeModel.close();
             assertTrue(dt.connector().isClosed(), "closing the model closes its connector");
+        }
+    }
+
+    @Test
+    void shouldSplitGenerationTokenForTokenWhenBothPoolsAreInGpuMemory() throws Exception {
+        int[] expected = reference();
+        // the models' engine also finds the test kit's fake GPU (host memory it calls cuda:0)
+        Path gpu = pluginDir.resolve("META-INF/services/io.mooncake4j.spi.DeviceMemoryProvider");
+        Files.writeString(gpu, FakeGpu.class.getName() + "\n", StandardCharsets.UTF_8);
+        Thread.currentThread().setContextClassLoader(pluginLoader);
+        int copies = FakeGpu.COPY_CALLS.get();
+        try (ZooModel<Input, Output> prefillModel = load("prefill", Map.of("kv_location", "cuda:0"));
+                Predictor<Input, Output> prefill = prefillModel.newPredictor();
+                ZooModel<Input, Output> decodeModel = load("decode", Map.of("kv_location", "cuda:0"));
+                Predictor<Input, Output> decode = decodeModel.newPredictor()) {
+            for (String mode : new String[] {"push", "pull"}) {
+                JsonObject dresp = prefillThenDecode(prefill, decode, "gpu-" + mode, mode)[1];
+                assertArrayEquals(expected, ints(dresp.getAsJsonArray("tokens")), "mode " + mode);
+            }
+            KvTransferTranslator dt = (KvTransferTranslator) decodeModel.getTranslator();
+            assertEquals(MemoryLocation.cuda(0), dt.connector().pool().location());
+            assertTrue(FakeGpu.COPY_CALLS.get() > copies, "the blocks moved through the device copier");
         }
     }
 }

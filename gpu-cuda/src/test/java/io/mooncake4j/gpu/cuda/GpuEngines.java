@@ -5,16 +5,24 @@ import io.mooncake4j.TransferEngine;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
 import java.util.Map;
 
-/** Engines for the GPU tests and bench: the in-memory test transport, loopback on 127.0.0.1. */
+/** Engines for the GPU tests and bench, on 127.0.0.1. */
 final class GpuEngines {
     private GpuEngines() {}
 
+    /** An engine on the in-memory test transport (same-process copies only). */
     static TransferEngine create() {
-        return TransferEngine.create(EngineConfig.builder()
-                .environment(Map.of())
-                .protocol(InMemoryTransportProvider.PROTOCOL)
-                .localHostname("127.0.0.1")
-                .rpcPortRange(0, 0)
-                .build());
+        return TransferEngine.create(loopback().protocol(InMemoryTransportProvider.PROTOCOL).build());
+    }
+
+    /**
+     * An engine that reaches other processes over the transport it picks itself (the available one
+     * of the highest priority: tcp here), as an application's would.
+     */
+    static TransferEngine createNetworked() {
+        return TransferEngine.create(loopback().build());
+    }
+
+    private static EngineConfig.Builder loopback() {
+        return EngineConfig.builder().environment(Map.of()).localHostname("127.0.0.1").rpcPortRange(0, 0);
     }
 }

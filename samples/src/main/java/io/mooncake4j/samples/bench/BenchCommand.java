@@ -1,11 +1,9 @@
 package io.mooncake4j.samples.bench;
 
-import io.mooncake4j.HostMemory;
 import io.mooncake4j.Opcode;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.metadata.BufferDescriptor;
-import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.EngineOptions;
 import io.mooncake4j.samples.cli.Main;
@@ -40,6 +38,7 @@ import picocli.CommandLine.Spec;
         usageHelpAutoWidth = true,
         description = {
             "Throughput benchmark with the flags and output of Mooncake's transfer_engine_bench.",
+            "With --use_vram the buffers are GPU memory (cuda:N) on either side.",
             "A target registers --buffer_size bytes and prints its segment name; an initiator opens that"
                     + " segment and, on --threads threads, submits batches of --batch_size requests of"
                     + " --block_size bytes (READ or WRITE) and waits for each, for --duration seconds. The last"
@@ -117,10 +116,14 @@ public final class BenchCommand implements Callable<Integer> {
     int reportPrecision = 2;
 
     @Option(names = "--use_vram", arity = "0..1", paramLabel = "BOOL",
-            description = "GPU memory: not supported yet (refused). --use_vram=false is accepted. Default: false.")
+            description = "Buffers (and --verify's areas) in GPU memory, on the initiator and the target"
+                    + " (--mode=target): needs mooncake4j-gpu-cuda with JCuda (bin/mooncake4j carries both) and the"
+                    + " NVIDIA driver. Default: false (Mooncake's CUDA builds default to true).")
     boolean useVram;
 
-    @Option(names = "--gpu_id", paramLabel = "ID", description = "GPU for --use_vram; ignored without it.")
+    @Option(names = "--gpu_id", paramLabel = "ID",
+            description = "GPU of the --use_vram buffer; -1: one --buffer_size buffer on every GPU, thread t using"
+                    + " buffer t % GPUs (Mooncake's). Ignored without --use_vram. Default: 0.")
     int gpuId;
 
     @Option(names = "--init_mem", arity = "0..1", paramLabel = "BOOL",
@@ -195,26 +198,30 @@ public final class BenchCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         if (mode == Mode.TARGET) {
             TransferEngine engine = engineOptions.createEngine();
-            return TargetRunner.run(engine, bufferSize, initMem, segmentFile, targetDuration, exitOnStdinClose,
-                    out, err);
+            BenchMemory memory;
+            try {
+                memory = allocate(engine);
+            } catch (RuntimeException e) {
+                engine.close();
+                throw e;
+            }
+            return TargetRunner.run(engine, memory, segmentFile, targetDuration, exitOnStdinClose, out, err);
         }
         boolean self = isSelf();
         try (TransferEngine engine = engineOptions.createEngine();
-                HostMemory local = allocate(engine);
-                HostMemory own = self ? allocate(engine) : null) {
+                BenchMemory local = allocate(engine);
+                BenchMemory own = self ? allocate(engine) : null) {
             Segment segment = engine.openSegment(self ? engine.localSegmentName() : segmentId);
-            // same process: only the second buffer is the target (the segment shows both)
-            List<BufferDescriptor> remote = self
-                    ? List.of(new BufferDescriptor("cpu:0", own.address(), own.length()))
-                    : segment.buffers();
+            // same process: only the second set of buffers is the target (the segment shows both)
+            List<BufferDescriptor> remote = self ? own.asTarget() : segment.buffers();
             if (sweep) {
                 runSweep(engine, segment, remote, local, out, err);
             }
             ThroughputLoop.Result result = null;
             BlockLayout layout = null;
             if ((!sweep && duration > 0) || verify) {
-                layout = BlockLayout.of(blockSize, batchSize, threads, local.address(), local.length(), remote);
-                out.println(header(engine, segment, layout));
+                layout = BlockLayout.of(blockSize, batchSize, threads, local.addresses(), local.length(), remote);
+                out.println(header(engine, segment, layout, local));
                 out.flush();
                 if (layout.wrapNote() != null) {
                     err.println(layout.wrapNote());
@@ -232,7 +239,8 @@ public final class BenchCommand implements Callable<Integer> {
             long cpu = processCpuNanos() - cpu0;
             if (verify) {
                 VerifyPattern pattern = new VerifyPattern(seed != null ? seed : new SecureRandom().nextLong());
-                VerifyPhase.Result v = new VerifyPhase(engine, segment, layout, pattern).run(verifyBytes);
+                VerifyPhase.Result v = new VerifyPhase(engine, segment, layout, pattern, local.locations().get(0))
+                        .run(verifyBytes);
                 if (!v.ok()) {
                     throw new CommandFailure("verify FAILED (seed 0x" + Long.toHexString(v.seed()) + "): "
                             + v.mismatch());
@@ -253,24 +261,15 @@ public final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private HostMemory allocate(TransferEngine engine) {
-        HostMemory m;
-        try {
-            m = engine.allocate(bufferSize);
-        } catch (OutOfMemoryError e) {
-            throw new CommandFailure("cannot allocate --buffer_size=" + bufferSize + ": " + e.getMessage(), e);
-        }
-        if (initMem) {
-            NativeMemory.fill(m.address(), m.length(), 0xCC);
-        }
-        return m;
+    private BenchMemory allocate(TransferEngine engine) {
+        return BenchMemory.allocate(engine, bufferSize, useVram, gpuId, initMem);
     }
 
     private boolean isSelf() {
         return segmentId != null && segmentId.trim().equalsIgnoreCase(SELF);
     }
 
-    private void runSweep(TransferEngine engine, Segment segment, List<BufferDescriptor> remote, HostMemory local,
+    private void runSweep(TransferEngine engine, Segment segment, List<BufferDescriptor> remote, BenchMemory local,
             PrintWriter out, PrintWriter err) {
         engine.warmupSegment(segment.name());
         List<ThroughputLoop.Result> points = new ArrayList<>();
@@ -287,7 +286,7 @@ public final class BenchCommand implements Callable<Integer> {
                     n++;
                     BlockLayout layout;
                     try {
-                        layout = BlockLayout.of(block, batchSize, t, local.address(), local.length(), remote);
+                        layout = BlockLayout.of(block, batchSize, t, local.addresses(), local.length(), remote);
                     } catch (CommandFailure e) {
                         err.println("sweep " + n + "/" + total + ": skipped: " + e.getMessage());
                         continue;
@@ -321,14 +320,14 @@ public final class BenchCommand implements Callable<Integer> {
         out.flush();
     }
 
-    private String header(TransferEngine engine, Segment segment, BlockLayout layout) {
+    private String header(TransferEngine engine, Segment segment, BlockLayout layout, BenchMemory local) {
         return "Initiator: segment_id " + segment.name() + (segment.isLocal() ? " (self: same-process copies)" : "")
                 + ", protocol " + engine.protocol() + ", operation "
                 + operation.name().toLowerCase(Locale.ROOT) + ", block_size " + blockSize + ", batch_size "
                 + batchSize + ", threads " + threads + ", duration "
                 + (sweep || duration == 0 ? "none (verify only)" : BenchReport.fixed(duration, 2) + " s") + ", buffer_size "
                 + bufferSize + " (" + layout.blocks() + " blocks, " + layout.remoteBuffers() + " remote buffer"
-                + (layout.remoteBuffers() == 1 ? "" : "s") + ")";
+                + (layout.remoteBuffers() == 1 ? "" : "s") + ")" + (useVram ? ", use_vram: " + local.describe() : "");
     }
 
     /** CPU time of this process (every thread, JIT and GC included), or -1 where the JVM cannot tell. */
@@ -360,10 +359,8 @@ public final class BenchCommand implements Callable<Integer> {
 
     private void validate() {
         CommandLine cl = spec.commandLine();
-        if (useVram) {
-            throw new ParameterException(cl, "--use_vram: GPU memory is not supported by mooncake4j bench yet"
-                    + " (registering CUDA memory needs the EFA/CUDA work that is still open). Run without"
-                    + " --use_vram (or with --use_vram=false) to benchmark host memory.");
+        if (gpuId < BenchMemory.EVERY_GPU) {
+            throw new ParameterException(cl, "--gpu_id must be a GPU number or -1 (every GPU), not " + gpuId);
         }
         positive("--threads", threads);
         positive("--batch_size", batchSize);

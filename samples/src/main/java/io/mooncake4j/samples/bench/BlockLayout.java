@@ -7,8 +7,9 @@ import java.util.List;
 
 /**
  * Where each request of the bench goes, as in Mooncake's {@code initiatorWorker}: request {@code i}
- * of thread {@code t} moves block {@code i * threads + t} of the local buffer to or from the same
- * block of remote buffer {@code t % buffers}, so threads never share a block. Mooncake enlarges
+ * of thread {@code t} moves block {@code i * threads + t} of local buffer {@code t % local buffers}
+ * (one host buffer, or one per GPU with {@code --use_vram --gpu_id=-1}) to or from the same block
+ * of remote buffer {@code t % buffers}, so threads never share a block. Mooncake enlarges
  * {@code --buffer_size} to {@code block_size * batch_size * threads} when it is smaller; this bench
  * keeps the buffers as given and wraps block numbers around them instead ({@link #wraps()}).
  */
@@ -16,25 +17,26 @@ public final class BlockLayout {
     private final long blockSize;
     private final int batchSize;
     private final int threads;
-    private final long localBase;
+    private final long[] localBases;
     private final long[] remoteBases;
     private final long blocks;
 
-    private BlockLayout(long blockSize, int batchSize, int threads, long localBase, long[] remoteBases, long blocks) {
+    private BlockLayout(long blockSize, int batchSize, int threads, long[] localBases, long[] remoteBases,
+            long blocks) {
         this.blockSize = blockSize;
         this.batchSize = batchSize;
         this.threads = threads;
-        this.localBase = localBase;
+        this.localBases = localBases.clone();
         this.remoteBases = remoteBases;
         this.blocks = blocks;
     }
 
     /**
-     * The layout over a local buffer and the target's buffers.
+     * The layout over the local buffers (each {@code localLength} bytes) and the target's buffers.
      *
      * @throws CommandFailure when the target has no buffer or one block does not fit
      */
-    public static BlockLayout of(long blockSize, int batchSize, int threads, long localBase, long localLength,
+    public static BlockLayout of(long blockSize, int batchSize, int threads, long[] localBases, long localLength,
             List<BufferDescriptor> remote) {
         if (remote.isEmpty()) {
             throw new CommandFailure("the target segment has no registered buffer: is it a bench target?");
@@ -52,7 +54,7 @@ public final class BlockLayout {
                     + localLength + " bytes and the target's smallest buffer " + smallestRemote(remote, used)
                     + " bytes; lower --block_size or raise --buffer_size (on both sides)");
         }
-        return new BlockLayout(blockSize, batchSize, threads, localBase, bases, blocks);
+        return new BlockLayout(blockSize, batchSize, threads, localBases, bases, blocks);
     }
 
     private static long smallestRemote(List<BufferDescriptor> remote, int used) {
@@ -107,7 +109,7 @@ public final class BlockLayout {
 
     /** Local address of request {@code i} of thread {@code t}. */
     public long localAddress(int t, int i) {
-        return localBase + block(t, i) * blockSize;
+        return localBases[t % localBases.length] + block(t, i) * blockSize;
     }
 
     /** Remote (absolute) address of request {@code i} of thread {@code t}. */

@@ -1,11 +1,8 @@
 package io.mooncake4j.samples.bench;
 
-import io.mooncake4j.HostMemory;
 import io.mooncake4j.TransferEngine;
-import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.Main;
-import io.mooncake4j.samples.cli.Sizes;
 import io.mooncake4j.samples.cli.StdinWatch;
 import java.io.IOException;
 import java.io.InputStream;
@@ -19,7 +16,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * {@code bench --mode=target}: registers a buffer, prints its segment name (what the initiator
+ * {@code bench --mode=target}: registers its buffers (host memory, or GPU memory with {@code
+ * --use_vram}; {@link BenchMemory}), prints its segment name (what the initiator
  * passes as {@code --segment_id}), optionally writes it to {@code --segment_file}, and serves until
  * it is killed (SIGINT/SIGTERM), {@code --target_duration} passes, or, with {@code
  * --exit_on_stdin_close}, its standard input reaches end of file (so a target spawned by a process
@@ -27,40 +25,30 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 final class TargetRunner {
     private final TransferEngine engine;
-    private final HostMemory memory;
+    private final BenchMemory memory;
     private final Path segmentFile;
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final CountDownLatch stop = new CountDownLatch(1);
 
-    private TargetRunner(TransferEngine engine, HostMemory memory, Path segmentFile) {
+    private TargetRunner(TransferEngine engine, BenchMemory memory, Path segmentFile) {
         this.engine = engine;
         this.memory = memory;
         this.segmentFile = segmentFile;
     }
 
-    static int run(TransferEngine engine, long bufferSize, boolean initMem, Path segmentFile, double seconds,
+    /** Serves {@code memory}, allocated (and filled, with {@code --init_mem}) by the caller; closes both at the end. */
+    static int run(TransferEngine engine, BenchMemory memory, Path segmentFile, double seconds,
             boolean exitOnStdinClose, PrintWriter out, PrintWriter err) {
-        HostMemory memory;
-        try {
-            memory = engine.allocate(bufferSize);
-        } catch (RuntimeException | OutOfMemoryError e) {
-            engine.close();
-            throw new CommandFailure("cannot allocate --buffer_size=" + bufferSize + ": " + e.getMessage(), e);
-        }
         TargetRunner target = new TargetRunner(engine, memory, segmentFile);
         Thread hook = new Thread(() -> target.shutdown(err, "signal"), "bench-target-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            if (initMem) {
-                // Mooncake fills GPU buffers with 0xCC; here it also faults every page in up front.
-                NativeMemory.fill(memory.address(), memory.length(), 0xCC);
-            }
             String name = engine.localSegmentName();
             if (segmentFile != null) {
                 writeAtomically(segmentFile, name + "\n");
             }
             out.println("Target ready: segment_id " + name + ", protocol " + engine.protocol() + ", buffer "
-                    + Sizes.format(memory.length()) + " at 0x" + Long.toHexString(memory.address()));
+                    + memory.describe() + " at 0x" + Long.toHexString(memory.addresses()[0]));
             out.println("Run the initiator with --segment_id=" + name + " --protocol=" + engine.protocol()
                     + "; stop this target with Ctrl-C or kill"
                     + (seconds > 0 ? " (it stops by itself after " + BenchReport.fixed(seconds, 1) + " s)" : "")

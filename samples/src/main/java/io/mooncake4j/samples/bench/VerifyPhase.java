@@ -1,6 +1,6 @@
 package io.mooncake4j.samples.bench;
 
-import io.mooncake4j.HostMemory;
+import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.Opcode;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferBatch;
@@ -23,7 +23,9 @@ import java.util.concurrent.Future;
  * timed loop uses ({@link BlockLayout}; each distinct block once, at most {@code maxBytes} of them),
  * the same threads and batch size, and only the transfer protocol, so it works against any target,
  * Mooncake's included. Every WRITE ends before the first READ starts, so a write that lands in
- * another thread's block is caught too.
+ * another thread's block is caught too. The local side is host memory, or with {@code --use_vram}
+ * device memory ({@link VerifyArea}: the pattern is staged into it, and read back out of it,
+ * through the engine's device copier).
  */
 public final class VerifyPhase {
     /** Default cap on the bytes verified: 256 MiB written and read back. */
@@ -33,12 +35,19 @@ public final class VerifyPhase {
     private final Segment segment;
     private final BlockLayout layout;
     private final VerifyPattern pattern;
+    private final MemoryLocation local;
 
-    public VerifyPhase(TransferEngine engine, Segment segment, BlockLayout layout, VerifyPattern pattern) {
+    /**
+     * @param local where the written and read-back areas are allocated: {@code cpu:0}, or the
+     *     {@code cuda:N} of the bench's {@code --use_vram} buffers
+     */
+    public VerifyPhase(TransferEngine engine, Segment segment, BlockLayout layout, VerifyPattern pattern,
+            MemoryLocation local) {
         this.engine = engine;
         this.segment = segment;
         this.layout = layout;
         this.pattern = pattern;
+        this.local = local;
     }
 
     /** A verified block: where it is on the target, and its pattern id. */
@@ -100,8 +109,8 @@ public final class VerifyPhase {
         List<Block> blocks = blocks(layout, Math.max(1, maxBytes / blockSize));
         int n = blocks.size();
         int workers = Math.min(layout.threads(), n);
-        try (HostMemory source = engine.allocate(n * blockSize);
-                HostMemory back = engine.allocate(n * blockSize)) {
+        try (VerifyArea source = VerifyArea.allocate(engine, n * blockSize, local);
+                VerifyArea back = VerifyArea.allocate(engine, n * blockSize, local)) {
             ExecutorService pool = Executors.newFixedThreadPool(workers, r -> {
                 Thread t = new Thread(r, "bench-verify");
                 t.setDaemon(true);
@@ -113,6 +122,10 @@ public final class VerifyPhase {
                     for (int k = w; k < n; k += workers) {
                         pattern.fill(source.buffer(k * blockSize, (int) blockSize), blocks.get(k).patternId());
                     }
+                    return null;
+                });
+                source.toDevice();
+                runAll(pool, workers, w -> {
                     transfer(Opcode.WRITE, source, blocks, w, workers);
                     return null;
                 });
@@ -121,6 +134,7 @@ public final class VerifyPhase {
                     transfer(Opcode.READ, back, blocks, w, workers);
                     return null;
                 });
+                back.fromDevice();
                 List<Future<long[]>> checks = new ArrayList<>();
                 for (int w = 0; w < workers; w++) {
                     int first = w;
@@ -183,7 +197,7 @@ public final class VerifyPhase {
     }
 
     /** Moves this worker's blocks (k = worker, worker + workers, ...) in batches of batch_size. */
-    private void transfer(Opcode op, HostMemory local, List<Block> blocks, int worker, int workers) {
+    private void transfer(Opcode op, VerifyArea area, List<Block> blocks, int worker, int workers) {
         long blockSize = layout.blockSize();
         int batchSize = layout.batchSize();
         List<Integer> mine = new ArrayList<>();
@@ -196,7 +210,7 @@ public final class VerifyPhase {
             for (int j = 0; j < count; j++) {
                 int k = mine.get(from + j);
                 Block b = blocks.get(k);
-                batch.add(op, segment, local.address() + k * blockSize,
+                batch.add(op, segment, area.address() + k * blockSize,
                         layout.remoteAddressOf(b.buffer(), b.index()), blockSize);
             }
             batch.submit().join();
@@ -213,7 +227,7 @@ public final class VerifyPhase {
     }
 
     /** {first differing block or -1, its first differing offset, blocks differing} for one worker. */
-    private long[] compare(HostMemory back, List<Block> blocks, int worker, int workers) {
+    private long[] compare(VerifyArea back, List<Block> blocks, int worker, int workers) {
         long blockSize = layout.blockSize();
         long first = -1;
         long offset = -1;

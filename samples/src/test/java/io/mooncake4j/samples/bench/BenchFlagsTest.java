@@ -149,10 +149,25 @@ class BenchFlagsTest {
     }
 
     @Test
-    void shouldRefuseGpuMemoryClearly() {
-        CliRun r = usageError("--use_vram", "--gpu_id=0", "--segment_id=h:1");
-        assertTrue(r.err.contains("GPU memory is not supported"), r.err);
-        assertTrue(r.err.contains("--use_vram=false"), r.err);
+    void shouldTakeMooncakesGpuFlags() {
+        BenchCommand b = parse("--use_vram", "--gpu_id=-1");
+        assertTrue(b.useVram);
+        assertEquals(-1, b.gpuId);
+        assertEquals(0, parse().gpuId);
+        assertTrue(usageError("--use_vram", "--gpu_id=-2", "--segment_id=h:1").err
+                .contains("--gpu_id must be a GPU number or -1 (every GPU), not -2"));
+    }
+
+    @Test
+    void shouldSayWhatIsMissingWhenUseVramFindsNoGpu() {
+        for (String[] args : new String[][] {{"bench", "--use_vram", "--segment_id=self", "--buffer_size=1M",
+            "--duration=1"}, {"bench", "--mode=target", "--use_vram", "--buffer_size=1M", "--target_duration=1"}}) {
+            CliRun r = CliRun.run(args);
+            assertEquals(Main.FAILURE, r.exitCode, r.toString());
+            assertTrue(r.err.contains("cannot allocate --buffer_size=1048576 with --use_vram --gpu_id=0:"), r.err);
+            assertTrue(r.err.contains("memory location cuda:0 cannot be used"), r.err);
+            assertTrue(r.err.contains("NVIDIA driver (libcuda.so.1) and a GPU are present"), r.err);
+        }
     }
 
     @Test

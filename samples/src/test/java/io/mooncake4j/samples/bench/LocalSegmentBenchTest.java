@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.HostMemory;
+import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.Opcode;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
@@ -25,6 +26,7 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class LocalSegmentBenchTest {
+    private static final MemoryLocation HOST = MemoryLocation.CPU;
     private static TransferEngine engine;
     private static HostMemory local;
     private static HostMemory target;
@@ -46,7 +48,7 @@ class LocalSegmentBenchTest {
     }
 
     private static BlockLayout layout(long block, int batch, int threads) {
-        return BlockLayout.of(block, batch, threads, local.address(), local.length(),
+        return BlockLayout.of(block, batch, threads, new long[] {local.address()}, local.length(),
                 List.of(new BufferDescriptor("cpu:0", target.address(), target.length())));
     }
 
@@ -63,7 +65,7 @@ class LocalSegmentBenchTest {
 
     @Test
     void shouldPassVerificationWhenBytesArrive() {
-        VerifyPhase.Result v = new VerifyPhase(engine, self, layout(4096, 16, 4), new VerifyPattern(7))
+        VerifyPhase.Result v = new VerifyPhase(engine, self, layout(4096, 16, 4), new VerifyPattern(7), HOST)
                 .run(VerifyPhase.DEFAULT_MAX_BYTES);
         assertTrue(v.ok(), String.valueOf(v.mismatch()));
         assertEquals(64, v.blocks());
@@ -74,7 +76,7 @@ class LocalSegmentBenchTest {
     void shouldLeaveThePatternOnTheTarget() {
         VerifyPattern p = new VerifyPattern(0xabcdef);
         BlockLayout l = layout(8192, 4, 2);
-        VerifyPhase.Result v = new VerifyPhase(engine, self, l, p).run(VerifyPhase.DEFAULT_MAX_BYTES);
+        VerifyPhase.Result v = new VerifyPhase(engine, self, l, p, HOST).run(VerifyPhase.DEFAULT_MAX_BYTES);
         assertTrue(v.ok());
         // Block 3 is request 1 of thread 1; its bytes on the target are the pattern of (buffer 0, block 3).
         assertEquals(-1, p.firstMismatch(target.buffer(3 * 8192, 8192), 3));
@@ -83,7 +85,7 @@ class LocalSegmentBenchTest {
     @Test
     void shouldFindAByteCorruptedOnTheTargetBetweenWriteAndRead() {
         BlockLayout l = layout(4096, 8, 2);
-        VerifyPhase.Result v = new VerifyPhase(engine, self, l, new VerifyPattern(21)).run(
+        VerifyPhase.Result v = new VerifyPhase(engine, self, l, new VerifyPattern(21), HOST).run(
                 VerifyPhase.DEFAULT_MAX_BYTES, () -> {
                     ByteBuffer b = target.buffer(5 * 4096 + 100, 1);
                     b.put(0, (byte) ~b.get(0));
@@ -100,7 +102,7 @@ class LocalSegmentBenchTest {
 
     @Test
     void shouldFailEveryBlockWhenTheTargetLostTheWrites() {
-        VerifyPhase.Result v = new VerifyPhase(engine, self, layout(4096, 8, 2), new VerifyPattern(22)).run(
+        VerifyPhase.Result v = new VerifyPhase(engine, self, layout(4096, 8, 2), new VerifyPattern(22), HOST).run(
                 VerifyPhase.DEFAULT_MAX_BYTES, () -> NativeMemory.fill(target.address(), target.length(), 0));
         assertFalse(v.ok());
         assertEquals(16, v.mismatch().blocksDiffering());
