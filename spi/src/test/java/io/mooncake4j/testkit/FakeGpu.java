@@ -1,10 +1,13 @@
 package io.mooncake4j.testkit;
 
+import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.MooncakeException;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.DeviceCopier;
 import io.mooncake4j.spi.DeviceMemoryProvider;
+import io.mooncake4j.spi.DeviceStager;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URL;
@@ -55,8 +58,14 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
     /** Host memory that the fake provider calls {@code cuda:0}. */
     public static DeviceAllocation allocateDevice(long bytes) {
+        return mapped(bytes, MemoryLocation.cuda(0), DEVICE, new AtomicLong());
+    }
+
+    /** Anonymous memory of {@code bytes}, recorded in {@code ranges} and counted in {@code live} until closed. */
+    private static DeviceAllocation mapped(long bytes, MemoryLocation location, Map<Long, Long> ranges, AtomicLong live) {
         long address = NativeMemory.map(bytes);
-        DEVICE.put(address, address + bytes);
+        ranges.put(address, address + bytes);
+        live.addAndGet(bytes);
         AtomicInteger closed = new AtomicInteger();
         return new DeviceAllocation() {
             @Override
@@ -71,13 +80,14 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
             @Override
             public MemoryLocation location() {
-                return MemoryLocation.cuda(0);
+                return location;
             }
 
             @Override
             public void close() {
                 if (closed.getAndIncrement() == 0) {
-                    DEVICE.remove(address);
+                    ranges.remove(address);
+                    live.addAndGet(-bytes);
                     NativeMemory.unmap(address, bytes);
                 }
             }
@@ -189,6 +199,130 @@ public final class FakeGpu extends DeviceMemoryProvider {
                 return f.toUri().toURL();
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    // ---- staging (GPU-aware TCP): pinned buffers are host memory, stager copies run on their own thread
+
+    /** The name of a fake stager's thread. */
+    public static final String STAGER_THREAD = "fake-gpu-stager";
+    /**
+     * While positive, each staged copy (any stager of this JVM) fails and counts it down, once
+     * {@link #STAGED_COPIES_BEFORE_FAILURE} copies have passed.
+     */
+    public static final AtomicInteger FAIL_STAGED_COPIES = new AtomicInteger();
+    /** While positive, a staged copy passes and counts it down before {@link #FAIL_STAGED_COPIES} applies. */
+    public static final AtomicInteger STAGED_COPIES_BEFORE_FAILURE = new AtomicInteger();
+    /** Staged copies done, either direction, by every stager of this JVM. */
+    public static final AtomicLong STAGED_COPIES = new AtomicLong();
+    /** Pinned bytes allocated and not yet freed. */
+    public static final AtomicLong PINNED_BYTES = new AtomicLong();
+    private static final Map<Long, Long> PINNED = new ConcurrentSkipListMap<>(); // start -> end
+
+    @Override
+    public DeviceAllocation allocatePinned(long bytes) {
+        return mapped(bytes, MemoryLocation.CPU, PINNED, PINNED_BYTES);
+    }
+
+    /**
+     * A stager whose copies memmove on its own thread, in order. Like a real one it refuses a device
+     * side that is not device memory and a host side that is not pinned memory, and after a failed
+     * copy it fails every later one (a CUDA stream error is sticky too).
+     */
+    @Override
+    public DeviceStager openStager() {
+        return new FakeStager();
+    }
+
+    private static boolean inside(Map<Long, Long> ranges, long address, long length) {
+        for (Map.Entry<Long, Long> r : ranges.entrySet()) {
+            if (address >= r.getKey() && address + length <= r.getValue()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static final class FakeStager implements DeviceStager {
+        private final ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, STAGER_THREAD);
+            t.setDaemon(true);
+            return t;
+        });
+        private final AtomicLong done = new AtomicLong();
+        private volatile long failedTicket = Long.MAX_VALUE;
+        private volatile String failure;
+        private long issued;
+        private boolean closed;
+
+        @Override
+        public long toHost(long host, long device, long length) {
+            return enqueue(host, device, length, device, host);
+        }
+
+        @Override
+        public long toDevice(long device, long host, long length) {
+            return enqueue(device, host, length, device, host);
+        }
+
+        private long enqueue(long dst, long src, long length, long device, long host) {
+            if (closed) {
+                throw new MooncakeException(ErrorCode.CLOSED, "the fake stager was closed");
+            }
+            if (!inside(DEVICE, device, length)) {
+                throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "0x" + Long.toHexString(device) + " is not fake device memory");
+            }
+            if (!inside(PINNED, host, length)) {
+                throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "0x" + Long.toHexString(host) + " is not fake pinned memory");
+            }
+            long ticket = ++issued;
+            if (ticket - done.get() > MAX_IN_FLIGHT) {
+                await(ticket - MAX_IN_FLIGHT);
+            }
+            thread.execute(() -> {
+                if (failedTicket == Long.MAX_VALUE) {
+                    if (STAGED_COPIES_BEFORE_FAILURE.getAndUpdate(n -> Math.max(0, n - 1)) == 0
+                            && FAIL_STAGED_COPIES.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                        failure = "injected copy failure (FakeGpu.FAIL_STAGED_COPIES)";
+                        failedTicket = ticket;
+                    } else {
+                        NativeMemory.copy(dst, src, length);
+                        STAGED_COPIES.incrementAndGet();
+                    }
+                }
+                done.set(ticket);
+            });
+            return ticket;
+        }
+
+        @Override
+        public void await(long ticket) {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (true) {
+                if (ticket >= failedTicket) {
+                    throw new MooncakeException(ErrorCode.TRANSFER_FAILED, "a staged copy failed: " + failure);
+                }
+                if (done.get() >= ticket) {
+                    return;
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    throw new MooncakeException(ErrorCode.TRANSFER_FAILED, "a staged copy was not done within 30 s");
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(10_000);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (!closed) {
+                closed = true;
+                thread.shutdown();
+                try {
+                    thread.awaitTermination(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
             }
         }
     }

@@ -16,20 +16,29 @@ public final class TargetProcess {
     private TargetProcess() {}
 
     public static void main(String[] args) throws Exception {
-        EngineConfig config = EngineConfig.builder()
-                .protocol(args[0])
+        try (TransferEngine engine = TransferEngine.create(config(args[0]));
+                HostMemory memory = engine.allocate(Long.parseLong(args[1]))) {
+            serve("READY " + engine.localSegmentName() + " " + memory.address() + " " + memory.length());
+        }
+    }
+
+    /** A target's settings: {@code protocol}, loopback, any port, a 10 s transfer timeout. */
+    static EngineConfig config(String protocol) {
+        return EngineConfig.builder()
+                .protocol(protocol)
                 .localHostname("127.0.0.1")
                 .rpcPortRange(0, 0)
                 .transferTimeout(Duration.ofSeconds(10))
                 .build();
-        try (TransferEngine engine = TransferEngine.create(config);
-                HostMemory memory = engine.allocate(Long.parseLong(args[1]))) {
-            System.out.println("READY " + engine.localSegmentName() + " " + memory.address() + " " + memory.length());
-            System.out.flush();
-            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-            while (in.readLine() != null) {
-                // serve until the parent closes our stdin
-            }
+    }
+
+    /** Prints {@code ready} for the parent, then serves until the parent closes our standard input. */
+    static void serve(String ready) throws java.io.IOException {
+        System.out.println(ready);
+        System.out.flush();
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        while (in.readLine() != null) {
+            // serve until the parent closes our stdin
         }
     }
 }

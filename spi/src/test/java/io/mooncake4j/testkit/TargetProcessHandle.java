@@ -15,12 +15,15 @@ public final class TargetProcessHandle implements AutoCloseable {
     public final String segment;
     public final long address;
     public final long length;
+    /** Every field of the child's {@code READY} line (a child main may print more than the three above). */
+    public final String[] ready;
 
-    private TargetProcessHandle(Process process, String segment, long address, long length) {
+    private TargetProcessHandle(Process process, String[] ready) {
         this.process = process;
-        this.segment = segment;
-        this.address = address;
-        this.length = length;
+        this.ready = ready;
+        this.segment = ready[1];
+        this.address = Long.parseLong(ready[2]);
+        this.length = Long.parseLong(ready[3]);
     }
 
     /** Starts a target with {@code bytes} of registered memory and waits until it serves. */
@@ -30,12 +33,20 @@ public final class TargetProcessHandle implements AutoCloseable {
 
     /** As {@link #start(String, long)}, with these JVM options (heap size, {@code -Dmc.*} settings). */
     public static TargetProcessHandle start(String protocol, long bytes, List<String> jvmOptions) throws IOException {
+        return start(TargetProcess.class, List.of(protocol, Long.toString(bytes)), jvmOptions);
+    }
+
+    /**
+     * Starts {@code main} (which prints {@code READY <segment> <address> <length> ...} and serves
+     * until its standard input closes) with {@code args} on this JVM's class path.
+     */
+    public static TargetProcessHandle start(Class<?> main, List<String> args, List<String> jvmOptions) throws IOException {
         String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
         List<String> command = new java.util.ArrayList<>();
         command.add(java);
         command.addAll(jvmOptions);
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"),
-                TargetProcess.class.getName(), protocol, Long.toString(bytes)));
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), main.getName()));
+        command.addAll(args);
         ProcessBuilder pb = new ProcessBuilder(command);
         pb.redirectError(ProcessBuilder.Redirect.INHERIT);
         Process p = pb.start();
@@ -57,8 +68,7 @@ public final class TargetProcessHandle implements AutoCloseable {
             p.destroyForcibly();
             throw new IOException("target process printed " + line);
         }
-        String[] f = line.split(" ");
-        return new TargetProcessHandle(p, f[1], Long.parseLong(f[2]), Long.parseLong(f[3]));
+        return new TargetProcessHandle(p, line.split(" "));
     }
 
     /** Kills the process at once (SIGKILL). */

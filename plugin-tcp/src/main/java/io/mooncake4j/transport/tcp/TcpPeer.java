@@ -10,10 +10,16 @@ final class TcpPeer {
     /** Whether the peer speaks protocol v2 (status frames, pipelining). */
     final boolean v2;
     final TcpLane[] lanes;
+    /**
+     * Null when requests with local GPU memory are staged to this peer; otherwise why they end INVALID
+     * (no device provider here, or a v1 peer). Lanes skip such requests in their plans.
+     */
+    final String gpuRefusal;
     private final AtomicInteger nextStart = new AtomicInteger();
 
-    TcpPeer(TcpTransport transport, String label, InetSocketAddress address, boolean v2, int lanes) {
+    TcpPeer(TcpTransport transport, String label, InetSocketAddress address, boolean v2, int lanes, String gpuRefusal) {
         this.label = label;
+        this.gpuRefusal = gpuRefusal;
         this.address = address;
         this.v2 = v2;
         this.lanes = new TcpLane[lanes];

@@ -34,19 +34,20 @@ import org.slf4j.LoggerFactory;
  * bytes in the middle of a request ({@code MC_TCP_STALL_TIMEOUT}); that is also how the parts of an
  * aborted batch still in flight to a dead peer end, since abort never closes a connection.
  *
- * <p>Host memory only: a request with GPU memory on either side ends INVALID before anything is sent
- * (a device pointer never reaches a socket), and the target rejects ranges in GPU regions.
+ * <p>GPU memory ({@code cuda:N}) on either side is staged through pinned host buffers with
+ * asynchronous copies pipelined with the socket I/O ({@link DevicePipe}), by the initiator for its
+ * local side and by the target for its own; a device pointer never reaches a socket. Without a
+ * device provider a request with local GPU memory ends INVALID, saying what to add.
  */
 public final class TcpTransport implements Transport {
     private static final Logger LOG = LoggerFactory.getLogger(TcpTransport.class);
-    static final String CUDA_REASON =
-            "GPU-aware TCP is not available yet: the tcp transport moves host memory only and never hands a"
-                    + " GPU address to a socket. GPU memory works today in same-process (loopback) transfers"
-                    + " (engine.openSegment(engine.localSegmentName())); across processes it comes with the efa"
-                    + " transport (FI_HMEM); meanwhile stage it through a registered cpu:0 buffer";
+    static final String V1_GPU_REASON =
+            "the peer's data server speaks tcp protocol v1 (tcp_proto_version < 2, an older Mooncake): GPU memory"
+                    + " moves over tcp only with protocol v2 peers; stage it through a registered cpu:0 buffer";
 
     final TcpSettings settings;
     final TcpCounters counters = new TcpCounters();
+    final DeviceStaging staging;
     private final TransportContext context;
     private final TcpServer server;
     private final Thread watchdog;
@@ -74,8 +75,9 @@ public final class TcpTransport implements Transport {
     public TcpTransport(TransportContext context) {
         this.context = context;
         this.settings = new TcpSettings(context.config());
+        this.staging = new DeviceStaging(context.devices(), settings);
         try {
-            this.server = new TcpServer(context.localMemory(), context.peerAuthenticator(), settings, counters);
+            this.server = new TcpServer(context.localMemory(), context.peerAuthenticator(), settings, counters, staging);
         } catch (IOException e) {
             throw new MooncakeException(
                     ErrorCode.IO,
@@ -124,6 +126,7 @@ public final class TcpTransport implements Transport {
         m.put("served_connections_open", (long) server.connectionCount());
         m.put("serving_threads", (long) server.busyThreads());
         m.put("staging_bytes", server.stagingBytes());
+        m.put("gpu_staging_bytes", staging.pinnedBytes());
         return m;
     }
 
@@ -172,10 +175,11 @@ public final class TcpTransport implements Transport {
         boolean any = false;
         long bytes = 0;
         long totalParts = 0;
+        String gpuRefusal = peer.gpuRefusal;
         for (int i = 0, n = work.size(); i < n; i++) {
-            if (StripePlan.onGpu(work, i)) {
+            if (gpuRefusal != null && work.localIsCuda(i)) {
                 counters.partsFailed.increment();
-                work.fail(i, TransferStatus.INVALID, CUDA_REASON);
+                work.fail(i, TransferStatus.INVALID, gpuRefusal);
                 continue;
             }
             int parts = StripePlan.partsOf(work.length(i), slice);
@@ -191,7 +195,7 @@ public final class TcpTransport implements Transport {
         }
         TcpLane[] lanes = peer.lanes;
         int start = peer.nextStart();
-        long mask = StripePlan.laneMask(work, start, lanes.length, slice);
+        long mask = StripePlan.laneMask(work, start, lanes.length, slice, gpuRefusal != null);
         // a small batch: the other lanes' senders start first, then this thread sends one lane's share
         int here = settings.callerRunBytes > 0 && bytes <= settings.callerRunBytes && totalParts <= CALLER_RUN_PARTS
                 ? Long.numberOfTrailingZeros(mask)
@@ -257,6 +261,7 @@ public final class TcpTransport implements Transport {
                 lane.close();
             }
         }
+        staging.close(); // the lanes gave their pipes back; the served connections' come back as they end
         TcpServer.join(watchdog);
         LOG.debug("tcp transport on port {} closed; {}", server.port(), counters.snapshot());
     }
@@ -300,7 +305,8 @@ public final class TcpTransport implements Transport {
                 throw new MooncakeException(ErrorCode.CLOSED, "tcp transport closed");
             }
             return peers.computeIfAbsent(key, k -> new TcpPeer(
-                    this, label, new InetSocketAddress(host, (int) port), v2, settings.lanesPerPeer));
+                    this, label, new InetSocketAddress(host, (int) port), v2, settings.lanesPerPeer,
+                    staging.unavailable() != null ? staging.unavailable() : v2 ? null : V1_GPU_REASON));
         }
     }
 
