@@ -61,6 +61,7 @@ timeout 420 "$java" -Dmooncake4j.gpu.required=true -cp "$cp:$(ls "$here"/junit-p
     --details=tree --disable-ansi-colors --reports-dir "$out/junit" 2>&1 | tee "$out/tests.txt"
 status=${PIPESTATUS[0]}
 timeout 150 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.GpuCopyBench 2>&1 | tee "$out/bench.txt"
+timeout 120 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.GpuTcpBench 2>&1 | tee -a "$out/bench.txt"
 echo "gpu tests exit status: $status"
 exit "$status"
 RUN

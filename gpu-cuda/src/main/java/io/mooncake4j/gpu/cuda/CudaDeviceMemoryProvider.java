@@ -6,6 +6,7 @@ import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.DeviceCopier;
 import io.mooncake4j.spi.DeviceMemoryProvider;
+import io.mooncake4j.spi.DeviceStager;
 
 /**
  * {@code cuda:N} memory through JCuda's driver API. Loads nothing until first asked; every JCuda
@@ -57,6 +58,18 @@ public final class CudaDeviceMemoryProvider extends DeviceMemoryProvider {
         if (isAvailable()) {
             driver().ranges().forget(address, length);
         }
+    }
+
+    /** {@code cuMemHostAlloc} (portable), freed by {@code cuMemFreeHost} on close. */
+    @Override
+    public DeviceAllocation allocatePinned(long bytes) {
+        return driver().allocatePinned(bytes);
+    }
+
+    /** {@code cuMemcpyDtoHAsync} / {@code cuMemcpyHtoDAsync} on the stager's own stream per device, each copy with an event. */
+    @Override
+    public DeviceStager openStager() {
+        return new CudaStager(driver());
     }
 
     private static CudaDriver driver() {
