@@ -125,14 +125,14 @@ final class CudaDriver {
     }
 
     /** Page-locked host memory, portable to every context, for staging (allocated under cuda:0's primary context). */
-    PinnedHostAllocation allocatePinned(long bytes) {
+    CudaAllocation allocatePinned(long bytes) {
         if (bytes <= 0) {
             throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "cannot allocate " + bytes + " pinned bytes: pass a positive size");
         }
         try (ContextScope ignored = enter(0)) {
             Pointers.AllocatedHostPointer ptr = new Pointers.AllocatedHostPointer();
             check(cuMemHostAlloc(ptr, bytes, CU_MEMHOSTALLOC_PORTABLE), "cuMemHostAlloc(" + bytes + " bytes)");
-            return new PinnedHostAllocation(this, ptr.address(), bytes);
+            return new CudaAllocation(this, HOST, ptr.address(), bytes);
         }
     }
 
