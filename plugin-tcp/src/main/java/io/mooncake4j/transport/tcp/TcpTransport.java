@@ -27,7 +27,7 @@ import org.slf4j.LoggerFactory;
 /**
  * Mooncake's TCP transport, wire compatible with Mooncake's TCP data protocol v1 and v2.
  *
- * <p>Target side: a {@link TcpServer} on {@code tcp_data_port} serves peers from registered host
+ * <p>Target side: a {@link TcpServer} on {@code tcp_data_port} serves peers from registered
  * memory. Initiator side: per peer, {@code MC_TCP_LANES_PER_PEER} persistent connections ({@link
  * TcpLane}), opened lazily; requests longer than {@code MC_SLICE_SIZE} are striped across them and
  * many requests are in flight on each (protocol v2). A watchdog closes connections that stop moving
