@@ -40,7 +40,10 @@ public final class FakeGpu extends DeviceMemoryProvider {
     public static final AtomicInteger COPY_CALLS = new AtomicInteger();
     /** Bytes passed to {@link #forget}. */
     public static final AtomicLong FORGOTTEN_BYTES = new AtomicLong();
-    /** When set, copies wait (at most 10 s) until it opens: a copy still running on the "device". */
+    /**
+     * When set, copies (the copier's and the stagers') wait (at most 10 s) until it opens: a copy
+     * still running on the "device".
+     */
     public static volatile java.util.concurrent.CountDownLatch gate;
     private static final Map<Long, Long> DEVICE = new ConcurrentSkipListMap<>(); // start -> end
 
@@ -280,7 +283,9 @@ public final class FakeGpu extends DeviceMemoryProvider {
             if (ticket - done.get() > MAX_IN_FLIGHT) {
                 await(ticket - MAX_IN_FLIGHT);
             }
+            java.util.concurrent.CountDownLatch g = gate;
             thread.execute(() -> {
+                awaitQuietly(g);
                 if (failedTicket == Long.MAX_VALUE) {
                     if (STAGED_COPIES_BEFORE_FAILURE.getAndUpdate(n -> Math.max(0, n - 1)) == 0
                             && FAIL_STAGED_COPIES.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
