@@ -362,7 +362,7 @@ final class TcpLane {
             fail(s, i, TransferStatus.CANCELED, ENDED_REASON);
             return true;
         }
-        boolean gpu = s.localIsCuda(i);
+        boolean gpu = peer.gpuRefusal == null && s.localIsCuda(i); // refused ones never reach here
         if (gpu && write) {
             sendFromDevice(c, s, i, local, remote, len);
             return true;
