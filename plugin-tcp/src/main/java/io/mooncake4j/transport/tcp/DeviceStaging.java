@@ -19,32 +19,51 @@ final class DeviceStaging implements AutoCloseable {
     /** Pipes kept for reuse. */
     static final int MAX_IDLE = 64;
 
-    private final DeviceMemoryProvider provider; // null: none available
-    private final String unavailable; // why there is none, with what to add
+    private final DeviceMemoryProviders providers;
+    private volatile Resolved resolved; // found on first need: no device library is touched before
     final int chunkBytes;
     final int chunks;
     private final ArrayDeque<DevicePipe> idle = new ArrayDeque<>();
     private int live;
     private boolean closed;
 
+    /** The provider that stages (null: none), or why there is none, with what to add. */
+    private record Resolved(DeviceMemoryProvider provider, String unavailable) {}
+
     DeviceStaging(DeviceMemoryProviders providers, TcpSettings settings) {
+        this.providers = providers;
         this.chunkBytes = settings.gpuStagingChunkBytes;
         this.chunks = settings.gpuStagingChunks;
-        DeviceMemoryProvider p = null;
-        String why = null;
-        try {
-            p = providers.require(MemoryLocation.cuda(0));
-        } catch (MooncakeException e) {
-            why = "GPU memory over tcp is staged through pinned host buffers by the engine's device provider, and"
-                    + " there is none: " + e.getMessage();
-        }
-        this.provider = p;
-        this.unavailable = why;
     }
 
-    /** Null when device memory can be staged, or why not (what to add). */
+    private Resolved resolve() {
+        Resolved r = resolved;
+        if (r == null) {
+            synchronized (this) {
+                r = resolved;
+                if (r == null) {
+                    try {
+                        r = new Resolved(providers.require(MemoryLocation.cuda(0)), null);
+                    } catch (MooncakeException e) {
+                        r = new Resolved(null, "GPU memory over tcp is staged through pinned host buffers by the engine's"
+                                + " device provider, and there is none: " + e.getMessage());
+                    }
+                    resolved = r;
+                }
+            }
+        }
+        return r;
+    }
+
+    /** Null when device memory can be staged, or why not (what to add). Finds the provider on first call. */
     String unavailable() {
-        return unavailable;
+        return resolve().unavailable;
+    }
+
+    /** Whether an earlier {@link #unavailable()} found that nothing stages; false while nobody asked. */
+    boolean knownUnavailable() {
+        Resolved r = resolved;
+        return r != null && r.unavailable != null;
     }
 
     /**
@@ -54,8 +73,9 @@ final class DeviceStaging implements AutoCloseable {
      *     cannot be allocated
      */
     DevicePipe acquire() {
-        if (provider == null) {
-            throw new MooncakeException(ErrorCode.TRANSPORT_UNAVAILABLE, unavailable);
+        Resolved r = resolve();
+        if (r.provider == null) {
+            throw new MooncakeException(ErrorCode.TRANSPORT_UNAVAILABLE, r.unavailable);
         }
         synchronized (this) {
             if (closed) {
@@ -68,7 +88,7 @@ final class DeviceStaging implements AutoCloseable {
             live++;
         }
         try {
-            return new DevicePipe(provider, chunkBytes, chunks);
+            return new DevicePipe(r.provider, chunkBytes, chunks);
         } catch (RuntimeException | Error e) {
             synchronized (this) {
                 live--;

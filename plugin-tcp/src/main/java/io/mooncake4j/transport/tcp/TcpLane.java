@@ -239,7 +239,7 @@ final class TcpLane {
      * done, or the number of parts taken when the connection died and the rest is the sender's.
      */
     private int runHere(TcpConnection c, Submission s, int start) {
-        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.gpuRefusal != null);
+        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.skipsLocalGpu());
         int taken = 0;
         try {
             while (plan.next()) {
@@ -271,7 +271,7 @@ final class TcpLane {
 
     /** Sends this lane's parts of one batch. */
     private void runBatch(Submission s, int start, int skip, String fastFail) {
-        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.gpuRefusal != null);
+        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.skipsLocalGpu());
         int connects = 0;
         String failure = fastFail;
         try {
@@ -362,7 +362,7 @@ final class TcpLane {
             fail(s, i, TransferStatus.CANCELED, ENDED_REASON);
             return true;
         }
-        boolean gpu = peer.gpuRefusal == null && s.localIsCuda(i); // refused ones never reach here
+        boolean gpu = s.localIsCuda(i); // refused ones were skipped by the plan
         if (gpu && write) {
             sendFromDevice(c, s, i, local, remote, len);
             return true;
@@ -597,7 +597,7 @@ final class TcpLane {
     /** Reports this lane's parts of a batch that will not be sent. */
     private void failMine(Submission s, int start, int skip, TransferStatus status, String reason) {
         StripePlan p = new StripePlan(); // rare path (abort, closing, sender crash): allocation is fine
-        p.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.gpuRefusal != null);
+        p.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.skipsLocalGpu());
         while (p.next()) {
             if (skip > 0) {
                 skip--;

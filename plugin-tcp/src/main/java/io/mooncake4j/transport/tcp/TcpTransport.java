@@ -175,12 +175,14 @@ public final class TcpTransport implements Transport {
         boolean any = false;
         long bytes = 0;
         long totalParts = 0;
-        String gpuRefusal = peer.gpuRefusal;
         for (int i = 0, n = work.size(); i < n; i++) {
-            if (gpuRefusal != null && work.localIsCuda(i)) {
-                counters.partsFailed.increment();
-                work.fail(i, TransferStatus.INVALID, gpuRefusal);
-                continue;
+            if (work.localIsCuda(i)) {
+                String refusal = peer.gpuRefusal();
+                if (refusal != null) {
+                    counters.partsFailed.increment();
+                    work.fail(i, TransferStatus.INVALID, refusal);
+                    continue;
+                }
             }
             int parts = StripePlan.partsOf(work.length(i), slice);
             if (parts > 1) {
@@ -195,7 +197,7 @@ public final class TcpTransport implements Transport {
         }
         TcpLane[] lanes = peer.lanes;
         int start = peer.nextStart();
-        long mask = StripePlan.laneMask(work, start, lanes.length, slice, gpuRefusal != null);
+        long mask = StripePlan.laneMask(work, start, lanes.length, slice, peer.skipsLocalGpu());
         // a small batch: the other lanes' senders start first, then this thread sends one lane's share
         int here = settings.callerRunBytes > 0 && bytes <= settings.callerRunBytes && totalParts <= CALLER_RUN_PARTS
                 ? Long.numberOfTrailingZeros(mask)
@@ -305,8 +307,7 @@ public final class TcpTransport implements Transport {
                 throw new MooncakeException(ErrorCode.CLOSED, "tcp transport closed");
             }
             return peers.computeIfAbsent(key, k -> new TcpPeer(
-                    this, label, new InetSocketAddress(host, (int) port), v2, settings.lanesPerPeer,
-                    staging.unavailable() != null ? staging.unavailable() : v2 ? null : V1_GPU_REASON));
+                    this, label, new InetSocketAddress(host, (int) port), v2, settings.lanesPerPeer));
         }
     }
 

@@ -306,6 +306,15 @@ class TcpTransportIntegrationTest {
         assertTrue(bad.await(10_000));
         assertEquals(TransferStatus.FAILED, bad.status(0));
         submitAndAwait(a, v1, FakeSubmission.of(Opcode.READ, back, dst, 4096));
+
+        // GPU memory needs status frames: refused before anything is sent to a v1 peer
+        FakeSubmission gpu = FakeSubmission.of(Opcode.WRITE, src, dst, 4096);
+        gpu.cuda[0] = true;
+        a.submit(v1, gpu);
+        assertTrue(gpu.await(5000));
+        assertEquals(TransferStatus.INVALID, gpu.status(0));
+        assertTrue(gpu.reason(0).contains("speaks tcp protocol v1"), gpu.reason(0));
+        submitAndAwait(a, v1, FakeSubmission.of(Opcode.READ, back, dst, 4096));
     }
 
     @Test
