@@ -38,6 +38,9 @@ import org.slf4j.LoggerFactory;
  * pin is held for the I/O only. Bytes move between the socket and registered memory through direct
  * views; small frames and payloads go through a per-connection staging buffer so that one system
  * call carries many of them. Replies are answered in order and flushed before the next blocking read.
+ * A request on a GPU ({@code cuda:N}) region is staged through the connection's {@link DevicePipe}
+ * (pinned chunks, asynchronous copies overlapped with the socket); a WRITE's status frame follows
+ * only once its bytes are in device memory.
  *
  * <p>Bounds, enforced by {@link #sweep} (which the transport's watchdog calls): a connection waits at
  * most {@code MC_TCP_IDLE_TIMEOUT} for a request, a request (and the pin it holds) lasts at most
@@ -637,7 +640,7 @@ final class TcpServer implements AutoCloseable {
             counters.rejected.increment();
             warnings.warn("rejected",
                     "TCP data server on port {}: rejected a {} of {} bytes at 0x{} from {}: the range is not"
-                            + " inside one registered host region",
+                            + " inside one registered region",
                     port, op == TcpWire.OP_WRITE ? "WRITE" : "READ", Long.toUnsignedString(size),
                     Long.toHexString(addr), peer);
         }
