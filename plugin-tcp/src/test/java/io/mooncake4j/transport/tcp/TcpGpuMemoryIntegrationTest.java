@@ -64,6 +64,7 @@ class TcpGpuMemoryIntegrationTest {
         FakeGpu.STAGED_COPIES_BEFORE_FAILURE.set(0);
         engine.close();
         child.close();
+        assertEquals(0, FakeGpu.PINNED_BYTES.get(), "the staging buffers are freed when the engine closes");
     }
 
     @Test
@@ -102,6 +103,7 @@ class TcpGpuMemoryIntegrationTest {
             }
         }
         assertTrue(FakeGpu.STAGED_COPIES.get() > stagedBefore, "the initiator staged its GPU memory");
+        assertTrue(FakeGpu.PINNED_BYTES.get() > 0, "staging buffers are pooled while the engine runs");
     }
 
     @Test
