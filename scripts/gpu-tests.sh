@@ -66,6 +66,7 @@ timeout 420 "$java" -Dmooncake4j.gpu.required=true -cp "$cp:$(ls "$here"/junit-p
 status=${PIPESTATUS[0]}
 timeout 150 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.GpuCopyBench 2>&1 | tee "$out/bench.txt"
 timeout 120 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.CudaIpcBench 2>&1 | tee -a "$out/bench.txt"
+timeout 120 "$java" -cp "$cp" io.mooncake4j.gpu.cuda.GpuTcpBench 2>&1 | tee -a "$out/bench.txt"
 # bench --use_vram --verify, target + initiator on cuda:0, 5 s: its header, verify and closing lines
 bench="$java -cp $cp io.mooncake4j.samples.cli.Main bench --local_server_name=127.0.0.1 --use_vram --buffer_size=256M"
 seg=/tmp/mc4j-vram-target; rm -f "$seg"

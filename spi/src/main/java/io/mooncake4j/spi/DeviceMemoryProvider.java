@@ -1,6 +1,8 @@
 package io.mooncake4j.spi;
 
+import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.MooncakeException;
 
 /**
  * Device memory (GPU memory) for the engine: found at runtime with {@link java.util.ServiceLoader}
@@ -93,5 +95,33 @@ public abstract class DeviceMemoryProvider {
     @Override
     public String toString() {
         return getClass().getName() + "[" + kind() + "]";
+    }
+
+    // ---- staging for transports that move device memory through host memory (GPU-aware TCP)
+
+    /**
+     * Allocates {@code bytes} of page-locked (pinned) host memory, usable for asynchronous copies to
+     * and from every device of this provider; {@link DeviceAllocation#location()} is {@code cpu:0}
+     * and {@link DeviceAllocation#close()} frees it. A transport stages device memory through such
+     * buffers and pools them.
+     *
+     * @throws io.mooncake4j.MooncakeException ({@code TRANSPORT_UNAVAILABLE}) when this provider does
+     *     not stage device memory for transports; {@code IO} when the allocation fails
+     */
+    public DeviceAllocation allocatePinned(long bytes) {
+        throw new MooncakeException(ErrorCode.TRANSPORT_UNAVAILABLE,
+                this + " does not stage device memory for transports (no pinned host memory): " + DeviceMemoryProviders.CUDA_HINT);
+    }
+
+    /**
+     * Opens a {@link DeviceStager}: asynchronous copies between any device of this provider and
+     * pinned host memory, on the stager's own streams. Its user closes it.
+     *
+     * @throws io.mooncake4j.MooncakeException ({@code TRANSPORT_UNAVAILABLE}) when this provider does
+     *     not stage device memory for transports
+     */
+    public DeviceStager openStager() {
+        throw new MooncakeException(ErrorCode.TRANSPORT_UNAVAILABLE,
+                this + " does not stage device memory for transports: " + DeviceMemoryProviders.CUDA_HINT);
     }
 }

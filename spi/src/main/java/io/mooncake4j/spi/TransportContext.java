@@ -6,6 +6,7 @@ import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 import java.net.InetAddress;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * What the engine gives a transport: settings, access to local memory and the peer handshake. Each
@@ -67,5 +68,15 @@ public interface TransportContext {
      */
     default PeerAuthenticator peerAuthenticator() {
         return PeerAuthenticator.OPEN;
+    }
+
+    /**
+     * The engine's device memory providers (GPU memory), for a transport that stages device memory
+     * itself (TCP: {@link DeviceMemoryProvider#allocatePinned} and {@link
+     * DeviceMemoryProvider#openStager}), so that no transport names a GPU module. The default has
+     * none: a context without devices.
+     */
+    default DeviceMemoryProviders devices() {
+        return new DeviceMemoryProviders(List.of());
     }
 }

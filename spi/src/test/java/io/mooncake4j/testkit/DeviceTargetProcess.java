@@ -7,28 +7,42 @@ import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.function.Supplier;
 import java.util.zip.CRC32;
 
 /**
  * A target engine in its own JVM whose registered memory is GPU memory ({@code cuda:0}), for
- * two-process tests of the same-host GPU path: {@link FakeGpu} with {@code
+ * two-process GPU tests (GPU-aware TCP, CUDA IPC): {@link FakeGpu} with {@code
  * -Dmooncake4j.target.fakegpu=true} (add {@code -Dmooncake4j.fakegpu.ipc=true} to export it), else
- * whatever device provider is on the class path. Arguments: protocol, bytes. Prints {@code READY
- * <segment> <address> <length>}, then answers one line per command on its standard input until it
+ * whatever device provider is on the class path. Arguments: protocol, bytes. It registers {@code
+ * bytes} on {@code cuda:0} and {@code bytes} of host memory, prints {@code READY <segment> <gpu
+ * address> <bytes> <host address>}, then answers one line per command on its standard input until it
  * closes; the device memory is read and written through the engine's own loopback copies, so this
  * works on any provider:
  *
  * <ul>
- *   <li>{@code fill <seed>}: writes {@link #pattern} over the whole buffer; {@code OK};
- *   <li>{@code crc <offset> <length>}: {@code CRC <crc32>} of those bytes;
- *   <li>{@code reallocate}: frees the buffer and registers a new one; {@code ADDRESS <address> <length>}.
+ *   <li>{@code fill <seed>}: writes {@link #pattern} over the whole GPU buffer; {@code OK};
+ *   <li>{@code crc <offset> <length>}: {@code CRC <crc32>} of those bytes of the GPU buffer;
+ *   <li>{@code reallocate}: frees the GPU buffer and registers a new one; {@code ADDRESS <address> <length>}.
  * </ul>
  */
 public final class DeviceTargetProcess {
     private DeviceTargetProcess() {}
+
+    /** Starts a child with {@code bytes} of device and of host memory, on {@link FakeGpu} when {@code fake}. */
+    public static TargetProcessHandle start(String protocol, long bytes, boolean fake) throws IOException {
+        return TargetProcessHandle.start(DeviceTargetProcess.class, List.of(protocol, Long.toString(bytes)),
+                List.of("-Xmx256m", "-Dmooncake4j.target.fakegpu=" + fake));
+    }
+
+    /** The child's registered host memory (its device memory is {@link TargetProcessHandle#address}). */
+    public static long hostAddress(TargetProcessHandle child) {
+        return Long.parseLong(child.ready[4]);
+    }
 
     /** Bytes that depend on the seed and the offset, so a misplaced block shows. */
     public static byte[] pattern(int seed, long offset, int length) {
@@ -53,10 +67,12 @@ public final class DeviceTargetProcess {
         Supplier<TransferEngine> create = () -> TransferEngine.create(config);
         boolean fake = Boolean.getBoolean("mooncake4j.target.fakegpu");
         try (TransferEngine engine = fake ? FakeGpu.installedFor(create) : create.get();
+                HostMemory host = engine.allocate(bytes);
                 HostMemory staging = engine.allocate(bytes)) {
             Segment self = engine.openSegment(engine.localSegmentName());
             DeviceMemory gpu = engine.allocate(bytes, MemoryLocation.cuda(0));
-            System.out.println("READY " + engine.localSegmentName() + " " + gpu.address() + " " + gpu.length());
+            System.out.println("READY " + engine.localSegmentName() + " " + gpu.address() + " " + gpu.length() + " "
+                    + host.address());
             System.out.flush();
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             for (String line = in.readLine(); line != null; line = in.readLine()) {

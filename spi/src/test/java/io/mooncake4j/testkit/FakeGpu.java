@@ -9,6 +9,7 @@ import io.mooncake4j.spi.DeviceCopier;
 import io.mooncake4j.spi.DeviceIpcHandle;
 import io.mooncake4j.spi.DeviceIpcMapping;
 import io.mooncake4j.spi.DeviceMemoryProvider;
+import io.mooncake4j.spi.DeviceStager;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.io.UncheckedIOException;
@@ -52,7 +53,10 @@ public final class FakeGpu extends DeviceMemoryProvider {
     public static final AtomicInteger COPY_CALLS = new AtomicInteger();
     /** Bytes passed to {@link #forget}. */
     public static final AtomicLong FORGOTTEN_BYTES = new AtomicLong();
-    /** When set, copies wait (at most 10 s) until it opens: a copy still running on the "device". */
+    /**
+     * When set, copies (the copier's and the stagers') wait (at most 10 s) until it opens: a copy
+     * still running on the "device".
+     */
     public static volatile java.util.concurrent.CountDownLatch gate;
     private static final Map<Long, Long> DEVICE = new ConcurrentSkipListMap<>(); // start -> end
     /** Whether new "device memory" is shared and exportable (IPC); off by default. */
@@ -86,7 +90,7 @@ public final class FakeGpu extends DeviceMemoryProvider {
             SHARED.put(address, shared);
         }
         DEVICE.put(address, address + bytes);
-        return new FakeRange(address, bytes, () -> {
+        return new FakeRange(address, bytes, MemoryLocation.cuda(0), () -> {
             DEVICE.remove(address);
             if (shared != null) {
                 SHARED.remove(address);
@@ -216,22 +220,24 @@ public final class FakeGpu extends DeviceMemoryProvider {
                     + " bytes) is not inside the exported allocation of " + f.length + " bytes");
         }
         IPC_OPENS.incrementAndGet();
-        return new FakeRange(f.address + handle.offset(), length, () -> {
+        return new FakeRange(f.address + handle.offset(), length, MemoryLocation.cuda(0), () -> {
             f.close();
             IPC_CLOSES.incrementAndGet();
         });
     }
 
-    /** Fake device memory: an allocation, or a peer's buffer mapped here; released once. */
+    /** Fake memory: a device allocation, a peer's buffer mapped here, or pinned host memory; released once. */
     private static final class FakeRange implements DeviceAllocation, DeviceIpcMapping {
         private final long address;
         private final long length;
+        private final MemoryLocation location;
         private final Runnable release;
         private final AtomicInteger closed = new AtomicInteger();
 
-        FakeRange(long address, long length, Runnable release) {
+        FakeRange(long address, long length, MemoryLocation location, Runnable release) {
             this.address = address;
             this.length = length;
+            this.location = location;
             this.release = release;
         }
 
@@ -247,7 +253,7 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
         @Override
         public MemoryLocation location() {
-            return MemoryLocation.cuda(0);
+            return location;
         }
 
         @Override
@@ -338,6 +344,139 @@ public final class FakeGpu extends DeviceMemoryProvider {
                 return f.toUri().toURL();
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    // ---- staging (GPU-aware TCP): pinned buffers are host memory, stager copies run on their own thread
+
+    /** The name of a fake stager's thread. */
+    public static final String STAGER_THREAD = "fake-gpu-stager";
+    /**
+     * While positive, each staged copy (any stager of this JVM) fails and counts it down, once
+     * {@link #STAGED_COPIES_BEFORE_FAILURE} copies have passed.
+     */
+    public static final AtomicInteger FAIL_STAGED_COPIES = new AtomicInteger();
+    /** While positive, a staged copy passes and counts it down before {@link #FAIL_STAGED_COPIES} applies. */
+    public static final AtomicInteger STAGED_COPIES_BEFORE_FAILURE = new AtomicInteger();
+    /** Staged copies done, either direction, by every stager of this JVM. */
+    public static final AtomicLong STAGED_COPIES = new AtomicLong();
+    /** Pinned bytes allocated and not yet freed. */
+    public static final AtomicLong PINNED_BYTES = new AtomicLong();
+    private static final Map<Long, Long> PINNED = new ConcurrentSkipListMap<>(); // start -> end
+
+    @Override
+    public DeviceAllocation allocatePinned(long bytes) {
+        long address = NativeMemory.map(bytes);
+        PINNED.put(address, address + bytes);
+        PINNED_BYTES.addAndGet(bytes);
+        return new FakeRange(address, bytes, MemoryLocation.CPU, () -> {
+            PINNED.remove(address);
+            PINNED_BYTES.addAndGet(-bytes);
+            NativeMemory.unmap(address, bytes);
+        });
+    }
+
+    /**
+     * A stager whose copies memmove on its own thread, in order. Like a real one it refuses a device
+     * side that is not device memory and a host side that is not pinned memory, and after a failed
+     * copy it fails every later one (a CUDA stream error is sticky too).
+     */
+    @Override
+    public DeviceStager openStager() {
+        return new FakeStager();
+    }
+
+    private static boolean inside(Map<Long, Long> ranges, long address, long length) {
+        for (Map.Entry<Long, Long> r : ranges.entrySet()) {
+            if (address >= r.getKey() && address + length <= r.getValue()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static final class FakeStager implements DeviceStager {
+        private final ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, STAGER_THREAD);
+            t.setDaemon(true);
+            return t;
+        });
+        private final AtomicLong done = new AtomicLong();
+        private volatile long failedTicket = Long.MAX_VALUE;
+        private volatile String failure;
+        private long issued;
+        private boolean closed;
+
+        @Override
+        public long toHost(long host, long device, long length) {
+            return enqueue(host, device, length, device, host);
+        }
+
+        @Override
+        public long toDevice(long device, long host, long length) {
+            return enqueue(device, host, length, device, host);
+        }
+
+        private long enqueue(long dst, long src, long length, long device, long host) {
+            if (closed) {
+                throw new MooncakeException(ErrorCode.CLOSED, "the fake stager was closed");
+            }
+            if (!inside(DEVICE, device, length)) {
+                throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "0x" + Long.toHexString(device) + " is not fake device memory");
+            }
+            if (!inside(PINNED, host, length)) {
+                throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "0x" + Long.toHexString(host) + " is not fake pinned memory");
+            }
+            long ticket = ++issued;
+            if (ticket - done.get() > MAX_IN_FLIGHT) {
+                await(ticket - MAX_IN_FLIGHT);
+            }
+            java.util.concurrent.CountDownLatch g = gate;
+            thread.execute(() -> {
+                awaitQuietly(g);
+                if (failedTicket == Long.MAX_VALUE) {
+                    if (STAGED_COPIES_BEFORE_FAILURE.getAndUpdate(n -> Math.max(0, n - 1)) == 0
+                            && FAIL_STAGED_COPIES.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                        failure = "injected copy failure (FakeGpu.FAIL_STAGED_COPIES)";
+                        failedTicket = ticket;
+                    } else {
+                        NativeMemory.copy(dst, src, length);
+                        STAGED_COPIES.incrementAndGet();
+                    }
+                }
+                done.set(ticket);
+            });
+            return ticket;
+        }
+
+        @Override
+        public void await(long ticket) {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (true) {
+                if (ticket >= failedTicket) {
+                    throw new MooncakeException(ErrorCode.TRANSFER_FAILED, "a staged copy failed: " + failure);
+                }
+                if (done.get() >= ticket) {
+                    return;
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    throw new MooncakeException(ErrorCode.TRANSFER_FAILED, "a staged copy was not done within 30 s");
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(10_000);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (!closed) {
+                closed = true;
+                thread.shutdown();
+                try {
+                    thread.awaitTermination(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
             }
         }
     }

@@ -15,7 +15,14 @@ import java.time.Duration;
 public final class TargetProcess {
     private TargetProcess() {}
 
-    /** A child's settings: {@code protocol} on loopback, any free port, a 10 s transfer timeout. */
+    public static void main(String[] args) throws Exception {
+        try (TransferEngine engine = TransferEngine.create(config(args[0]));
+                HostMemory memory = engine.allocate(Long.parseLong(args[1]))) {
+            serve("READY " + engine.localSegmentName() + " " + memory.address() + " " + memory.length());
+        }
+    }
+
+    /** A target's settings: {@code protocol}, loopback, any port, a 10 s transfer timeout. */
     static EngineConfig config(String protocol) {
         return EngineConfig.builder()
                 .protocol(protocol)
@@ -25,15 +32,13 @@ public final class TargetProcess {
                 .build();
     }
 
-    public static void main(String[] args) throws Exception {
-        try (TransferEngine engine = TransferEngine.create(config(args[0]));
-                HostMemory memory = engine.allocate(Long.parseLong(args[1]))) {
-            System.out.println("READY " + engine.localSegmentName() + " " + memory.address() + " " + memory.length());
-            System.out.flush();
-            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-            while (in.readLine() != null) {
-                // serve until the parent closes our stdin
-            }
+    /** Prints {@code ready} for the parent, then serves until the parent closes our standard input. */
+    static void serve(String ready) throws java.io.IOException {
+        System.out.println(ready);
+        System.out.flush();
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        while (in.readLine() != null) {
+            // serve until the parent closes our stdin
         }
     }
 }

@@ -15,14 +15,17 @@ public final class TargetProcessHandle implements AutoCloseable {
     public final String segment;
     public final long address;
     public final long length;
+    /** Every field of the child's {@code READY} line (a child main may print more than the three above). */
+    public final String[] ready;
     private final BufferedReader out;
 
-    private TargetProcessHandle(Process process, BufferedReader out, String segment, long address, long length) {
+    private TargetProcessHandle(Process process, BufferedReader out, String[] ready) {
         this.process = process;
         this.out = out;
-        this.segment = segment;
-        this.address = address;
-        this.length = length;
+        this.ready = ready;
+        this.segment = ready[1];
+        this.address = Long.parseLong(ready[2]);
+        this.length = Long.parseLong(ready[3]);
     }
 
     /** Starts a target with {@code bytes} of registered memory and waits until it serves. */
@@ -36,7 +39,7 @@ public final class TargetProcessHandle implements AutoCloseable {
     }
 
     /**
-     * Starts {@code main} (which prints {@code READY <segment> <address> <length>} first, then serves
+     * Starts {@code main} (which prints {@code READY <segment> <address> <length> ...} first, then serves
      * until its standard input closes) in a child JVM with the test class path, and waits until it serves.
      */
     public static TargetProcessHandle start(Class<?> main, List<String> args, List<String> jvmOptions) throws IOException {
@@ -61,8 +64,7 @@ public final class TargetProcessHandle implements AutoCloseable {
             p.destroyForcibly();
             throw new IOException("target process printed " + line);
         }
-        String[] f = line.split(" ");
-        return new TargetProcessHandle(p, out, f[1], Long.parseLong(f[2]), Long.parseLong(f[3]));
+        return new TargetProcessHandle(p, out, line.split(" "));
     }
 
     /** Sends one command line to the child and returns its one-line answer (within 30 s). */

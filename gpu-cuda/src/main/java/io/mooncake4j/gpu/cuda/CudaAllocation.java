@@ -2,6 +2,7 @@ package io.mooncake4j.gpu.cuda;
 
 import static jcuda.driver.JCudaDriver.cuIpcCloseMemHandle;
 import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.spi.DeviceAllocation;
@@ -9,9 +10,10 @@ import io.mooncake4j.spi.DeviceIpcMapping;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * Device memory this process owns from {@code cuMemAlloc} (freed by {@link #close()}), or a part of
- * another process's allocation mapped here by {@code cuIpcOpenMemHandle} (unmapped by {@link
- * #close()}, {@code cuIpcCloseMemHandle}). Released once.
+ * Memory this process holds through the driver, released once by {@link #close()}: device memory
+ * from {@code cuMemAlloc} ({@code cuMemFree}); page-locked host memory from {@code cuMemHostAlloc}
+ * ({@code device} {@link CudaDriver#HOST}, {@code cuMemFreeHost}); or a part of another process's
+ * allocation mapped here by {@code cuIpcOpenMemHandle} ({@code cuIpcCloseMemHandle}).
  */
 final class CudaAllocation implements DeviceAllocation, DeviceIpcMapping {
     private final CudaDriver driver;
@@ -38,6 +40,11 @@ final class CudaAllocation implements DeviceAllocation, DeviceIpcMapping {
         return new CudaAllocation(driver, device, address, bytes, 0, bytes, false);
     }
 
+    /** {@code bytes} of page-locked host memory from {@code cuMemHostAlloc} at {@code address}. */
+    static CudaAllocation pinned(CudaDriver driver, long address, long bytes) {
+        return new CudaAllocation(driver, CudaDriver.HOST, address, bytes, 0, bytes, false);
+    }
+
     /** {@code length} bytes at {@code offset} of a peer's allocation of {@code size} bytes mapped at {@code base}. */
     static CudaAllocation mapped(CudaDriver driver, int device, long base, long size, long offset, long length) {
         return new CudaAllocation(driver, device, base, size, offset, length, true);
@@ -55,19 +62,26 @@ final class CudaAllocation implements DeviceAllocation, DeviceIpcMapping {
 
     @Override
     public MemoryLocation location() {
-        return MemoryLocation.cuda(device);
+        return device == CudaDriver.HOST ? MemoryLocation.CPU : MemoryLocation.cuda(device);
     }
 
     @Override
     public void close() {
-        if (closed.compareAndSet(false, true)) {
-            driver.ranges().forget(base, size);
-            try (ContextScope ignored = driver.enter(device)) {
-                if (mapped) {
-                    CudaDriver.check(cuIpcCloseMemHandle(Pointers.device(base)), "cuIpcCloseMemHandle");
-                } else {
-                    CudaDriver.check(cuMemFree(Pointers.device(base)), "cuMemFree");
-                }
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        if (device == CudaDriver.HOST) {
+            try (ContextScope ignored = driver.enter(0)) {
+                CudaDriver.check(cuMemFreeHost(Pointers.host(address)), "cuMemFreeHost");
+            }
+            return;
+        }
+        driver.ranges().forget(base, size);
+        try (ContextScope ignored = driver.enter(device)) {
+            if (mapped) {
+                CudaDriver.check(cuIpcCloseMemHandle(Pointers.device(base)), "cuIpcCloseMemHandle");
+            } else {
+                CudaDriver.check(cuMemFree(Pointers.device(base)), "cuMemFree");
             }
         }
     }
@@ -75,6 +89,6 @@ final class CudaAllocation implements DeviceAllocation, DeviceIpcMapping {
     @Override
     public String toString() {
         return (mapped ? "CudaIpcMapping[0x" : "CudaAllocation[0x") + Long.toHexString(address) + ", " + length
-                + " bytes, cuda:" + device + "]";
+                + " bytes, " + location() + "]";
     }
 }

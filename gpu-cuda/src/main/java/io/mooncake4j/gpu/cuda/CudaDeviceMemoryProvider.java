@@ -8,6 +8,7 @@ import io.mooncake4j.spi.DeviceCopier;
 import io.mooncake4j.spi.DeviceIpcHandle;
 import io.mooncake4j.spi.DeviceIpcMapping;
 import io.mooncake4j.spi.DeviceMemoryProvider;
+import io.mooncake4j.spi.DeviceStager;
 
 /**
  * {@code cuda:N} memory through JCuda's driver API. Loads nothing until first asked; every JCuda
@@ -71,6 +72,18 @@ public final class CudaDeviceMemoryProvider extends DeviceMemoryProvider {
     @Override
     public DeviceIpcMapping openIpc(DeviceIpcHandle handle, long length) {
         return CudaIpcMemory.open(driver(), handle, length);
+    }
+
+    /** {@code cuMemHostAlloc} (portable), freed by {@code cuMemFreeHost} on close. */
+    @Override
+    public DeviceAllocation allocatePinned(long bytes) {
+        return driver().allocatePinned(bytes);
+    }
+
+    /** {@code cuMemcpyDtoHAsync} / {@code cuMemcpyHtoDAsync} on the stager's own stream per device, each copy with an event. */
+    @Override
+    public DeviceStager openStager() {
+        return new CudaStager(driver());
     }
 
     private static CudaDriver driver() {

@@ -5,7 +5,9 @@ import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuGetErrorName;
 import static jcuda.driver.JCudaDriver.cuInit;
+import static jcuda.driver.JCudaDriver.CU_MEMHOSTALLOC_PORTABLE;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
 import static jcuda.driver.JCudaDriver.cuPointerGetAttribute;
 
 import io.mooncake4j.ErrorCode;
@@ -119,6 +121,18 @@ final class CudaDriver {
             check(cuMemAlloc(ptr, bytes), "cuMemAlloc(" + bytes + " bytes on cuda:" + device + ")");
             ranges.add(ptr.address(), bytes, device);
             return CudaAllocation.allocated(this, device, ptr.address(), bytes);
+        }
+    }
+
+    /** Page-locked host memory, portable to every context, for staging (allocated under cuda:0's primary context). */
+    CudaAllocation allocatePinned(long bytes) {
+        if (bytes <= 0) {
+            throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "cannot allocate " + bytes + " pinned bytes: pass a positive size");
+        }
+        try (ContextScope ignored = enter(0)) {
+            Pointers.AllocatedHostPointer ptr = new Pointers.AllocatedHostPointer();
+            check(cuMemHostAlloc(ptr, bytes, CU_MEMHOSTALLOC_PORTABLE), "cuMemHostAlloc(" + bytes + " bytes)");
+            return CudaAllocation.pinned(this, ptr.address(), bytes);
         }
     }
 

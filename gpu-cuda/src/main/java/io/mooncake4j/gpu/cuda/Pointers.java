@@ -23,6 +23,13 @@ final class Pointers {
         }
     }
 
+    /** A host pointer the driver fills in (cuMemHostAlloc), with its address readable. */
+    static final class AllocatedHostPointer extends Pointer {
+        long address() {
+            return getNativePointer() + getByteOffset();
+        }
+    }
+
     /** A device pointer the driver fills in (cuMemAlloc), with its address readable. */
     static final class DevicePointer extends CUdeviceptr {
         long address() {

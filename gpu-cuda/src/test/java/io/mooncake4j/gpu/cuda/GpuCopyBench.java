@@ -292,12 +292,12 @@ public final class GpuCopyBench {
         return t[REPEATS / 2];
     }
 
-    private interface Run {
+    interface Run {
         void run() throws Exception;
     }
 
     /** GB/s of the median of {@link #REPEATS} timed runs after one warm-up run. */
-    private static double median(Run run, long bytes) throws Exception {
+    static double median(Run run, long bytes) throws Exception {
         run.run();
         double[] rates = new double[REPEATS];
         for (int i = 0; i < REPEATS; i++) {

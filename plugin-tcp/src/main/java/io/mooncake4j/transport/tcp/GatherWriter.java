@@ -46,15 +46,23 @@ final class GatherWriter {
 
     /** Gathers a v2 request header, and for a WRITE its payload. */
     void addPart(long len, long remote, long local, boolean write) {
-        TcpWire.putHeader(stage, stagePos, len, remote, write ? TcpWire.OP_WRITE : TcpWire.OP_READ, true);
-        stagePos += TcpWire.HEADER_BYTES;
-        pendingBytes += TcpWire.HEADER_BYTES;
-        pendingParts++;
+        addHeader(len, remote, write);
         if (write) {
             closeRun();
             addPayload(local, len);
             pendingBytes += len;
         }
+    }
+
+    /**
+     * Gathers a v2 request header alone; for a WRITE the caller writes the payload right after the
+     * next {@link #flush} (a GPU payload, staged chunk by chunk).
+     */
+    void addHeader(long len, long remote, boolean write) {
+        TcpWire.putHeader(stage, stagePos, len, remote, write ? TcpWire.OP_WRITE : TcpWire.OP_READ, true);
+        stagePos += TcpWire.HEADER_BYTES;
+        pendingBytes += TcpWire.HEADER_BYTES;
+        pendingParts++;
     }
 
     private void addPayload(long local, long len) {

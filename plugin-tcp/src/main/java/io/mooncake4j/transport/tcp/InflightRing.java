@@ -18,6 +18,7 @@ final class InflightRing {
     private final Submission[] sub = new Submission[SIZE];
     private final int[] request = new int[SIZE];
     private final boolean[] write = new boolean[SIZE];
+    private final boolean[] gpu = new boolean[SIZE];
     private final long[] address = new long[SIZE];
     private final long[] length = new long[SIZE];
     private volatile long head;
@@ -32,13 +33,17 @@ final class InflightRing {
         return tail - head >= SIZE;
     }
 
-    /** Records a part at the tail; returns whether it is the only one in flight. Producer only. */
-    boolean add(Submission s, int i, boolean isWrite, long local, long len) {
+    /**
+     * Records a part at the tail ({@code onGpu}: its local memory is GPU memory, staged); returns
+     * whether it is the only one in flight. Producer only.
+     */
+    boolean add(Submission s, int i, boolean isWrite, long local, long len, boolean onGpu) {
         long t = tail;
         int k = (int) t & MASK;
         sub[k] = s;
         request[k] = i;
         write[k] = isWrite;
+        gpu[k] = onGpu;
         address[k] = local;
         length[k] = len;
         boolean first = t == head;
@@ -74,6 +79,11 @@ final class InflightRing {
 
     boolean isWrite(int k) {
         return write[k];
+    }
+
+    /** Whether the part's local memory is GPU memory (a READ payload is then staged). */
+    boolean isGpu(int k) {
+        return gpu[k];
     }
 
     long address(int k) {

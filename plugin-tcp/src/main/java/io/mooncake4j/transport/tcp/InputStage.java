@@ -135,6 +135,15 @@ final class InputStage {
         return n;
     }
 
+    /** Reads and drops the next {@code length} bytes of the stream (those unread here first). */
+    void skipFully(ReadableByteChannel ch, long length, Watched watch) throws IOException {
+        length -= skip(length);
+        while (length > 0) {
+            fill(ch, 1, watch);
+            length -= skip(length);
+        }
+    }
+
     /** Drops up to {@code length} unread bytes; returns how many. */
     int skip(long length) {
         int n = (int) Math.min(wpos - rpos, length);

@@ -1,5 +1,6 @@
 package io.mooncake4j.transport.tcp;
 
+import io.mooncake4j.MooncakeException;
 import io.mooncake4j.TransferStatus;
 import io.mooncake4j.spi.Submission;
 import java.io.IOException;
@@ -15,16 +16,27 @@ final class LaneReceiver {
     private static final int DIRECT_MIN = 64 << 10; // READ payloads from this size go socket->memory
 
     private static final String REJECTED =
-            "the target rejected the address range (not inside one registered host buffer)";
+            "the target rejected the request: the address range is not inside one registered buffer there, or"
+                    + " the target could not stage its GPU memory (its log says which)";
 
     private final InflightRing ring;
     private final TcpCounters counters;
     private final InputStage stage = new InputStage(STAGE_BYTES);
     private final WindowCache views = new WindowCache();
+    private final DeviceStaging staging;
+    /** READ payloads into GPU memory go through it; acquired on the first one. */
+    private DevicePipe pipe;
 
-    LaneReceiver(InflightRing ring, TcpCounters counters) {
+    LaneReceiver(InflightRing ring, TcpCounters counters, DeviceStaging staging) {
         this.ring = ring;
         this.counters = counters;
+        this.staging = staging;
+    }
+
+    /** Gives the staging pipe back (the lane closed and its receiver ended). */
+    void releasePipe() {
+        staging.release(pipe);
+        pipe = null;
     }
 
     /** Forgets unread bytes of an earlier connection. */
@@ -55,11 +67,21 @@ final class LaneReceiver {
             Submission s = ring.submission(k);
             int i = ring.request(k);
             if (TcpWire.statusCode(frame) == TcpWire.STATUS_OK) {
-                if (!ring.isWrite(k)) {
+                String failure = null;
+                if (ring.isWrite(k)) {
+                    // answered: its bytes are in the target's memory
+                } else if (ring.isGpu(k)) {
+                    failure = gpuPayload(c, s, i, ring.address(k), ring.length(k));
+                } else {
                     payload(c, s, i, ring.address(k), ring.length(k));
                 }
-                counters.partsCompleted.increment();
-                s.partDone(i, TransferStatus.COMPLETED);
+                if (failure == null) {
+                    counters.partsCompleted.increment();
+                    s.partDone(i, TransferStatus.COMPLETED);
+                } else {
+                    counters.partsFailed.increment();
+                    s.partFailed(i, TransferStatus.FAILED, failure);
+                }
             } else {
                 counters.partsFailed.increment();
                 s.partFailed(i, TransferStatus.FAILED, REJECTED);
@@ -70,6 +92,25 @@ final class LaneReceiver {
                 in.wpos = 0;
             }
         }
+    }
+
+    /**
+     * Reads the READ payload of request {@code i} into GPU memory at {@code addr} through the staging
+     * pipe; returns null, or why it failed (the payload is consumed either way).
+     */
+    private String gpuPayload(TcpConnection c, Submission s, int i, long addr, long len) throws IOException {
+        counters.bytesRead.add(len);
+        String failure;
+        try {
+            if (pipe == null) {
+                pipe = staging.acquire();
+            }
+            failure = pipe.receive(c.ch, stage, c, addr, len, s, i);
+        } catch (MooncakeException e) {
+            stage.skipFully(c.ch, len, c);
+            failure = e.getMessage();
+        }
+        return failure == null ? null : "GPU staging of a READ payload failed: " + failure;
     }
 
     /**

@@ -14,7 +14,8 @@ import io.mooncake4j.spi.Submission;
  *   <li>Smaller requests go whole to the cursor's lane; the cursor moves on once that lane got about
  *       a slice of them, so a batch of small requests fills a few lanes with long gathering writes
  *       instead of waking every lane for a handful of bytes.
- *   <li>Requests on GPU memory are skipped (the transport fails them before planning).
+ *   <li>With {@code skipLocalGpu}, requests on local GPU memory are skipped (the transport refused
+ *       them before planning: nothing stages GPU memory to this peer).
  * </ul>
  *
  * Reusable and allocation free; confined to one thread.
@@ -23,6 +24,7 @@ final class StripePlan {
     private Submission sub;
     private int lanes;
     private long slice;
+    private boolean skipLocalGpu;
     private int lane;
     private int size;
 
@@ -42,27 +44,19 @@ final class StripePlan {
     /** Length of the current part. */
     long length;
 
-    /**
-     * Whether request {@code i} has GPU memory on either side: the tcp transport refuses it and sends
-     * none of it.
-     */
-    static boolean onGpu(Submission s, int i) {
-        return s.localIsCuda(i) || s.remoteBuffer(i).name().startsWith("cuda");
-    }
-
     /** Number of parts a request of {@code length} bytes is cut into. */
     static int partsOf(long length, long slice) {
         return length <= slice ? 1 : (int) Math.min(Integer.MAX_VALUE, (length + slice - 1) / slice);
     }
 
     /** The set of lanes (bit per lane) that get at least one part of {@code s}. */
-    static long laneMask(Submission s, int start, int lanes, long slice) {
+    static long laneMask(Submission s, int start, int lanes, long slice, boolean skipLocalGpu) {
         long mask = 0;
         int cursor = start;
         long acc = 0;
         long all = lanes == 64 ? -1L : (1L << lanes) - 1;
         for (int i = 0, n = s.size(); i < n && mask != all; i++) {
-            if (onGpu(s, i)) {
+            if (skipLocalGpu && s.localIsCuda(i)) {
                 continue;
             }
             long len = s.length(i);
@@ -86,8 +80,9 @@ final class StripePlan {
     }
 
     /** Starts walking {@code s} for {@code lane} of {@code lanes}. */
-    void reset(Submission s, int start, int lane, int lanes, long slice) {
+    void reset(Submission s, int start, int lane, int lanes, long slice, boolean skipLocalGpu) {
         this.sub = s;
+        this.skipLocalGpu = skipLocalGpu;
         this.lanes = lanes;
         this.slice = slice;
         this.lane = lane;
@@ -121,7 +116,7 @@ final class StripePlan {
                 return false;
             }
             int i = next++;
-            if (onGpu(sub, i)) {
+            if (skipLocalGpu && sub.localIsCuda(i)) {
                 continue;
             }
             long len = sub.length(i);

@@ -1,5 +1,6 @@
 package io.mooncake4j.transport.tcp;
 
+import io.mooncake4j.MooncakeException;
 import io.mooncake4j.Opcode;
 import io.mooncake4j.TransferStatus;
 import io.mooncake4j.spi.PeerAuthenticator;
@@ -64,6 +65,8 @@ final class TcpLane {
     private final ReentrantLock sendLock = new ReentrantLock();
     private final StripePlan plan = new StripePlan();
     private final GatherWriter writer;
+    /** GPU WRITE payloads go out through it; acquired on the first one, under the send lock. */
+    private DevicePipe sendPipe;
 
     /** The receiver thread's (the sender's in protocol v1, where there is no receiver). */
     private final LaneReceiver receiver;
@@ -78,7 +81,7 @@ final class TcpLane {
         this.index = index;
         this.counters = transport.counters;
         this.writer = new GatherWriter(counters);
-        this.receiver = new LaneReceiver(ring, counters);
+        this.receiver = new LaneReceiver(ring, counters, transport.staging);
         this.handoff = new LaneHandoff(
                 this::senderLoop, "mc-tcp-send-" + transport.dataPort() + "-" + peer.label + "-" + index);
     }
@@ -236,7 +239,7 @@ final class TcpLane {
      * done, or the number of parts taken when the connection died and the rest is the sender's.
      */
     private int runHere(TcpConnection c, Submission s, int start) {
-        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
+        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.skipsLocalGpu());
         int taken = 0;
         try {
             while (plan.next()) {
@@ -268,7 +271,7 @@ final class TcpLane {
 
     /** Sends this lane's parts of one batch. */
     private void runBatch(Submission s, int start, int skip, String fastFail) {
-        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
+        plan.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.skipsLocalGpu());
         int connects = 0;
         String failure = fastFail;
         try {
@@ -359,11 +362,57 @@ final class TcpLane {
             fail(s, i, TransferStatus.CANCELED, ENDED_REASON);
             return true;
         }
-        if (ring.add(s, i, write, local, len)) {
+        boolean gpu = s.localIsCuda(i); // refused ones were skipped by the plan
+        if (gpu && write) {
+            sendFromDevice(c, s, i, local, remote, len);
+            return true;
+        }
+        if (ring.add(s, i, write, local, len, gpu)) {
             c.progress(); // the stall clock starts with the first part in flight
         }
         writer.addPart(len, remote, local, write);
         return true;
+    }
+
+    /**
+     * A WRITE from GPU memory: the first chunk is copied to pinned memory before anything is written,
+     * so a copy that fails there fails this part alone; then the header goes out with what was
+     * gathered before it, and the payload follows chunk by chunk as the copies complete. A copy that
+     * fails later leaves the payload short: the connection is closed (its parts end FAILED with the
+     * reason) and the next part reconnects.
+     */
+    private void sendFromDevice(TcpConnection c, Submission s, int i, long local, long remote, long len) {
+        DevicePipe pipe;
+        try {
+            if (sendPipe == null) {
+                sendPipe = transport.staging.acquire();
+            }
+            pipe = sendPipe;
+            pipe.beginSend(local, len);
+        } catch (MooncakeException e) {
+            fail(s, i, TransferStatus.FAILED, "GPU staging failed before anything was sent: " + e.getMessage());
+            return;
+        }
+        if (ring.add(s, i, true, local, len, true)) {
+            c.progress();
+        }
+        writer.addHeader(len, remote, true);
+        writer.flush(c);
+        if (c.dead) {
+            pipe.abandonSend(); // the part is in the ring: it fails with the connection
+            return;
+        }
+        writer.writing = true;
+        try {
+            pipe.finishSend(c.ch, c);
+            counters.bytesWritten.add(len);
+        } catch (IOException e) {
+            c.kill(TcpConnection.describe(e));
+        } catch (MooncakeException e) {
+            c.kill("a GPU staging copy failed in the middle of a WRITE payload: " + e.getMessage());
+        } finally {
+            writer.writing = false;
+        }
     }
 
     // ------------------------------------------------------------------ protocol v1 (sender only)
@@ -526,10 +575,20 @@ final class TcpLane {
         }
         if (!sendLock.isHeldByCurrentThread()) {
             sendLock.lock(); // a caller-run in progress ends (its connection is dead) before close returns
-            sendLock.unlock();
+            try {
+                if (snd == null || !snd.isAlive()) {
+                    transport.staging.release(sendPipe); // nobody sends any more
+                    sendPipe = null;
+                }
+            } finally {
+                sendLock.unlock();
+            }
         }
         if (c != null) {
             TcpServer.join(c.receiver);
+        }
+        if (c == null || c.receiver == null || !c.receiver.isAlive()) {
+            receiver.releasePipe();
         }
     }
 
@@ -538,7 +597,7 @@ final class TcpLane {
     /** Reports this lane's parts of a batch that will not be sent. */
     private void failMine(Submission s, int start, int skip, TransferStatus status, String reason) {
         StripePlan p = new StripePlan(); // rare path (abort, closing, sender crash): allocation is fine
-        p.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize);
+        p.reset(s, start, index, peer.lanes.length, transport.settings.sliceSize, peer.skipsLocalGpu());
         while (p.next()) {
             if (skip > 0) {
                 skip--;

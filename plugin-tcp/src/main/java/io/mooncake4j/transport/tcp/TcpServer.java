@@ -38,6 +38,9 @@ import org.slf4j.LoggerFactory;
  * pin is held for the I/O only. Bytes move between the socket and registered memory through direct
  * views; small frames and payloads go through a per-connection staging buffer so that one system
  * call carries many of them. Replies are answered in order and flushed before the next blocking read.
+ * A request on a GPU ({@code cuda:N}) region is staged through the connection's {@link DevicePipe}
+ * (pinned chunks, asynchronous copies overlapped with the socket); a WRITE's status frame follows
+ * only once its bytes are in device memory.
  *
  * <p>Bounds, enforced by {@link #sweep} (which the transport's watchdog calls): a connection waits at
  * most {@code MC_TCP_IDLE_TIMEOUT} for a request, a request (and the pin it holds) lasts at most
@@ -78,6 +81,7 @@ final class TcpServer implements AutoCloseable {
     private final ServerSocketChannel server;
     private final ThreadPoolExecutor threads;
     private final StagingPool staging = new StagingPool(MAX_IDLE_STAGING, MAX_IOV);
+    private final DeviceStaging deviceStaging;
     private final Set<Served> connections = ConcurrentHashMap.newKeySet();
     /** Connections served and not yet killed (killed ones leave {@link #connections} as their thread ends). */
     private final AtomicInteger open = new AtomicInteger();
@@ -85,9 +89,10 @@ final class TcpServer implements AutoCloseable {
     private final int port;
     private final RateLimitedLog warnings = new RateLimitedLog(LOG, LOG_INTERVAL);
 
-    TcpServer(LocalMemory memory, PeerAuthenticator auth, TcpSettings settings, TcpCounters counters)
-            throws IOException {
+    TcpServer(LocalMemory memory, PeerAuthenticator auth, TcpSettings settings, TcpCounters counters,
+            DeviceStaging deviceStaging) throws IOException {
         this.memory = memory;
+        this.deviceStaging = deviceStaging;
         this.auth = auth;
         this.settings = settings;
         this.counters = counters;
@@ -342,6 +347,8 @@ final class TcpServer implements AutoCloseable {
         private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV];
         private final PinnedRegion[] held = new PinnedRegion[MAX_HELD];
         private WindowCache views;
+        /** GPU memory is staged through it; acquired on the first such request, released when the connection ends. */
+        private DevicePipe pipe;
         /** A request is in progress (silence means a stall; the request deadline runs). */
         volatile boolean busy;
         /** When the request in progress started. */
@@ -424,6 +431,7 @@ final class TcpServer implements AutoCloseable {
             } finally {
                 close("done");
                 releaseHeld();
+                deviceStaging.release(pipe);
                 if (st != null) {
                     staging.release(st);
                 }
@@ -478,15 +486,23 @@ final class TcpServer implements AutoCloseable {
                     return; // garbage: the stream cannot be trusted any more
                 }
                 PinnedRegion pin = size == 0 ? null : memory.pin(addr, size);
-                if (pin != null && pin.region().location().isCuda()) {
-                    pin.unpin(); // host memory only; GPU memory comes with the EFA transport
-                    pin = null;
-                }
                 progress();
                 requestStart = lastProgress();
                 current = pin;
                 busy = true;
                 try {
+                    if (pin != null && pin.region().location().isCuda()) {
+                        boolean keep;
+                        try {
+                            keep = serveDevice(op, v2, addr, size);
+                        } finally {
+                            pin.unpin();
+                        }
+                        if (!keep) {
+                            return;
+                        }
+                        continue;
+                    }
                     if (pin == null) {
                         rejected(op, addr, size);
                     }
@@ -500,7 +516,7 @@ final class TcpServer implements AutoCloseable {
                                 flushOut();
                                 return;
                             }
-                            discard(size);
+                            in.skipFully(ch, size, this);
                             queueStatus(TcpWire.STATUS_REJECTED);
                         } else {
                             try {
@@ -547,11 +563,84 @@ final class TcpServer implements AutoCloseable {
             }
         }
 
+        /**
+         * Serves a request on GPU memory (pinned by the caller), staged through the connection's
+         * {@link DevicePipe}: a WRITE's status frame is queued only once its bytes are in device
+         * memory; a READ's payload is copied out chunk by chunk as it is written. What cannot be
+         * staged (no device provider here, a copy failed) is answered with status 1 and the stream
+         * kept in step. Returns false when the connection must close (a v1 peer, a READ payload cut
+         * short by a failed copy, a huge WRITE that cannot be staged).
+         */
+        private boolean serveDevice(int op, boolean v2, long addr, long size) throws IOException {
+            boolean write = op == TcpWire.OP_WRITE;
+            if (!v2) {
+                stagingFailed(write, addr, size, "the peer speaks tcp protocol v1, which has no status frames");
+                return false;
+            }
+            DevicePipe p;
+            try {
+                if (pipe == null) {
+                    pipe = deviceStaging.acquire();
+                }
+                p = pipe;
+            } catch (MooncakeException e) {
+                stagingFailed(write, addr, size, e.getMessage());
+                if (write) {
+                    if (Long.compareUnsigned(size, DISCARD_MAX) > 0) {
+                        queueStatus(TcpWire.STATUS_REJECTED);
+                        flushOut();
+                        return false;
+                    }
+                    in.skipFully(ch, size, this);
+                }
+                queueStatus(TcpWire.STATUS_REJECTED);
+                return true;
+            }
+            if (write) {
+                String failure = p.receive(ch, in, this, addr, size, null, 0);
+                if (failure != null) {
+                    stagingFailed(true, addr, size, failure);
+                    queueStatus(TcpWire.STATUS_REJECTED);
+                    return true;
+                }
+            } else {
+                try {
+                    p.beginSend(addr, size);
+                } catch (MooncakeException e) {
+                    stagingFailed(false, addr, size, e.getMessage());
+                    queueStatus(TcpWire.STATUS_REJECTED);
+                    return true;
+                }
+                queueStatus(TcpWire.STATUS_OK);
+                flushOut();
+                try {
+                    p.finishSend(ch, this);
+                } catch (MooncakeException e) {
+                    stagingFailed(false, addr, size, e.getMessage() + "; the payload was cut short, so the connection"
+                            + " is closed");
+                    return false;
+                }
+            }
+            counters.served.increment();
+            counters.servedBytes.add(size);
+            if (write) {
+                queueStatus(TcpWire.STATUS_OK); // the bytes are in device memory
+            }
+            return true;
+        }
+
+        private void stagingFailed(boolean write, long addr, long size, String why) {
+            counters.rejected.increment();
+            warnings.warn("gpu",
+                    "TCP data server on port {}: could not serve a {} of {} bytes of GPU memory at 0x{} from {}: {}",
+                    port, write ? "WRITE" : "READ", Long.toUnsignedString(size), Long.toHexString(addr), peer, why);
+        }
+
         private void rejected(int op, long addr, long size) {
             counters.rejected.increment();
             warnings.warn("rejected",
                     "TCP data server on port {}: rejected a {} of {} bytes at 0x{} from {}: the range is not"
-                            + " inside one registered host region",
+                            + " inside one registered region",
                     port, op == TcpWire.OP_WRITE ? "WRITE" : "READ", Long.toUnsignedString(size),
                     Long.toHexString(addr), peer);
         }
@@ -581,15 +670,6 @@ final class TcpServer implements AutoCloseable {
                 addr += n;
                 size -= n;
                 receivedSinceReply += n;
-            }
-        }
-
-        /** Reads and drops {@code size} bytes. */
-        private void discard(long size) throws IOException {
-            size -= in.skip(size);
-            while (size > 0) {
-                in.fill(ch, 1, this);
-                size -= in.skip(size);
             }
         }
 

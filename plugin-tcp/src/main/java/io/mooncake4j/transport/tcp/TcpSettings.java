@@ -17,6 +17,10 @@ import java.time.Duration;
  *       parts of at most this size; default 1 MiB.
  *   <li>{@value #SOCKET_BUFFER}: SO_SNDBUF and SO_RCVBUF in bytes; default 4 MiB; 0 leaves them to
  *       the kernel's autotuning.
+ *   <li>{@value #GPU_STAGING_CHUNK}: bytes of one pinned staging chunk through which GPU memory
+ *       moves between the device and the socket; default 512 KiB (64 KiB to 64 MiB).
+ *   <li>{@value #GPU_STAGING_CHUNKS}: staging chunks per lane direction and per served connection
+ *       that moves GPU memory, i.e. copies in flight beside the socket I/O; default 4 (2 to 16).
  *   <li>{@value #STALL_TIMEOUT}: seconds a connection may go without moving a byte while a request
  *       is in progress on it before it is closed (its parts end FAILED, a served request releases
  *       its pin); default 10.
@@ -48,6 +52,10 @@ final class TcpSettings {
     static final String IDLE_TIMEOUT = "MC_TCP_IDLE_TIMEOUT";
     /** Seconds a served request may take from its header to its last byte. */
     static final String REQUEST_TIMEOUT = "MC_TCP_REQUEST_TIMEOUT";
+    /** Bytes of one pinned staging chunk for GPU memory. */
+    static final String GPU_STAGING_CHUNK = "MC_TCP_GPU_STAGING_CHUNK";
+    /** Pinned staging chunks per lane direction / served connection that moves GPU memory. */
+    static final String GPU_STAGING_CHUNKS = "MC_TCP_GPU_STAGING_CHUNKS";
     /** Largest batch (bytes) the submitting thread sends itself; 0 = never. */
     static final String CALLER_RUN_BYTES = "MC_TCP_CALLER_RUN_BYTES";
 
@@ -61,6 +69,8 @@ final class TcpSettings {
     final long callerRunBytes;
     final long idleTimeoutNanos;
     final long requestTimeoutNanos;
+    final int gpuStagingChunkBytes;
+    final int gpuStagingChunks;
     /** Null: every interface. */
     final InetAddress bindAddress;
 
@@ -77,6 +87,8 @@ final class TcpSettings {
         this.idleTimeoutNanos = config.getSeconds(IDLE_TIMEOUT, 300).toNanos();
         this.requestTimeoutNanos = config.getSeconds(REQUEST_TIMEOUT, 30).toNanos();
         this.bindAddress = config.tcpBindAddress();
+        this.gpuStagingChunkBytes = (int) config.getLong(GPU_STAGING_CHUNK, 512 << 10, 64 << 10, 64 << 20);
+        this.gpuStagingChunks = (int) config.getLong(GPU_STAGING_CHUNKS, 4, 2, 16);
     }
 
     @Override
@@ -95,6 +107,10 @@ final class TcpSettings {
                 + connectTimeoutMillis
                 + "ms, callerRunBytes="
                 + callerRunBytes
+                + ", gpuStaging="
+                + gpuStagingChunks
+                + "x"
+                + gpuStagingChunkBytes
                 + "]";
     }
 }

@@ -27,26 +27,27 @@ import org.slf4j.LoggerFactory;
 /**
  * Mooncake's TCP transport, wire compatible with Mooncake's TCP data protocol v1 and v2.
  *
- * <p>Target side: a {@link TcpServer} on {@code tcp_data_port} serves peers from registered host
+ * <p>Target side: a {@link TcpServer} on {@code tcp_data_port} serves peers from registered
  * memory. Initiator side: per peer, {@code MC_TCP_LANES_PER_PEER} persistent connections ({@link
  * TcpLane}), opened lazily; requests longer than {@code MC_SLICE_SIZE} are striped across them and
  * many requests are in flight on each (protocol v2). A watchdog closes connections that stop moving
  * bytes in the middle of a request ({@code MC_TCP_STALL_TIMEOUT}); that is also how the parts of an
  * aborted batch still in flight to a dead peer end, since abort never closes a connection.
  *
- * <p>Host memory only: a request with GPU memory on either side ends INVALID before anything is sent
- * (a device pointer never reaches a socket), and the target rejects ranges in GPU regions.
+ * <p>GPU memory ({@code cuda:N}) on either side is staged through pinned host buffers with
+ * asynchronous copies pipelined with the socket I/O ({@link DevicePipe}), by the initiator for its
+ * local side and by the target for its own; a device pointer never reaches a socket. Without a
+ * device provider a request with local GPU memory ends INVALID, saying what to add.
  */
 public final class TcpTransport implements Transport {
     private static final Logger LOG = LoggerFactory.getLogger(TcpTransport.class);
-    static final String CUDA_REASON =
-            "GPU-aware TCP is not available yet: the tcp transport moves host memory only and never hands a"
-                    + " GPU address to a socket. GPU memory works today in same-process (loopback) transfers"
-                    + " (engine.openSegment(engine.localSegmentName())); across processes it comes with the efa"
-                    + " transport (FI_HMEM); meanwhile stage it through a registered cpu:0 buffer";
+    static final String V1_GPU_REASON =
+            "the peer's data server speaks tcp protocol v1 (tcp_proto_version < 2, an older Mooncake): GPU memory"
+                    + " moves over tcp only with protocol v2 peers; stage it through a registered cpu:0 buffer";
 
     final TcpSettings settings;
     final TcpCounters counters = new TcpCounters();
+    final DeviceStaging staging;
     private final TransportContext context;
     private final TcpServer server;
     private final Thread watchdog;
@@ -74,8 +75,9 @@ public final class TcpTransport implements Transport {
     public TcpTransport(TransportContext context) {
         this.context = context;
         this.settings = new TcpSettings(context.config());
+        this.staging = new DeviceStaging(context.devices(), settings);
         try {
-            this.server = new TcpServer(context.localMemory(), context.peerAuthenticator(), settings, counters);
+            this.server = new TcpServer(context.localMemory(), context.peerAuthenticator(), settings, counters, staging);
         } catch (IOException e) {
             throw new MooncakeException(
                     ErrorCode.IO,
@@ -125,6 +127,7 @@ public final class TcpTransport implements Transport {
         m.put("served_connections_open", (long) server.connectionCount());
         m.put("serving_threads", (long) server.busyThreads());
         m.put("staging_bytes", server.stagingBytes());
+        m.put("gpu_staging_bytes", staging.pinnedBytes());
         return m;
     }
 
@@ -174,10 +177,13 @@ public final class TcpTransport implements Transport {
         long bytes = 0;
         long totalParts = 0;
         for (int i = 0, n = work.size(); i < n; i++) {
-            if (StripePlan.onGpu(work, i)) {
-                counters.partsFailed.increment();
-                work.fail(i, TransferStatus.INVALID, CUDA_REASON);
-                continue;
+            if (work.localIsCuda(i)) {
+                String refusal = peer.gpuRefusal();
+                if (refusal != null) {
+                    counters.partsFailed.increment();
+                    work.fail(i, TransferStatus.INVALID, refusal);
+                    continue;
+                }
             }
             int parts = StripePlan.partsOf(work.length(i), slice);
             if (parts > 1) {
@@ -192,7 +198,7 @@ public final class TcpTransport implements Transport {
         }
         TcpLane[] lanes = peer.lanes;
         int start = peer.nextStart();
-        long mask = StripePlan.laneMask(work, start, lanes.length, slice);
+        long mask = StripePlan.laneMask(work, start, lanes.length, slice, peer.skipsLocalGpu());
         // a small batch: the other lanes' senders start first, then this thread sends one lane's share
         int here = settings.callerRunBytes > 0 && bytes <= settings.callerRunBytes && totalParts <= CALLER_RUN_PARTS
                 ? Long.numberOfTrailingZeros(mask)
@@ -258,6 +264,7 @@ public final class TcpTransport implements Transport {
                 lane.close();
             }
         }
+        staging.close(); // the lanes gave their pipes back; the served connections' come back as they end
         TcpServer.join(watchdog);
         LOG.debug("tcp transport on port {} closed; {}", server.port(), counters.snapshot());
     }

@@ -32,7 +32,7 @@ final class TcpWire {
     static final int STATUS_MAGIC = 0x4D435456;
     /** Status code: the request was served. */
     static final int STATUS_OK = 0;
-    /** Status code: the address range is not inside one registered host buffer. */
+    /** Status code: the address range is not inside one registered buffer, or (GPU memory) the target could not stage it. */
     static final int STATUS_REJECTED = 1;
     /** The protocol version this implementation publishes in {@code tcp_proto_version}. */
     static final int PROTO_VERSION = 2;

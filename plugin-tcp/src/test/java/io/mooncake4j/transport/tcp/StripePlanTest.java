@@ -23,16 +23,17 @@ class StripePlanTest {
                 s.remoteCuda[i] = rnd.nextInt(20) == 0;
             }
             int start = rnd.nextInt(lanes);
+            boolean skipGpu = rnd.nextBoolean(); // local GPU memory refused (no device provider, v1 peer)
             long[] covered = new long[n];
             int[] parts = new int[n];
             long mask = 0;
             for (int lane = 0; lane < lanes; lane++) {
                 StripePlan p = new StripePlan();
-                p.reset(s, start, lane, lanes, slice);
+                p.reset(s, start, lane, lanes, slice, skipGpu);
                 long[] nextOffset = new long[n];
                 while (p.next()) {
                     int i = p.request;
-                    assertTrue(!s.cuda[i] && !s.remoteCuda[i]);
+                    assertTrue(!skipGpu || !s.cuda[i], "a refused request is never planned");
                     assertTrue(p.length > 0 && p.length <= slice, "part within slice");
                     assertTrue(p.offset + p.length <= s.length[i]);
                     assertTrue(p.offset >= nextOffset[i], "parts of a request in order on a lane");
@@ -43,14 +44,14 @@ class StripePlanTest {
                 }
             }
             for (int i = 0; i < n; i++) {
-                if (s.cuda[i] || s.remoteCuda[i]) {
+                if (skipGpu && s.cuda[i]) {
                     assertEquals(0, covered[i]);
                 } else {
                     assertEquals(s.length[i], covered[i], "request " + i);
                     assertEquals(StripePlan.partsOf(s.length[i], slice), parts[i]);
                 }
             }
-            assertEquals(StripePlan.laneMask(s, start, lanes, slice), mask);
+            assertEquals(StripePlan.laneMask(s, start, lanes, slice, skipGpu), mask);
         }
     }
 
@@ -60,10 +61,10 @@ class StripePlanTest {
         for (int i = 0; i < 128; i++) {
             s.set(i, Opcode.WRITE, 0, 0, 4096);
         }
-        assertEquals(1L << 2, StripePlan.laneMask(s, 2, 4, 1 << 20));
+        assertEquals(1L << 2, StripePlan.laneMask(s, 2, 4, 1 << 20, false));
         for (int i = 0; i < 128; i++) {
             s.set(i, Opcode.WRITE, 0, 0, 1 << 20);
         }
-        assertEquals(0b1111, StripePlan.laneMask(s, 0, 4, 1 << 20));
+        assertEquals(0b1111, StripePlan.laneMask(s, 0, 4, 1 << 20, false));
     }
 }

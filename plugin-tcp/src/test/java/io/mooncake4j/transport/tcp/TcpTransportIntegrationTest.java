@@ -306,28 +306,41 @@ class TcpTransportIntegrationTest {
         assertTrue(bad.await(10_000));
         assertEquals(TransferStatus.FAILED, bad.status(0));
         submitAndAwait(a, v1, FakeSubmission.of(Opcode.READ, back, dst, 4096));
+
+        // GPU memory needs status frames: refused before anything is sent to a v1 peer
+        FakeSubmission gpu = FakeSubmission.of(Opcode.WRITE, src, dst, 4096);
+        gpu.cuda[0] = true;
+        a.submit(v1, gpu);
+        assertTrue(gpu.await(5000));
+        assertEquals(TransferStatus.INVALID, gpu.status(0));
+        assertTrue(gpu.reason(0).contains("speaks tcp protocol v1"), gpu.reason(0));
+        submitAndAwait(a, v1, FakeSubmission.of(Opcode.READ, back, dst, 4096));
     }
 
     @Test
-    void shouldRefuseGpuMemoryOnEitherSideWithoutSending() throws Exception {
+    void shouldRefuseLocalGpuMemoryWithoutSendingWhenNoDeviceProviderIsInstalled() throws Exception {
+        // this context has no device provider: nothing can stage GPU memory on this side
         fill(memB.address, 4096, 0x5A);
         FakeSubmission s = new FakeSubmission(3)
                 .set(0, Opcode.WRITE, memA.address, memB.address, 4096)
-                .set(1, Opcode.WRITE, memA.address, memB.address, 4096)
-                .set(2, Opcode.READ, memA.address, memB.address, 4096);
+                .set(1, Opcode.READ, memA.address, memB.address, 4096)
+                .set(2, Opcode.WRITE, memA.address + 4096, memB.address + 8, 8);
         s.cuda[0] = true;
-        s.remoteCuda[1] = true;
-        s.remoteCuda[2] = true;
+        s.cuda[1] = true;
+        fill(memA.address + 4096, 8, 0x11);
         long sentBefore = a.counters.partsSent.sum();
         a.submit(peerB, s);
-        assertTrue(s.await(1000));
-        for (int i = 0; i < 3; i++) {
+        assertTrue(s.await(5000));
+        for (int i = 0; i < 2; i++) {
             assertEquals(TransferStatus.INVALID, s.status(i), "request " + i);
-            assertTrue(s.reason(i).contains("GPU-aware TCP is not available yet"), s.reason(i));
-            assertTrue(s.reason(i).contains("same-process (loopback)"), s.reason(i));
+            assertTrue(s.reason(i).contains("staged through pinned host buffers"), s.reason(i));
+            assertTrue(s.reason(i).contains("add io.mooncake4j:mooncake4j-gpu-cuda with org.jcuda:jcuda"), s.reason(i));
         }
-        assertEquals(sentBefore, a.counters.partsSent.sum());
-        assertTrue(allEqual(memB.address, 4096, 0x5A));
+        assertEquals(TransferStatus.COMPLETED, s.status(2), s.reason(2));
+        assertEquals(sentBefore + 1, a.counters.partsSent.sum(), "only the host request was sent");
+        assertTrue(allEqual(memB.address, 8, 0x5A));
+        assertTrue(allEqual(memB.address + 8, 8, 0x11));
+        assertTrue(allEqual(memB.address + 16, 4096 - 16, 0x5A));
     }
 
     @Test
@@ -362,7 +375,7 @@ class TcpTransportIntegrationTest {
                 writeRequest(out, r1.address(), 0, TcpWire.OP_WRITE); // size 0
                 writeRequest(out, pair.address + 4096 - 100, 200, TcpWire.OP_WRITE); // spans two
                 writeRequest(out, unregistered.address, 64, TcpWire.OP_WRITE);
-                writeRequest(out, gpu.address, 64, TcpWire.OP_WRITE); // GPU region
+                writeRequest(out, gpu.address, 64, TcpWire.OP_WRITE); // GPU region, no device provider here
                 writeRequest(out, pair.address + 8192 - 10, 20, TcpWire.OP_WRITE); // past the end
                 writeRequest(out, pair.address + 100, 16, TcpWire.OP_WRITE); // valid
                 writeRequest(out, unregistered.address, 64, TcpWire.OP_READ);
