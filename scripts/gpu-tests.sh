@@ -73,11 +73,11 @@ seg=/tmp/mc4j-vram-target; rm -f "$seg"
 sleep 120 | timeout 100 $bench --mode=target --segment_file="$seg" --exit_on_stdin_close >/tmp/mc4j-vram-target.log 2>&1 &
 for _ in $(seq 300); do { [ -s "$seg" ] || ! kill -0 $! 2>/dev/null; } && break; sleep 0.1; done
 timeout 60 $bench --segment_id="$(cat "$seg" 2>/dev/null)" --operation=write --threads=4 --duration=5 --verify 2>&1 \
-    | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
-kill %1 2>/dev/null; tail -3 /tmp/mc4j-vram-target.log
+    | tee "$out/vram-two-process.log" | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
+kill %1 2>/dev/null; cp /tmp/mc4j-vram-target.log "$out/vram-target.log"
 # the same in one process (device to device through the engine's copier), for comparison
 timeout 60 $bench --segment_id=self --operation=write --threads=4 --duration=5 --verify 2>&1 \
-    | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
+    | tee "$out/vram-self.log" | grep -E '^(Initiator|Verify|Test completed|mooncake4j bench)' | tee -a "$out/bench.txt"
 echo "gpu tests exit status: $status"
 exit "$status"
 RUN

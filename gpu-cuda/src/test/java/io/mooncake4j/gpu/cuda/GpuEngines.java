@@ -22,6 +22,14 @@ final class GpuEngines {
         return TransferEngine.create(loopback().build());
     }
 
+    /**
+     * A networked engine with CUDA IPC on or off ({@code MC_CUDA_IPC}): off, a same-host peer's GPU
+     * memory is reached through the network transport (GPU-aware TCP) as a peer on another host is.
+     */
+    static TransferEngine createNetworked(boolean cudaIpc) {
+        return TransferEngine.create(loopback().set(EngineConfig.CUDA_IPC, cudaIpc ? "1" : "0").build());
+    }
+
     private static EngineConfig.Builder loopback() {
         return EngineConfig.builder().environment(Map.of()).localHostname("127.0.0.1").rpcPortRange(0, 0);
     }

@@ -24,10 +24,10 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * GPU KV blocks between two JVMs through the KV connector: a prefill pool and a decode pool, each
@@ -43,12 +43,11 @@ class GpuKvConnectorTwoProcessTest {
     private PrintWriter toChild;
     private final BlockingQueue<String> fromChild = new LinkedBlockingQueue<>();
 
-    @BeforeEach
-    void startDecodeProcess() throws Exception {
+    private void startDecodeProcess(boolean cudaIpc) throws Exception {
         GpuMemory.requireGpu();
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
         child = new ProcessBuilder(List.of(java.toString(), "-cp", System.getProperty("java.class.path"),
-                GpuKvDecodeProcess.class.getName()))
+                GpuKvDecodeProcess.class.getName(), cudaIpc ? "1" : "0"))
                 .redirectError(ProcessBuilder.Redirect.INHERIT)
                 .start();
         toChild = new PrintWriter(new OutputStreamWriter(child.getOutputStream(), StandardCharsets.UTF_8), true);
@@ -76,9 +75,12 @@ class GpuKvConnectorTwoProcessTest {
         return line;
     }
 
-    @Test
-    void shouldPushAndPullGpuKvBlocksBetweenTwoProcessesByteExact() throws Exception {
-        try (TransferEngine engine = GpuEngines.createNetworked();
+    /** Both same-host paths: CUDA IPC (the default), and GPU-aware TCP with IPC turned off on both sides. */
+    @ParameterizedTest(name = "cuda ipc {0}")
+    @ValueSource(booleans = {true, false})
+    void shouldPushAndPullGpuKvBlocksBetweenTwoProcessesByteExact(boolean cudaIpc) throws Exception {
+        startDecodeProcess(cudaIpc);
+        try (TransferEngine engine = GpuEngines.createNetworked(cudaIpc);
                 PagedKvPool pool = PagedKvPool.allocate(engine, GpuKvDecodeProcess.LAYOUT, MemoryLocation.cuda(0));
                 KvConnector prefill = KvConnector.create(pool,
                         KvConnectorConfig.builder().environment(Map.of()).build(), ArraylessManager.create())) {
@@ -101,7 +103,10 @@ class GpuKvConnectorTwoProcessTest {
             assertEquals("OK pull-1", nextLine());
             pull.await(GpuKvDecodeProcess.WAIT);
             assertEquals(0, pool.allocator().usedBlocks());
-            System.out.println("GPU KV connector between two processes over " + engine.protocol() + ": pushed "
+            long viaIpc = engine.counters().get("cuda_ipc.requests");
+            assertEquals(cudaIpc, viaIpc > 0, "pushed through CUDA IPC: " + viaIpc + " requests");
+            System.out.println("GPU KV connector between two processes over " + (cudaIpc ? "CUDA IPC" : engine.protocol())
+                    + ": pushed "
                     + pushed.bytes() + " bytes in " + pushed.requests() + " requests, pulled 21 blocks per layer"
                     + " and part, both byte-exact");
         }

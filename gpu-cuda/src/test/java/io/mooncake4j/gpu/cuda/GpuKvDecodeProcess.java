@@ -27,7 +27,7 @@ import java.util.Map;
  *       checks it and answers likewise.
  * </ul>
  *
- * Ends when stdin closes.
+ * Argument: {@code 1} (CUDA IPC on, the default) or {@code 0} (off: GPU-aware TCP). Ends when stdin closes.
  */
 public final class GpuKvDecodeProcess {
     static final KvLayout LAYOUT = new KvLayout(8, 8, 128, 16, 64, DataType.FLOAT16);
@@ -36,7 +36,7 @@ public final class GpuKvDecodeProcess {
     private GpuKvDecodeProcess() {}
 
     public static void main(String[] args) throws Exception {
-        try (TransferEngine engine = GpuEngines.createNetworked();
+        try (TransferEngine engine = GpuEngines.createNetworked(!"0".equals(args.length > 0 ? args[0] : "1"));
                 PagedKvPool pool = PagedKvPool.allocate(engine, LAYOUT, MemoryLocation.cuda(0));
                 KvConnector decode = KvConnector.create(pool,
                         KvConnectorConfig.builder().environment(Map.of()).waitTimeout(WAIT).build(),

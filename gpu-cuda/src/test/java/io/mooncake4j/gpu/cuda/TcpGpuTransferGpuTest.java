@@ -50,10 +50,12 @@ class TcpGpuTransferGpuTest {
         }
     }
 
+    /** A tcp engine with CUDA IPC off, so the same-host child's GPU memory goes through GPU-aware TCP. */
     static TransferEngine tcpEngine() {
         return TransferEngine.create(EngineConfig.builder()
                 .environment(Map.of())
                 .protocol("tcp")
+                .set(EngineConfig.CUDA_IPC, "0")
                 .localHostname("127.0.0.1")
                 .rpcPortRange(0, 0)
                 .transferTimeout(Duration.ofSeconds(30))
@@ -68,6 +70,10 @@ class TcpGpuTransferGpuTest {
     @AfterAll
     static void close() throws Exception {
         if (engine != null) {
+            Map<String, Long> c = engine.counters();
+            if (c.get("tcp.parts_completed") == 0 || c.get("cuda_ipc.requests") != 0) {
+                throw new AssertionError("the GPU transfers must have gone through GPU-aware TCP: " + c);
+            }
             engine.close();
         }
         if (child != null) {
