@@ -433,11 +433,6 @@ public final class TransferBatch implements AutoCloseable {
         ledger.pinned(i, p);
     }
 
-    /** The region pinned for request i of the current round, or null. */
-    RegisteredRegion pinOf(int i) {
-        return ledger.region(i);
-    }
-
     /** One part of request i of round e ended; the request ends with its last part, the first failure deciding. */
     void partEnded(ReleaseLedger l, int i, TransferStatus st, String reason, int e) {
         if (st != TransferStatus.COMPLETED
@@ -449,6 +444,30 @@ public final class TransferBatch implements AutoCloseable {
             int f = (int) INTS.getVolatile(state, 2 * i + 1);
             int code = f >>> CODE_BITS == e ? f & CODE_MASK : 0;
             end(i, code == 0 ? TransferStatus.COMPLETED : TransferStatus.ofCode(code), null, e);
+        }
+    }
+
+    /**
+     * Requests {@code index[from]} to {@code index[from + n - 1]} of round e, each one same-process
+     * device copy in one part and holding no pin of its own (their regions are the round's), end
+     * with {@code st}: one report each, one update of the count of requests left. Those ended
+     * meanwhile (deadline, cancellation) keep their status.
+     */
+    void endCopies(ReleaseLedger l, int[] index, int from, int n, TransferStatus st, String reason, int e) {
+        int pending = word(e, PENDING);
+        int ended = word(e, st.code());
+        int count = 0;
+        for (int k = from; k < from + n; k++) {
+            int i = index[k];
+            if (l.reportPart(i, e) && INTS.compareAndSet(state, 2 * i, pending, ended)) {
+                if (reason != null) {
+                    setReason(i, reason);
+                }
+                count++;
+            }
+        }
+        if (count > 0 && (int) REMAINING.getAndAdd(this, -count) == count) {
+            complete(e);
         }
     }
 

@@ -132,6 +132,53 @@ class TransferEngineDeviceMemoryTest {
     }
 
     @Test
+    void shouldEndOnlyTheLocalRequestsOutsideRegisteredMemoryInvalidWhenARoundMixesGpuAndHostCopies() throws Exception {
+        try (TransferEngine engine = engineWithFakeGpu();
+                HostMemory host = engine.allocate(3 * 4096);
+                DeviceMemory gpu = engine.allocate(2 * 4096, MemoryLocation.cuda(0))) {
+            long unregistered = NativeMemory.map(4096);
+            try {
+                byte[] data = new byte[4096];
+                new Random(5).nextBytes(data);
+                host.buffer().put(0, data);
+                byte[] onDevice = new byte[4096];
+                new Random(6).nextBytes(onDevice);
+                NativeMemory.wrap(gpu.address(), 4096).put(onDevice); // FakeGpu's device memory is host memory
+                Segment self = engine.openSegment(engine.localSegmentName());
+                TransferBatch b = engine.newBatch(5)
+                        .write(self, host.address(), gpu.address() + 4096, 4096) // host to device
+                        .write(self, unregistered, gpu.address(), 4096) // local side not registered
+                        .write(self, host.address(), unregistered, 4096) // target not registered
+                        .write(self, host.address(), host.address() + 4096, 4096) // host to host
+                        .read(self, host.address() + 2 * 4096, gpu.address(), 4096); // device to host
+                assertTrue(b.submit().await(java.time.Duration.ofSeconds(10)));
+                assertEquals(TransferStatus.COMPLETED, b.status(0));
+                assertEquals(TransferStatus.INVALID, b.status(1));
+                assertTrue(b.failureReason(1).contains("is not inside one registered region: register it with registerMemory first"),
+                        b.failureReason(1));
+                assertEquals(TransferStatus.INVALID, b.status(2));
+                assertTrue(b.failureReason(2).contains("is not inside one registered region of the local segment"), b.failureReason(2));
+                assertEquals(TransferStatus.COMPLETED, b.status(3));
+                assertEquals(TransferStatus.COMPLETED, b.status(4));
+                assertArrayEquals(data, bytes(gpu.address() + 4096), "host to device");
+                assertArrayEquals(data, bytes(host.address() + 4096), "host to host");
+                assertArrayEquals(onDevice, bytes(host.address() + 2 * 4096), "device to host");
+                long leaked = DeviceMemory.leakedBytes();
+                gpu.close(); // unregisters once nothing of the round pins it, then frees
+                assertEquals(leaked, DeviceMemory.leakedBytes());
+            } finally {
+                NativeMemory.unmap(unregistered, 4096);
+            }
+        }
+    }
+
+    private static byte[] bytes(long address) {
+        byte[] b = new byte[4096];
+        NativeMemory.wrap(address, 4096).get(b);
+        return b;
+    }
+
+    @Test
     void shouldEndStillRunningGpuCopiesWithTheRoundAndKeepTheirPinsUntilTheCopierReports() throws Exception {
         try (TransferEngine engine = engineWithFakeGpu();
                 TransferEngine peer = plainEngine();

@@ -39,6 +39,11 @@ public final class FakeGpu extends DeviceMemoryProvider {
     public static final AtomicLong FORGOTTEN_BYTES = new AtomicLong();
     /** When set, copies wait (at most 10 s) until it opens: a copy still running on the "device". */
     public static volatile java.util.concurrent.CountDownLatch gate;
+    /**
+     * When set, copies move no byte and their futures are complete when {@code copy} returns (the
+     * engine's own cost per batch, as {@code DeviceLoopbackBench} measures it).
+     */
+    public static volatile boolean instant;
     private static final Map<Long, Long> DEVICE = new ConcurrentSkipListMap<>(); // start -> end
 
     /** Runs {@code create} (an engine's creation) where the engine finds this provider. */
@@ -125,6 +130,9 @@ public final class FakeGpu extends DeviceMemoryProvider {
             @Override
             public CompletableFuture<Void> copy(long[] dst, long[] src, long[] len, int n) {
                 COPY_CALLS.incrementAndGet();
+                if (instant) {
+                    return CompletableFuture.completedFuture(null);
+                }
                 long[] d = dst.clone();
                 long[] s = src.clone();
                 long[] l = len.clone();

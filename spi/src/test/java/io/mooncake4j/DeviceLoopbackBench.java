@@ -1,0 +1,162 @@
+package io.mooncake4j;
+
+import io.mooncake4j.testkit.FakeGpu;
+import java.lang.management.ManagementFactory;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The engine's own cost of a batch of same-process GPU requests, on CPU: 128 requests from one
+ * {@code cuda:0} region to another (FakeGpu's host memory) through {@link TransferEngine} to its
+ * own segment, timed from the first {@code write} added to the batch's completion. Lines:
+ *
+ * <ul>
+ *   <li>{@code instant}: FakeGpu's copier moves nothing and its future is complete at once, so the
+ *       figure is the engine alone (batch, validation, pins, the device round, ending the
+ *       requests), on one thread; with {@link TransferBatch#join()} and with {@link
+ *       TransferBatch#completion()} (one hand-off to a completion thread and back);
+ *   <li>{@code copier thread, N in flight}: FakeGpu's copier memmoves 128 x 64 bytes on its own
+ *       thread, as a GPU copier completes on its own; N batches are kept in flight, the oldest
+ *       joined before the next is submitted.
+ * </ul>
+ *
+ * Heap bytes per batch are the submitting thread's. Not run by the build; run it with {@code java
+ * -cp spi/target/test-classes:spi/target/classes:native/target/classes:<dependencies>
+ * io.mooncake4j.DeviceLoopbackBench [seconds]}.
+ */
+public final class DeviceLoopbackBench {
+    private static final int REQUESTS = 128;
+    private static final long BLOCK = 64 << 10;
+    private static final long TINY = 64;
+    private static final int REPEATS = 7;
+
+    private DeviceLoopbackBench() {}
+
+    public static void main(String[] args) throws Exception {
+        double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 1.0;
+        System.out.println("DeviceLoopbackBench " + Instant.now() + ", " + Runtime.getRuntime().availableProcessors()
+                + " CPUs, JDK " + Runtime.version() + ", " + REPEATS + " timings of " + seconds + " s each, medians");
+        try (TransferEngine engine = FakeGpu.installedFor(() -> TransferEngine.create(EngineConfig.builder()
+                        .environment(java.util.Map.of())
+                        .protocol(io.mooncake4j.testkit.InMemoryTransportProvider.PROTOCOL)
+                        .localHostname("127.0.0.1")
+                        .rpcPortRange(0, 0)
+                        .build()));
+                DeviceMemory a = engine.allocate(REQUESTS * BLOCK, MemoryLocation.cuda(0));
+                DeviceMemory b = engine.allocate(REQUESTS * BLOCK, MemoryLocation.cuda(0))) {
+            Segment self = engine.openSegment(engine.localSegmentName());
+            long[] src = new long[REQUESTS];
+            long[] dst = new long[REQUESTS];
+            for (int i = 0; i < REQUESTS; i++) { // scattered pages, as GpuCopyBench's
+                src[i] = a.address() + ((i * 37L) % REQUESTS) * BLOCK;
+                dst[i] = b.address() + i * BLOCK;
+            }
+            FakeGpu.instant = true;
+            try {
+                report("instant copier, new batch, join()      ", seconds, 1, () -> batch(engine, self, src, dst, BLOCK).submit(), Mode.JOIN);
+                report("instant copier, new batch, completion() ", seconds, 1, () -> batch(engine, self, src, dst, BLOCK).submit(), Mode.FUTURE);
+                TransferBatch reused = engine.newBatch(REQUESTS);
+                report("instant copier, reset batch, join()     ", seconds, 1, () -> {
+                    reused.reset();
+                    fill(reused, self, src, dst, BLOCK);
+                    return reused.submit();
+                }, Mode.JOIN);
+            } finally {
+                FakeGpu.instant = false;
+            }
+            for (int inFlight : new int[] {1, 4}) {
+                report("copier thread, new batch, " + inFlight + " in flight  ", seconds, inFlight,
+                        () -> batch(engine, self, src, dst, TINY).submit(), Mode.JOIN);
+            }
+        }
+    }
+
+    private enum Mode { JOIN, FUTURE }
+
+    private interface Submit {
+        TransferBatch next();
+    }
+
+    private static TransferBatch batch(TransferEngine engine, Segment self, long[] src, long[] dst, long len) {
+        return fill(engine.newBatch(REQUESTS), self, src, dst, len);
+    }
+
+    private static TransferBatch fill(TransferBatch b, Segment self, long[] src, long[] dst, long len) {
+        for (int i = 0; i < REQUESTS; i++) {
+            b.write(self, src[i], dst[i], len);
+        }
+        return b;
+    }
+
+    /** Runs batches for {@code seconds}, {@code inFlight} at a time; prints the median us and heap bytes per batch. */
+    private static void report(String name, double seconds, int inFlight, Submit submit, Mode mode) throws Exception {
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long me = Thread.currentThread().getId();
+        run(seconds, inFlight, submit, mode); // warm-up
+        double[] micros = new double[REPEATS];
+        double[] cpu = new double[REPEATS];
+        double[] copierCpu = new double[REPEATS];
+        double[] bytes = new double[REPEATS];
+        for (int r = 0; r < REPEATS; r++) {
+            long b0 = threads.getThreadAllocatedBytes(me);
+            long c0 = threads.getCurrentThreadCpuTime();
+            long k0 = copierCpuNanos(threads);
+            long t0 = System.nanoTime();
+            long batches = run(seconds, inFlight, submit, mode);
+            micros[r] = (System.nanoTime() - t0) / 1e3 / batches;
+            cpu[r] = (threads.getCurrentThreadCpuTime() - c0) / 1e3 / batches;
+            copierCpu[r] = (copierCpuNanos(threads) - k0) / 1e3 / batches;
+            bytes[r] = (threads.getThreadAllocatedBytes(me) - b0) / (double) batches;
+        }
+        Arrays.sort(micros);
+        Arrays.sort(cpu);
+        Arrays.sort(copierCpu);
+        Arrays.sort(bytes);
+        System.out.printf("%s %7.2f us a batch of %d (range %.2f-%.2f); CPU a batch: submitting thread %5.2f us, copier thread %5.2f us;"
+                        + " %5.0f heap bytes%n",
+                name, micros[REPEATS / 2], REQUESTS, micros[0], micros[REPEATS - 1], cpu[REPEATS / 2], copierCpu[REPEATS / 2],
+                bytes[REPEATS / 2]);
+    }
+
+    /** CPU time of FakeGpu's copier thread (which ends the requests when its copies are done), 0 before it starts. */
+    private static long copierCpuNanos(com.sun.management.ThreadMXBean threads) {
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().equals(FakeGpu.COPIER_THREAD)) {
+                return threads.getThreadCpuTime(t.getId());
+            }
+        }
+        return 0;
+    }
+
+    private static long run(double seconds, int inFlight, Submit submit, Mode mode) throws Exception {
+        TransferBatch[] ring = new TransferBatch[inFlight];
+        long end = System.nanoTime() + (long) (seconds * 1e9);
+        long n = 0;
+        while (System.nanoTime() - end < 0) {
+            int slot = (int) (n % inFlight);
+            if (ring[slot] != null) {
+                finish(ring[slot], mode);
+            }
+            ring[slot] = submit.next();
+            n++;
+        }
+        for (TransferBatch b : ring) {
+            if (b != null) {
+                finish(b, mode);
+            }
+        }
+        return n;
+    }
+
+    private static void finish(TransferBatch b, Mode mode) throws Exception {
+        if (mode == Mode.FUTURE) {
+            b.completion().get(10, TimeUnit.SECONDS);
+        } else if (!b.await(java.time.Duration.ofSeconds(10))) {
+            throw new IllegalStateException("a batch did not end within 10 s");
+        }
+        if (!b.isAllCompleted()) {
+            throw new IllegalStateException("a loopback batch did not complete: " + b.status(0) + " " + b.failureReason(0));
+        }
+    }
+}
