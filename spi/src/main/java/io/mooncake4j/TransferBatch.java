@@ -36,7 +36,7 @@ import java.util.concurrent.TimeUnit;
  * transport's I/O or completion-queue thread, so dependent stages may block or submit more work.
  */
 public final class TransferBatch implements AutoCloseable {
-    /** How long a waiter on a small batch spins before parking. */
+    /** How long a waiter on a small batch, or on a round of same-process device copies, spins before parking. */
     private static final long SPIN_NANOS = Long.getLong("mooncake4j.await.spin.nanos", 50_000L);
     /** A batch is small enough to spin for when it has at most this many requests... */
     private static final int SPIN_MAX_REQUESTS = 16;
@@ -84,6 +84,7 @@ public final class TransferBatch implements AutoCloseable {
     private volatile boolean done;
     private volatile CompletableFuture<TransferBatch> future;
     private volatile long deadlineNanos;
+    private volatile boolean deviceCopiesOnly; // the engine's: this round is same-process device copies only
     int watchdogSlot = -1; // the engine's, while the round is tracked
 
     TransferBatch(TransferEngine engine, int capacity) {
@@ -237,9 +238,10 @@ public final class TransferBatch implements AutoCloseable {
         long start = System.nanoTime();
         long end = start + timeout.toNanos();
         // A small batch completes in tens of microseconds: a short spin catches that without the
-        // cost of parking and being woken (a third of its latency). Larger batches park at once and
-        // leave the cores to the I/O threads.
-        if (isSmall()) {
+        // cost of parking and being woken (a third of its latency). So does a round of same-process
+        // device copies, whatever its size (no I/O thread needs the core; the copier's thread is
+        // spared a wake-up per batch). Other batches park at once and leave the cores to the I/O threads.
+        if (deviceCopiesOnly || isSmall()) {
             long spinEnd = start + Math.min(SPIN_NANOS, timeout.toNanos());
             while (!done && System.nanoTime() - spinEnd < 0) {
                 Thread.onSpinWait();
@@ -383,6 +385,11 @@ public final class TransferBatch implements AutoCloseable {
 
     Object inflight() {
         return inflight;
+    }
+
+    /** Whether the round being submitted has only same-process device copies (then its waiters spin first). */
+    void deviceCopiesOnly(boolean only) {
+        deviceCopiesOnly = only;
     }
 
     /** The current round's ledger (parts and pins), for the round's submissions. */

@@ -673,6 +673,7 @@ public final class TransferEngine implements AutoCloseable {
                     g[1 + g[0]++] = i;
                 }
             }
+            b.deviceCopiesOnly(gpu != null && single == null);
             if (gpu != null) {
                 gpu.start(devices); // the round's pins are held until its copies report
             } else if (pins != null) {
