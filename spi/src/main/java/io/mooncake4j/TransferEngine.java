@@ -674,12 +674,13 @@ public final class TransferEngine implements AutoCloseable {
                 }
             }
             b.deviceCopiesOnly(gpu != null && single == null);
+            RoundPins walked = pins;
+            pins = null; // from here on the round's copies, or this line, release them
             if (gpu != null) {
                 gpu.start(devices); // the round's pins are held until its copies report
-            } else if (pins != null) {
-                pins.releaseAfter(0);
+            } else if (walked != null) {
+                walked.releaseAfter(0);
             }
-            pins = null;
         } finally {
             if (pins != null) { // the walk failed before the round's copies started
                 pins.releaseAfter(0);

@@ -172,6 +172,41 @@ class TransferEngineDeviceMemoryTest {
         }
     }
 
+    @Test
+    void shouldCopyEachGpusRequestsInOneCopyAndReleaseTheRegionsWhenARoundSpansTwoGpus() throws Exception {
+        int n = 64;
+        int block = 4096;
+        try (TransferEngine engine = engineWithFakeGpu();
+                HostMemory host = engine.allocate((long) n * block);
+                DeviceMemory gpu0 = engine.allocate((long) n * block, MemoryLocation.cuda(0));
+                DeviceMemory gpu1 = engine.allocate((long) n * block, MemoryLocation.cuda(1))) {
+            assertEquals(MemoryLocation.cuda(1), gpu1.location());
+            byte[] data = new byte[n * block];
+            new Random(7).nextBytes(data);
+            host.buffer().put(0, data);
+            Segment self = engine.openSegment(engine.localSegmentName());
+            TransferBatch b = engine.newBatch(n);
+            for (int i = 0; i < n; i++) { // interleaved: even blocks to cuda:0, odd ones to cuda:1
+                DeviceMemory to = i % 2 == 0 ? gpu0 : gpu1;
+                b.write(self, host.address() + (long) i * block, to.address() + (long) i * block, block);
+            }
+            int before = FakeGpu.COPY_CALLS.get();
+            assertTrue(b.submit().await(java.time.Duration.ofSeconds(10)));
+            assertTrue(b.isAllCompleted());
+            assertEquals(before + 2, FakeGpu.COPY_CALLS.get(), "one copy per device");
+            for (int i = 0; i < n; i++) {
+                DeviceMemory to = i % 2 == 0 ? gpu0 : gpu1;
+                byte[] got = new byte[block];
+                NativeMemory.wrap(to.address() + (long) i * block, block).get(got);
+                assertArrayEquals(java.util.Arrays.copyOfRange(data, i * block, (i + 1) * block), got, "block " + i);
+            }
+            long leaked = DeviceMemory.leakedBytes();
+            gpu0.close(); // both copies reported: nothing of the round pins either region
+            gpu1.close();
+            assertEquals(leaked, DeviceMemory.leakedBytes());
+        }
+    }
+
     private static byte[] bytes(long address) {
         byte[] b = new byte[4096];
         NativeMemory.wrap(address, 4096).get(b);

@@ -25,10 +25,10 @@ import java.util.function.Supplier;
 
 /**
  * A {@code cuda} provider for CPU-only tests of the engine's device wiring: "device memory" is
- * anonymous host memory that it marks as {@code cuda:0}, and its copier memmoves on its own thread,
- * as a GPU copier completes on its own. Engines created inside {@link #installedFor} find it through
- * the thread context classloader, as they would find {@code mooncake4j-gpu-cuda}; other engines of
- * the test JVM never see it.
+ * anonymous host memory that it marks as {@code cuda:0} (or {@code cuda:1}: it has two devices),
+ * and each device's copier memmoves on its own thread, as a GPU copier completes on its own.
+ * Engines created inside {@link #installedFor} find it through the thread context classloader, as
+ * they would find {@code mooncake4j-gpu-cuda}; other engines of the test JVM never see it.
  */
 public final class FakeGpu extends DeviceMemoryProvider {
     /** The name of the fake copier's thread. */
@@ -44,7 +44,7 @@ public final class FakeGpu extends DeviceMemoryProvider {
      * engine's own cost per batch, as {@code DeviceLoopbackBench} measures it).
      */
     public static volatile boolean instant;
-    private static final Map<Long, Long> DEVICE = new ConcurrentSkipListMap<>(); // start -> end
+    private static final Map<Long, long[]> DEVICE = new ConcurrentSkipListMap<>(); // start -> {end, device}
 
     /** Runs {@code create} (an engine's creation) where the engine finds this provider. */
     public static <T> T installedFor(Supplier<T> create) {
@@ -60,8 +60,13 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
     /** Host memory that the fake provider calls {@code cuda:0}. */
     public static DeviceAllocation allocateDevice(long bytes) {
+        return allocateDevice(bytes, 0);
+    }
+
+    /** Host memory that the fake provider calls {@code cuda:device} (it has devices 0 and 1). */
+    public static DeviceAllocation allocateDevice(long bytes, int device) {
         long address = NativeMemory.map(bytes);
-        DEVICE.put(address, address + bytes);
+        DEVICE.put(address, new long[] {address + bytes, device});
         AtomicInteger closed = new AtomicInteger();
         return new DeviceAllocation() {
             @Override
@@ -76,7 +81,7 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
             @Override
             public MemoryLocation location() {
-                return MemoryLocation.cuda(0);
+                return MemoryLocation.cuda(device);
             }
 
             @Override
@@ -101,14 +106,14 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
     @Override
     public int deviceCount() {
-        return 1;
+        return 2;
     }
 
     @Override
     public MemoryLocation locate(long address) {
-        for (Map.Entry<Long, Long> r : DEVICE.entrySet()) {
-            if (address >= r.getKey() && address < r.getValue()) {
-                return MemoryLocation.cuda(0);
+        for (Map.Entry<Long, long[]> r : DEVICE.entrySet()) {
+            if (address >= r.getKey() && address < r.getValue()[0]) {
+                return MemoryLocation.cuda((int) r.getValue()[1]);
             }
         }
         return MemoryLocation.CPU;
@@ -116,7 +121,7 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
     @Override
     public DeviceAllocation allocate(MemoryLocation location, long bytes) {
-        return allocateDevice(bytes);
+        return allocateDevice(bytes, location.index());
     }
 
     @Override
