@@ -196,9 +196,8 @@ class TransferEngineDeviceMemoryTest {
             assertEquals(before + 2, FakeGpu.COPY_CALLS.get(), "one copy per device");
             for (int i = 0; i < n; i++) {
                 DeviceMemory to = i % 2 == 0 ? gpu0 : gpu1;
-                byte[] got = new byte[block];
-                NativeMemory.wrap(to.address() + (long) i * block, block).get(got);
-                assertArrayEquals(java.util.Arrays.copyOfRange(data, i * block, (i + 1) * block), got, "block " + i);
+                assertArrayEquals(java.util.Arrays.copyOfRange(data, i * block, (i + 1) * block),
+                        bytes(to.address() + (long) i * block, block), "block " + i);
             }
             long leaked = DeviceMemory.leakedBytes();
             gpu0.close(); // both copies reported: nothing of the round pins either region
@@ -207,9 +206,56 @@ class TransferEngineDeviceMemoryTest {
         }
     }
 
+    @Test
+    void shouldReleaseEveryRoundsPinsWhenManyGpuRoundsAreInFlightAndSomeAreCancelled() throws Exception {
+        int rounds = 300;
+        int n = 16;
+        int block = 256;
+        try (TransferEngine engine = engineWithFakeGpu(); HostMemory host = engine.allocate((long) n * block)) {
+            DeviceMemory gpu = engine.allocate((long) n * block, MemoryLocation.cuda(0));
+            byte[] data = new byte[n * block];
+            new Random(11).nextBytes(data);
+            host.buffer().put(0, data);
+            Segment self = engine.openSegment(engine.localSegmentName());
+            TransferBatch[] ring = new TransferBatch[8];
+            int completed = 0;
+            for (int r = 0; r < rounds + ring.length; r++) {
+                TransferBatch old = ring[r % ring.length];
+                if (old != null) {
+                    assertTrue(old.await(java.time.Duration.ofSeconds(10)));
+                    for (int i = 0; i < n; i++) {
+                        TransferStatus st = old.status(i);
+                        assertTrue(st == TransferStatus.COMPLETED || st == TransferStatus.CANCELED, st.toString());
+                        completed += st == TransferStatus.COMPLETED ? 1 : 0;
+                    }
+                }
+                if (r >= rounds) {
+                    continue;
+                }
+                TransferBatch b = engine.newBatch(n);
+                for (int i = 0; i < n; i++) {
+                    b.write(self, host.address() + (long) i * block, gpu.address() + (long) i * block, block);
+                }
+                ring[r % ring.length] = b.submit();
+                if (r % 5 == 0) {
+                    b.close(); // cancelled while its copy may still be on the "device"
+                }
+            }
+            assertTrue(completed > 0);
+            assertArrayEquals(data, bytes(gpu.address(), n * block));
+            long leaked = DeviceMemory.leakedBytes();
+            gpu.close(); // every round's pins were released: unregisters at once and frees
+            assertEquals(leaked, DeviceMemory.leakedBytes());
+        }
+    }
+
     private static byte[] bytes(long address) {
-        byte[] b = new byte[4096];
-        NativeMemory.wrap(address, 4096).get(b);
+        return bytes(address, 4096);
+    }
+
+    private static byte[] bytes(long address, int length) {
+        byte[] b = new byte[length];
+        NativeMemory.wrap(address, length).get(b);
         return b;
     }
 
