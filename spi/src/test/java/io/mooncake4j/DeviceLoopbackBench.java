@@ -9,17 +9,19 @@ import java.util.concurrent.TimeUnit;
 /**
  * The engine's own cost of a batch of same-process GPU requests, on CPU: 128 requests from one
  * {@code cuda:0} region to another (FakeGpu's host memory) through {@link TransferEngine} to its
- * own segment, timed from the first {@code write} added to the batch's completion. Lines:
+ * own segment, a round timed from its first {@code write} to its end. Each line gives the wall
+ * time a batch, the submitting thread's time building and submitting it, and the CPU time a batch
+ * of the submitting thread (which also waits) and of FakeGpu's copier thread:
  *
  * <ul>
  *   <li>{@code instant}: FakeGpu's copier moves nothing and its future is complete at once, so the
- *       figure is the engine alone (batch, validation, pins, the device round, ending the
- *       requests), on one thread; waited for with {@link TransferBatch#await} and with {@link
+ *       whole round (add, submit, walk, device round, ending the requests) runs on the submitting
+ *       thread and its CPU time is the engine's cost; waited for with {@link TransferBatch#await} and with {@link
  *       TransferBatch#completion()} taken before submitting (a hand-off to a completion thread and
  *       back);
  *   <li>{@code copier thread, N in flight}: FakeGpu's copier memmoves 128 x 64 bytes on its own
  *       thread, as a GPU copier completes on its own; N batches are kept in flight, the oldest
- *       joined before the next is submitted.
+ *       waited for before the next is submitted.
  * </ul>
  *
  * Heap bytes per batch are the submitting thread's. Not run by the build; run it with {@code java
@@ -31,6 +33,7 @@ public final class DeviceLoopbackBench {
     private static final long BLOCK = 64 << 10;
     private static final long TINY = 64;
     private static final int REPEATS = 7;
+    private static long submitNanos; // the submitting thread's time in building and submitting batches, per timing
 
     private DeviceLoopbackBench() {}
 
@@ -98,36 +101,41 @@ public final class DeviceLoopbackBench {
         double[] micros = new double[REPEATS];
         double[] cpu = new double[REPEATS];
         double[] copierCpu = new double[REPEATS];
+        double[] submitMicros = new double[REPEATS];
         double[] bytes = new double[REPEATS];
         for (int r = 0; r < REPEATS; r++) {
             long b0 = threads.getThreadAllocatedBytes(me);
             long c0 = threads.getCurrentThreadCpuTime();
-            long k0 = copierCpuNanos(threads);
+            long k0 = cpuNanos(threads, FakeGpu.COPIER_THREAD);
+            submitNanos = 0;
             long t0 = System.nanoTime();
             long batches = run(seconds, inFlight, submit, mode);
             micros[r] = (System.nanoTime() - t0) / 1e3 / batches;
             cpu[r] = (threads.getCurrentThreadCpuTime() - c0) / 1e3 / batches;
-            copierCpu[r] = (copierCpuNanos(threads) - k0) / 1e3 / batches;
+            copierCpu[r] = (cpuNanos(threads, FakeGpu.COPIER_THREAD) - k0) / 1e3 / batches;
+            submitMicros[r] = submitNanos / 1e3 / batches;
             bytes[r] = (threads.getThreadAllocatedBytes(me) - b0) / (double) batches;
         }
         Arrays.sort(micros);
         Arrays.sort(cpu);
         Arrays.sort(copierCpu);
+        Arrays.sort(submitMicros);
         Arrays.sort(bytes);
-        System.out.printf("%s %7.2f us a batch of %d (range %.2f-%.2f); CPU a batch: submitting thread %5.2f us, copier thread %5.2f us;"
-                        + " %5.0f heap bytes%n",
-                name, micros[REPEATS / 2], REQUESTS, micros[0], micros[REPEATS - 1], cpu[REPEATS / 2], copierCpu[REPEATS / 2],
-                bytes[REPEATS / 2]);
+        int m = REPEATS / 2;
+        System.out.printf("%s %6.2f us a batch (range %.2f-%.2f), build + submit %5.2f us; CPU a batch: submitting thread %5.2f us,"
+                        + " FakeGpu copier %5.2f us; %5.0f heap bytes%n",
+                name, micros[m], micros[0], micros[REPEATS - 1], submitMicros[m], cpu[m], copierCpu[m], bytes[m]);
     }
 
-    /** CPU time of FakeGpu's copier thread (which ends the requests when its copies are done), 0 before it starts. */
-    private static long copierCpuNanos(com.sun.management.ThreadMXBean threads) {
+    /** CPU time of the live threads whose names start with {@code prefix}. */
+    private static long cpuNanos(com.sun.management.ThreadMXBean threads, String prefix) {
+        long sum = 0;
         for (Thread t : Thread.getAllStackTraces().keySet()) {
-            if (t.getName().equals(FakeGpu.COPIER_THREAD)) {
-                return threads.getThreadCpuTime(t.getId());
+            if (t.getName().startsWith(prefix)) {
+                sum += Math.max(0, threads.getThreadCpuTime(t.getId()));
             }
         }
-        return 0;
+        return sum;
     }
 
     private static long run(double seconds, int inFlight, Submit submit, Mode mode) throws Exception {
@@ -139,11 +147,13 @@ public final class DeviceLoopbackBench {
             if (ring[slot] != null) {
                 finish(ring[slot], mode);
             }
+            long t0 = System.nanoTime();
             TransferBatch b = submit.next();
             if (mode == Mode.FUTURE) {
                 b.completion(); // before submitting, as a caller chaining on it does: completed through a completion thread
             }
             ring[slot] = b.submit();
+            submitNanos += System.nanoTime() - t0;
             n++;
         }
         for (TransferBatch b : ring) {
