@@ -10,10 +10,11 @@ import java.util.concurrent.CompletableFuture;
  * The same-process requests of one submitted round that have GPU memory on either side, gathered
  * while the engine walks the round and handed to the device's copier in one {@link
  * DeviceCopier#copy} (one per device when a round spans several). The round's regions stay
- * pinned, once per region ({@link RoundPins}), until every copy of the round is done; then its requests end together, COMPLETED or FAILED with the copier's reason, in one update
- * of the batch ({@link TransferBatch#endCopies}). That runs on the copier's thread and only ends
- * requests: the batch's {@link TransferBatch#completion()} future is completed on the engine's
- * completion threads, as for any transport.
+ * pinned, once per region ({@link RoundPins}), until every copy of the round is done; then its
+ * requests end together, COMPLETED or FAILED with the copier's reason, in one update of the batch
+ * ({@link TransferBatch#endCopies}). That runs on the copier's thread and only ends requests: the
+ * batch's {@link TransferBatch#completion()} future is completed on the engine's completion
+ * threads, as for any transport.
  */
 final class DeviceCopyRound {
     private final TransferBatch batch;

@@ -211,41 +211,58 @@ class TransferEngineDeviceMemoryTest {
         int rounds = 300;
         int n = 16;
         int block = 256;
-        try (TransferEngine engine = engineWithFakeGpu(); HostMemory host = engine.allocate((long) n * block)) {
+        try (TransferEngine engine = engineWithFakeGpu();
+                TransferEngine peer = plainEngine();
+                HostMemory host = engine.allocate((long) n * block);
+                HostMemory remote = peer.allocate(block)) {
             DeviceMemory gpu = engine.allocate((long) n * block, MemoryLocation.cuda(0));
-            byte[] data = new byte[n * block];
-            new Random(11).nextBytes(data);
-            host.buffer().put(0, data);
-            Segment self = engine.openSegment(engine.localSegmentName());
-            TransferBatch[] ring = new TransferBatch[8];
-            int completed = 0;
-            for (int r = 0; r < rounds + ring.length; r++) {
-                TransferBatch old = ring[r % ring.length];
-                if (old != null) {
-                    assertTrue(old.await(java.time.Duration.ofSeconds(10)));
+            io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.add(peer.localSegmentName());
+            try {
+                byte[] data = new byte[n * block];
+                new Random(11).nextBytes(data);
+                host.buffer().put(0, data);
+                Segment self = engine.openSegment(engine.localSegmentName());
+                Segment stalled = engine.openSegment(peer.localSegmentName());
+                TransferBatch[] ring = new TransferBatch[8];
+                int completed = 0;
+                int canceled = 0;
+                for (int r = 0; r < rounds + ring.length; r++) {
+                    TransferBatch old = ring[r % ring.length];
+                    if (old != null) {
+                        assertTrue(old.await(java.time.Duration.ofSeconds(10)));
+                        for (int i = 0; i < n; i++) {
+                            TransferStatus st = old.status(i);
+                            assertTrue(st == TransferStatus.COMPLETED || st == TransferStatus.CANCELED, st.toString());
+                            completed += st == TransferStatus.COMPLETED ? 1 : 0;
+                            canceled += st == TransferStatus.CANCELED ? 1 : 0;
+                        }
+                    }
+                    if (r >= rounds) {
+                        continue;
+                    }
+                    boolean cancel = r % 5 == 0;
+                    TransferBatch b = engine.newBatch(n + 1);
                     for (int i = 0; i < n; i++) {
-                        TransferStatus st = old.status(i);
-                        assertTrue(st == TransferStatus.COMPLETED || st == TransferStatus.CANCELED, st.toString());
-                        completed += st == TransferStatus.COMPLETED ? 1 : 0;
+                        b.write(self, host.address() + (long) i * block, gpu.address() + (long) i * block, block);
+                    }
+                    if (cancel) { // a request that never ends makes the round cancellable
+                        b.write(stalled, host.address(), remote.address(), block);
+                    }
+                    ring[r % ring.length] = b.submit();
+                    if (cancel) {
+                        b.close(); // ends the round CANCELED, its copy possibly still on the "device"
                     }
                 }
-                if (r >= rounds) {
-                    continue;
-                }
-                TransferBatch b = engine.newBatch(n);
-                for (int i = 0; i < n; i++) {
-                    b.write(self, host.address() + (long) i * block, gpu.address() + (long) i * block, block);
-                }
-                ring[r % ring.length] = b.submit();
-                if (r % 5 == 0) {
-                    b.close(); // cancelled while its copy may still be on the "device"
-                }
+                assertTrue(completed > 0, "completed " + completed);
+                assertTrue(canceled > 0, "canceled " + canceled);
+                assertArrayEquals(data, bytes(gpu.address(), n * block));
+                long leaked = DeviceMemory.leakedBytes();
+                gpu.close(); // every round's pins were released: unregisters at once and frees
+                assertEquals(leaked, DeviceMemory.leakedBytes());
+            } finally {
+                io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.clear();
+                gpu.close();
             }
-            assertTrue(completed > 0);
-            assertArrayEquals(data, bytes(gpu.address(), n * block));
-            long leaked = DeviceMemory.leakedBytes();
-            gpu.close(); // every round's pins were released: unregisters at once and frees
-            assertEquals(leaked, DeviceMemory.leakedBytes());
         }
     }
 
