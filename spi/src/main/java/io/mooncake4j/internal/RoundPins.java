@@ -2,6 +2,7 @@ package io.mooncake4j.internal;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.Arrays;
 
 /**
  * The pins of one submitted round's same-process requests: one pin per registered region per round
@@ -50,7 +51,7 @@ public final class RoundPins {
         RegisteredRegion r = registry.pinRegion(address, length);
         if (r != null) {
             if (count == held.length) {
-                held = java.util.Arrays.copyOf(held, 2 * count);
+                held = Arrays.copyOf(held, 2 * count);
             }
             held[count++] = r;
         }
