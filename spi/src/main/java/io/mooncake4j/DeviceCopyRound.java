@@ -2,29 +2,35 @@ package io.mooncake4j;
 
 import io.mooncake4j.internal.Devices;
 import io.mooncake4j.internal.ReleaseLedger;
+import io.mooncake4j.internal.RoundPins;
 import io.mooncake4j.spi.DeviceCopier;
 import io.mooncake4j.spi.PinnedRegion;
 import java.util.concurrent.CompletableFuture;
 
 /**
  * The requests of one submitted round that the engine copies itself with GPU memory on either side
- * (to its own segment, or to a peer's GPU buffer mapped here through CUDA IPC), gathered
+ * (to its own segment, or to a same-host peer's GPU buffer mapped here through CUDA IPC), gathered
  * while the engine walks the round and handed to the device's copier in one {@link
- * DeviceCopier#copy} (one per device when a round spans several). Each request keeps both its pins
- * until the copy is done, then ends COMPLETED, or FAILED with the copier's reason. That runs on the
- * copier's thread and only ends requests: the batch's {@link TransferBatch#completion()} future is
- * completed on the engine's completion threads, as for any transport.
+ * DeviceCopier#copy} (one per device when a round spans several). The round's own regions stay
+ * pinned, once per region ({@link RoundPins}), and a peer's mapping once per request, until every
+ * copy of the round is done (a request to a peer holds its local pin in the batch's ledger); then its
+ * requests end together, COMPLETED or FAILED with the copier's reason, in one update of the batch
+ * ({@link TransferBatch#endCopies}). That runs on the copier's thread and only ends requests: the
+ * batch's {@link TransferBatch#completion()} future is completed on the engine's completion
+ * threads, as for any transport.
  */
 final class DeviceCopyRound {
     private final TransferBatch batch;
     private final ReleaseLedger ledger;
+    private RoundPins pins; // the round's own regions, given at start; null when it has none
     private final int epoch;
     private final int[] index;
     private final long[] dst;
     private final long[] src;
     private final long[] len;
     private final MemoryLocation[] device;
-    private final PinnedRegion[] targets;
+    private PinnedRegion[] mappings; // a peer's mapping per request (CUDA IPC); null until the first
+    private boolean mixed; // whether the requests are on more than one device
     private int size;
 
     DeviceCopyRound(TransferBatch batch, int epoch) {
@@ -37,15 +43,29 @@ final class DeviceCopyRound {
         this.src = new long[capacity];
         this.len = new long[capacity];
         this.device = new MemoryLocation[capacity];
-        this.targets = new PinnedRegion[capacity];
     }
 
     /**
-     * Adds request {@code i}, whose local memory is pinned in the batch's ledger and whose target is
-     * at {@code remote} in this process (its own memory, or a peer's mapped here), pinned by {@code
-     * target}; one side of it is on {@code gpu}, whose copier does it.
+     * Adds request {@code i}, both of whose sides are pinned for the round by its {@link RoundPins};
+     * one side of it is on {@code gpu}.
      */
-    void add(int i, long remote, PinnedRegion target, MemoryLocation gpu) {
+    void add(int i, MemoryLocation gpu) {
+        add(i, batch.remote(i), gpu);
+    }
+
+    /**
+     * Adds request {@code i} to a same-host peer, whose remote side is at {@code remote} in this process
+     * through {@code mapping} (pinned, and unpinned here when its copy reports); one side is on {@code gpu}.
+     */
+    void addMapped(int i, long remote, PinnedRegion mapping, MemoryLocation gpu) {
+        if (mappings == null) {
+            mappings = new PinnedRegion[index.length];
+        }
+        mappings[size] = mapping;
+        add(i, remote, gpu);
+    }
+
+    private void add(int i, long remote, MemoryLocation gpu) {
         int k = size++;
         index[k] = i;
         if (batch.opcode(i) == Opcode.WRITE) {
@@ -57,38 +77,60 @@ final class DeviceCopyRound {
         }
         len[k] = batch.length(i);
         device[k] = gpu;
-        targets[k] = target;
+        if (k > 0 && gpu != device[0] && !gpu.equals(device[0])) {
+            mixed = true;
+        }
     }
 
-    /** Hands the requests to the copiers: one copy per device. */
-    void start(Devices devices) {
-        int from = 0;
-        while (from < size) {
-            MemoryLocation gpu = device[from];
-            int n = gather(from, gpu);
-            int first = from;
-            CompletableFuture<Void> done;
-            try {
-                done = devices.copier(gpu).copy(
-                        slice(dst, first, n), slice(src, first, n), slice(len, first, n), n);
-            } catch (RuntimeException e) {
-                done = CompletableFuture.failedFuture(e);
+    /**
+     * Hands the requests to the copiers, one copy per device; the round's {@code pins} (null when it
+     * has no request to its own segment) are theirs until they report.
+     */
+    void start(Devices devices, RoundPins roundPins) {
+        pins = roundPins;
+        int copies = mixed ? sortByDevice() : 1;
+        if (pins != null) {
+            pins.releaseAfter(copies);
+        }
+        if (!mixed) {
+            copy(devices, 0, size);
+            return;
+        }
+        for (int from = 0; from < size; ) {
+            int n = 1;
+            while (from + n < size && device[from + n].equals(device[from])) {
+                n++;
             }
-            done.whenComplete((ok, failure) -> finish(first, n, failure));
+            copy(devices, from, n);
             from += n;
         }
     }
 
-    /** Moves the requests on {@code gpu} from {@code from} on together; returns how many there are. */
-    private int gather(int from, MemoryLocation gpu) {
-        int n = 0;
-        for (int k = from; k < size; k++) {
-            if (device[k].equals(gpu)) {
-                swap(from + n, k);
-                n++;
-            }
+    private void copy(Devices devices, int from, int n) {
+        CompletableFuture<Void> done;
+        try {
+            done = devices.copier(device[from]).copy(slice(dst, from, n), slice(src, from, n), slice(len, from, n), n);
+        } catch (RuntimeException e) {
+            done = CompletableFuture.failedFuture(e);
         }
-        return n;
+        done.whenComplete((ok, failure) -> finish(from, n, failure));
+    }
+
+    /** Groups the requests by device; returns how many devices there are. */
+    private int sortByDevice() {
+        int devices = 0;
+        for (int from = 0; from < size; devices++) {
+            MemoryLocation gpu = device[from];
+            int n = 0;
+            for (int k = from; k < size; k++) {
+                if (device[k].equals(gpu)) {
+                    swap(from + n, k);
+                    n++;
+                }
+            }
+            from += n;
+        }
+        return devices;
     }
 
     private void swap(int a, int b) {
@@ -100,7 +142,9 @@ final class DeviceCopyRound {
         long s = src[a]; src[a] = src[b]; src[b] = s;
         long l = len[a]; len[a] = len[b]; len[b] = l;
         MemoryLocation g = device[a]; device[a] = device[b]; device[b] = g;
-        PinnedRegion t = targets[a]; targets[a] = targets[b]; targets[b] = t;
+        if (mappings != null) {
+            PinnedRegion m = mappings[a]; mappings[a] = mappings[b]; mappings[b] = m;
+        }
     }
 
     private static long[] slice(long[] a, int from, int n) {
@@ -112,12 +156,22 @@ final class DeviceCopyRound {
         return s;
     }
 
+    /** The copy of requests {@code from} to {@code from + n} reported: the regions first, then the requests. */
     private void finish(int from, int n, Throwable failure) {
-        String reason = failure == null ? null : "device copy failed: " + rootMessage(failure);
-        TransferStatus status = failure == null ? TransferStatus.COMPLETED : TransferStatus.FAILED;
-        for (int k = from; k < from + n; k++) {
-            targets[k].unpin();
-            batch.partEnded(ledger, index[k], status, reason, epoch);
+        if (pins != null) {
+            pins.copyReported();
+        }
+        if (mappings != null) {
+            for (int k = from; k < from + n; k++) {
+                if (mappings[k] != null) {
+                    mappings[k].unpin();
+                }
+            }
+        }
+        if (failure == null) {
+            batch.endCopies(ledger, index, from, n, TransferStatus.COMPLETED, null, epoch);
+        } else {
+            batch.endCopies(ledger, index, from, n, TransferStatus.FAILED, "device copy failed: " + rootMessage(failure), epoch);
         }
     }
 

@@ -36,7 +36,7 @@ import java.util.concurrent.TimeUnit;
  * transport's I/O or completion-queue thread, so dependent stages may block or submit more work.
  */
 public final class TransferBatch implements AutoCloseable {
-    /** How long a waiter on a small batch spins before parking. */
+    /** How long a waiter on a small batch, or on a round of same-process device copies, spins before parking. */
     private static final long SPIN_NANOS = Long.getLong("mooncake4j.await.spin.nanos", 50_000L);
     /** A batch is small enough to spin for when it has at most this many requests... */
     private static final int SPIN_MAX_REQUESTS = 16;
@@ -84,6 +84,7 @@ public final class TransferBatch implements AutoCloseable {
     private volatile boolean done;
     private volatile CompletableFuture<TransferBatch> future;
     private volatile long deadlineNanos;
+    private volatile boolean deviceCopiesOnly; // the engine's: this round is same-process device copies only
     int watchdogSlot = -1; // the engine's, while the round is tracked
 
     TransferBatch(TransferEngine engine, int capacity) {
@@ -237,9 +238,10 @@ public final class TransferBatch implements AutoCloseable {
         long start = System.nanoTime();
         long end = start + timeout.toNanos();
         // A small batch completes in tens of microseconds: a short spin catches that without the
-        // cost of parking and being woken (a third of its latency). Larger batches park at once and
-        // leave the cores to the I/O threads.
-        if (isSmall()) {
+        // cost of parking and being woken (a third of its latency). So does a round of same-process
+        // device copies, whatever its size (no I/O thread needs the core; the copier's thread is
+        // spared a wake-up per batch). Other batches park at once and leave the cores to the I/O threads.
+        if (deviceCopiesOnly || isSmall()) {
             long spinEnd = start + Math.min(SPIN_NANOS, timeout.toNanos());
             while (!done && System.nanoTime() - spinEnd < 0) {
                 Thread.onSpinWait();
@@ -385,6 +387,11 @@ public final class TransferBatch implements AutoCloseable {
         return inflight;
     }
 
+    /** Whether the round being submitted has only same-process device copies (then its waiters spin first). */
+    void deviceCopiesOnly(boolean only) {
+        deviceCopiesOnly = only;
+    }
+
     /** The current round's ledger (parts and pins), for the round's submissions. */
     ReleaseLedger ledger() {
         return ledger;
@@ -433,11 +440,6 @@ public final class TransferBatch implements AutoCloseable {
         ledger.pinned(i, p);
     }
 
-    /** The region pinned for request i of the current round, or null. */
-    RegisteredRegion pinOf(int i) {
-        return ledger.region(i);
-    }
-
     /** One part of request i of round e ended; the request ends with its last part, the first failure deciding. */
     void partEnded(ReleaseLedger l, int i, TransferStatus st, String reason, int e) {
         if (st != TransferStatus.COMPLETED
@@ -449,6 +451,30 @@ public final class TransferBatch implements AutoCloseable {
             int f = (int) INTS.getVolatile(state, 2 * i + 1);
             int code = f >>> CODE_BITS == e ? f & CODE_MASK : 0;
             end(i, code == 0 ? TransferStatus.COMPLETED : TransferStatus.ofCode(code), null, e);
+        }
+    }
+
+    /**
+     * Requests {@code index[from]} to {@code index[from + n - 1]} of round e, each one same-process
+     * device copy in one part and holding no pin of its own (their regions are the round's), end
+     * with {@code st}: one report each, one update of the count of requests left. Those ended
+     * meanwhile (deadline, cancellation) keep their status.
+     */
+    void endCopies(ReleaseLedger l, int[] index, int from, int n, TransferStatus st, String reason, int e) {
+        int pending = word(e, PENDING);
+        int ended = word(e, st.code());
+        int count = 0;
+        for (int k = from; k < from + n; k++) {
+            int i = index[k];
+            if (l.reportPart(i, e) && INTS.compareAndSet(state, 2 * i, pending, ended)) {
+                if (reason != null) {
+                    setReason(i, reason);
+                }
+                count++;
+            }
+        }
+        if (count > 0 && (int) REMAINING.getAndAdd(this, -count) == count) {
+            complete(e);
         }
     }
 

@@ -12,6 +12,7 @@ import io.mooncake4j.internal.MemoryRegistry;
 import io.mooncake4j.internal.handshake.NotificationInbox;
 import io.mooncake4j.internal.ProviderLoader;
 import io.mooncake4j.internal.RegisteredRegion;
+import io.mooncake4j.internal.RoundPins;
 import io.mooncake4j.internal.TransportSelector;
 import io.mooncake4j.internal.auth.AuthSecret;
 import io.mooncake4j.internal.auth.ChallengeResponse;
@@ -30,7 +31,6 @@ import io.mooncake4j.spi.MetadataContext;
 import io.mooncake4j.spi.MetadataStore;
 import io.mooncake4j.spi.MetadataStoreProvider;
 import io.mooncake4j.spi.PeerAuthenticator;
-import io.mooncake4j.spi.PinnedRegion;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import io.mooncake4j.spi.TransportProvider;
@@ -621,77 +621,95 @@ public final class TransferEngine implements AutoCloseable {
         Map<Segment, Boolean> refreshed = null;
         Segment routed = null; // the last segment routed, and its transport: most batches have one
         int routedTo = -1;
+        RoundPins pins = null; // the regions of this round's same-process requests, pinned once each
         DeviceCopyRound gpu = null; // this round's same-process requests on GPU memory
-        for (int i = 0; i < n; i++) {
-            Segment s = b.segment(i);
-            String problem = validate(b, i, s);
-            BufferDescriptor buffer = null;
-            if (problem == null && !s.isLocal()) {
-                buffer = s.descriptor().bufferContaining(b.remote(i), b.length(i));
-                if (buffer == null) {
-                    if (refreshed == null) {
-                        refreshed = new IdentityHashMap<>();
+        try {
+            for (int i = 0; i < n; i++) {
+                Segment s = b.segment(i);
+                String problem = validate(b, i, s);
+                if (problem == null && s.isLocal()) {
+                    if (pins == null) {
+                        pins = new RoundPins(registry);
                     }
-                    if (refreshed.putIfAbsent(s, Boolean.TRUE) == null) {
-                        try {
-                            refreshSegment(s);
-                            routed = null;
-                        } catch (MooncakeException ex) {
-                            problem = "segment " + s.name() + " could not be re-fetched: " + ex.getMessage();
-                        }
-                    }
-                    buffer = problem == null ? s.descriptor().bufferContaining(b.remote(i), b.length(i)) : null;
-                    if (problem == null && buffer == null) {
-                        problem = "remote range [0x" + Long.toHexString(b.remote(i)) + ", +" + b.length(i)
-                                + ") lies in no single buffer of segment " + s.name() + " " + s.descriptor().buffers();
-                    }
+                    gpu = copyLocally(b, i, e, pins, gpu);
+                    continue;
                 }
                 if (problem == null) {
-                    IpcMapping mapped = ipc.pin(s.name(), s.descriptor(), buffer, b.length(i));
-                    if (mapped != null) {
-                        gpu = copyOverIpc(b, i, e, gpu, mapped);
-                        continue;
+                    problem = pinLocal(b, i);
+                }
+                BufferDescriptor buffer = null;
+                if (problem == null) {
+                    buffer = s.descriptor().bufferContaining(b.remote(i), b.length(i));
+                    if (buffer == null) {
+                        if (refreshed == null) {
+                            refreshed = new IdentityHashMap<>();
+                        }
+                        if (refreshed.putIfAbsent(s, Boolean.TRUE) == null) {
+                            try {
+                                refreshSegment(s);
+                                routed = null;
+                            } catch (MooncakeException ex) {
+                                problem = "segment " + s.name() + " could not be re-fetched: " + ex.getMessage();
+                            }
+                        }
+                        buffer = problem == null ? s.descriptor().bufferContaining(b.remote(i), b.length(i)) : null;
+                        if (problem == null && buffer == null) {
+                            problem = "remote range [0x" + Long.toHexString(b.remote(i)) + ", +" + b.length(i)
+                                    + ") lies in no single buffer of segment " + s.name() + " " + s.descriptor().buffers();
+                        }
+                    }
+                    if (problem == null) { // a same-host peer's GPU buffer mapped here: the copier moves it
+                        IpcMapping mapped = ipc.pin(s.name(), s.descriptor(), buffer, b.length(i));
+                        if (mapped != null) {
+                            gpu = copyOverIpc(b, i, e, gpu, mapped);
+                            continue;
+                        }
+                    }
+                    if (problem == null && s != routed) {
+                        routed = s;
+                        routedTo = transports.indexOf(s.descriptor().protocol());
+                    }
+                    if (problem == null && routedTo < 0) {
+                        problem = unreachable(s.descriptor());
                     }
                 }
-                if (problem == null && s != routed) {
-                    routed = s;
-                    routedTo = transports.indexOf(s.descriptor().protocol());
+                if (problem != null) {
+                    b.endLocally(i, TransferStatus.INVALID, problem, e);
+                    continue;
                 }
-                if (problem == null && routedTo < 0) {
-                    problem = unreachable(s.descriptor());
-                }
-            }
-            if (problem != null) {
-                b.endLocally(i, TransferStatus.INVALID, problem, e);
-                continue;
-            }
-            if (s.isLocal()) {
-                gpu = copyLocally(b, i, e, gpu);
-                continue;
-            }
-            b.remoteBuffer(i, buffer);
-            if (single == null || single == s) {
-                single = s;
-                if (singleIdx == null && singleCount != i) {
-                    singleIdx = new int[n];
-                    for (int k = 0; k < singleCount; k++) {
-                        singleIdx[k] = k;
+                b.remoteBuffer(i, buffer);
+                if (single == null || single == s) {
+                    single = s;
+                    if (singleIdx == null && singleCount != i) {
+                        singleIdx = new int[n];
+                        for (int k = 0; k < singleCount; k++) {
+                            singleIdx[k] = k;
+                        }
                     }
+                    if (singleIdx != null) {
+                        singleIdx[singleCount] = i;
+                    }
+                    singleCount++;
+                } else {
+                    if (groups == null) {
+                        groups = new IdentityHashMap<>();
+                    }
+                    int[] g = groups.computeIfAbsent(s, x -> new int[n + 1]);
+                    g[1 + g[0]++] = i;
                 }
-                if (singleIdx != null) {
-                    singleIdx[singleCount] = i;
-                }
-                singleCount++;
-            } else {
-                if (groups == null) {
-                    groups = new IdentityHashMap<>();
-                }
-                int[] g = groups.computeIfAbsent(s, x -> new int[n + 1]);
-                g[1 + g[0]++] = i;
             }
-        }
-        if (gpu != null) {
-            gpu.start(devices);
+            b.deviceCopiesOnly(gpu != null && single == null);
+            RoundPins walked = pins;
+            pins = null; // from here on the round's copies, or this line, release them
+            if (gpu != null) {
+                gpu.start(devices, walked); // the round's pins are held until its copies report
+            } else if (walked != null) {
+                walked.releaseAfter(0);
+            }
+        } finally {
+            if (pins != null) { // the walk failed before the round's copies started
+                pins.releaseAfter(0);
+            }
         }
         if (single == null) {
             return;
@@ -770,7 +788,7 @@ public final class TransferEngine implements AutoCloseable {
         }
     }
 
-    /** Returns why request i cannot be sent, or null; pins its local memory when it can. */
+    /** Returns why request i cannot be sent, or null. */
     private String validate(TransferBatch b, int i, Segment s) {
         long len = b.length(i);
         if (s.owner() != this) {
@@ -783,42 +801,53 @@ public final class TransferEngine implements AutoCloseable {
                 || Long.compareUnsigned(b.remote(i) + len, b.remote(i)) <= 0) {
             return "address + length overflows";
         }
-        RegisteredRegion pin = registry.pinRegion(b.local(i), len);
+        return null;
+    }
+
+    /** Pins request i's local memory until its transport reports the last part; returns why it cannot, or null. */
+    private String pinLocal(TransferBatch b, int i) {
+        RegisteredRegion pin = registry.pinRegion(b.local(i), b.length(i));
         if (pin == null) {
-            return "local range [0x" + Long.toHexString(b.local(i)) + ", +" + len
-                    + ") is not inside one registered region: register it with registerMemory first";
+            return notRegistered(b, i);
         }
         b.pin(i, pin);
         return null;
     }
 
+    private static String notRegistered(TransferBatch b, int i) {
+        return "local range [0x" + Long.toHexString(b.local(i)) + ", +" + b.length(i)
+                + ") is not inside one registered region: register it with registerMemory first";
+    }
+
     /**
-     * A request to this engine's own segment: host memory is copied now; a request with GPU memory on
-     * either side joins the round's device copy (returned, created on the first one).
+     * A valid request to this engine's own segment, both sides pinned for the round by {@code pins}:
+     * host memory is copied now; a request with GPU memory on either side joins the round's device
+     * copy (returned, created on the first one).
      */
-    private DeviceCopyRound copyLocally(TransferBatch b, int i, int e, DeviceCopyRound gpu) {
+    private DeviceCopyRound copyLocally(TransferBatch b, int i, int e, RoundPins pins, DeviceCopyRound gpu) {
         long len = b.length(i);
-        PinnedRegion target = registry.pinRegion(b.remote(i), len);
+        RegisteredRegion local = pins.pin(b.local(i), len);
+        if (local == null) {
+            b.endLocally(i, TransferStatus.INVALID, notRegistered(b, i), e);
+            return gpu;
+        }
+        RegisteredRegion target = pins.pin(b.remote(i), len);
         if (target == null) {
             b.endLocally(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
                     + ") is not inside one registered region of the local segment", e);
             return gpu;
         }
-        MemoryLocation local = b.pinOf(i).region().location();
-        MemoryLocation remote = target.region().location();
-        if (local.isCuda() || remote.isCuda()) {
+        MemoryLocation from = local.region().location();
+        MemoryLocation to = target.region().location();
+        if (from.isCuda() || to.isCuda()) {
             DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
-            round.add(i, b.remote(i), target, local.isCuda() ? local : remote); // both pins held until the copy is done
+            round.add(i, from.isCuda() ? from : to);
             return round;
         }
-        try {
-            if (b.opcode(i) == Opcode.WRITE) {
-                NativeMemory.copy(b.remote(i), b.local(i), len);
-            } else {
-                NativeMemory.copy(b.local(i), b.remote(i), len);
-            }
-        } finally {
-            target.unpin();
+        if (b.opcode(i) == Opcode.WRITE) {
+            NativeMemory.copy(b.remote(i), b.local(i), len);
+        } else {
+            NativeMemory.copy(b.local(i), b.remote(i), len);
         }
         b.endLocally(i, TransferStatus.COMPLETED, null, e);
         return gpu;
@@ -830,7 +859,7 @@ public final class TransferEngine implements AutoCloseable {
      */
     private DeviceCopyRound copyOverIpc(TransferBatch b, int i, int e, DeviceCopyRound gpu, IpcMapping mapped) {
         DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
-        round.add(i, mapped.localAddress(b.remote(i)), mapped, mapped.region().location());
+        round.addMapped(i, mapped.localAddress(b.remote(i)), mapped, mapped.region().location());
         return round;
     }
 

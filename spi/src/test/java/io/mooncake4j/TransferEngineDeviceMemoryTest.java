@@ -132,6 +132,151 @@ class TransferEngineDeviceMemoryTest {
     }
 
     @Test
+    void shouldEndOnlyTheLocalRequestsOutsideRegisteredMemoryInvalidWhenARoundMixesGpuAndHostCopies() throws Exception {
+        try (TransferEngine engine = engineWithFakeGpu();
+                HostMemory host = engine.allocate(3 * 4096);
+                DeviceMemory gpu = engine.allocate(2 * 4096, MemoryLocation.cuda(0))) {
+            long unregistered = NativeMemory.map(4096);
+            try {
+                byte[] data = new byte[4096];
+                new Random(5).nextBytes(data);
+                host.buffer().put(0, data);
+                byte[] onDevice = new byte[4096];
+                new Random(6).nextBytes(onDevice);
+                NativeMemory.wrap(gpu.address(), 4096).put(onDevice); // FakeGpu's device memory is host memory
+                Segment self = engine.openSegment(engine.localSegmentName());
+                TransferBatch b = engine.newBatch(5)
+                        .write(self, host.address(), gpu.address() + 4096, 4096) // host to device
+                        .write(self, unregistered, gpu.address(), 4096) // local side not registered
+                        .write(self, host.address(), unregistered, 4096) // target not registered
+                        .write(self, host.address(), host.address() + 4096, 4096) // host to host
+                        .read(self, host.address() + 2 * 4096, gpu.address(), 4096); // device to host
+                assertTrue(b.submit().await(java.time.Duration.ofSeconds(10)));
+                assertEquals(TransferStatus.COMPLETED, b.status(0));
+                assertEquals(TransferStatus.INVALID, b.status(1));
+                assertTrue(b.failureReason(1).contains("is not inside one registered region: register it with registerMemory first"),
+                        b.failureReason(1));
+                assertEquals(TransferStatus.INVALID, b.status(2));
+                assertTrue(b.failureReason(2).contains("is not inside one registered region of the local segment"), b.failureReason(2));
+                assertEquals(TransferStatus.COMPLETED, b.status(3));
+                assertEquals(TransferStatus.COMPLETED, b.status(4));
+                assertArrayEquals(data, bytes(gpu.address() + 4096), "host to device");
+                assertArrayEquals(data, bytes(host.address() + 4096), "host to host");
+                assertArrayEquals(onDevice, bytes(host.address() + 2 * 4096), "device to host");
+                long leaked = DeviceMemory.leakedBytes();
+                gpu.close(); // unregisters once nothing of the round pins it, then frees
+                assertEquals(leaked, DeviceMemory.leakedBytes());
+            } finally {
+                NativeMemory.unmap(unregistered, 4096);
+            }
+        }
+    }
+
+    @Test
+    void shouldCopyEachGpusRequestsInOneCopyAndReleaseTheRegionsWhenARoundSpansTwoGpus() throws Exception {
+        int n = 64;
+        int block = 4096;
+        try (TransferEngine engine = engineWithFakeGpu();
+                HostMemory host = engine.allocate((long) n * block);
+                DeviceMemory gpu0 = engine.allocate((long) n * block, MemoryLocation.cuda(0));
+                DeviceMemory gpu1 = engine.allocate((long) n * block, MemoryLocation.cuda(1))) {
+            assertEquals(MemoryLocation.cuda(1), gpu1.location());
+            byte[] data = new byte[n * block];
+            new Random(7).nextBytes(data);
+            host.buffer().put(0, data);
+            Segment self = engine.openSegment(engine.localSegmentName());
+            TransferBatch b = engine.newBatch(n);
+            for (int i = 0; i < n; i++) { // interleaved: even blocks to cuda:0, odd ones to cuda:1
+                DeviceMemory to = i % 2 == 0 ? gpu0 : gpu1;
+                b.write(self, host.address() + (long) i * block, to.address() + (long) i * block, block);
+            }
+            int before = FakeGpu.COPY_CALLS.get();
+            assertTrue(b.submit().await(java.time.Duration.ofSeconds(10)));
+            assertTrue(b.isAllCompleted());
+            assertEquals(before + 2, FakeGpu.COPY_CALLS.get(), "one copy per device");
+            for (int i = 0; i < n; i++) {
+                DeviceMemory to = i % 2 == 0 ? gpu0 : gpu1;
+                assertArrayEquals(java.util.Arrays.copyOfRange(data, i * block, (i + 1) * block),
+                        bytes(to.address() + (long) i * block, block), "block " + i);
+            }
+            long leaked = DeviceMemory.leakedBytes();
+            gpu0.close(); // both copies reported: nothing of the round pins either region
+            gpu1.close();
+            assertEquals(leaked, DeviceMemory.leakedBytes());
+        }
+    }
+
+    @Test
+    void shouldReleaseEveryRoundsPinsWhenManyGpuRoundsAreInFlightAndSomeAreCancelled() throws Exception {
+        int rounds = 300;
+        int n = 16;
+        int block = 256;
+        try (TransferEngine engine = engineWithFakeGpu();
+                TransferEngine peer = plainEngine();
+                HostMemory host = engine.allocate((long) n * block);
+                HostMemory remote = peer.allocate(block)) {
+            DeviceMemory gpu = engine.allocate((long) n * block, MemoryLocation.cuda(0));
+            io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.add(peer.localSegmentName());
+            try {
+                byte[] data = new byte[n * block];
+                new Random(11).nextBytes(data);
+                host.buffer().put(0, data);
+                Segment self = engine.openSegment(engine.localSegmentName());
+                Segment stalled = engine.openSegment(peer.localSegmentName());
+                TransferBatch[] ring = new TransferBatch[8];
+                int completed = 0;
+                int canceled = 0;
+                for (int r = 0; r < rounds + ring.length; r++) {
+                    TransferBatch old = ring[r % ring.length];
+                    if (old != null) {
+                        assertTrue(old.await(java.time.Duration.ofSeconds(10)));
+                        for (int i = 0; i < n; i++) {
+                            TransferStatus st = old.status(i);
+                            assertTrue(st == TransferStatus.COMPLETED || st == TransferStatus.CANCELED, st.toString());
+                            completed += st == TransferStatus.COMPLETED ? 1 : 0;
+                            canceled += st == TransferStatus.CANCELED ? 1 : 0;
+                        }
+                    }
+                    if (r >= rounds) {
+                        continue;
+                    }
+                    boolean cancel = r % 5 == 0;
+                    TransferBatch b = engine.newBatch(n + 1);
+                    for (int i = 0; i < n; i++) {
+                        b.write(self, host.address() + (long) i * block, gpu.address() + (long) i * block, block);
+                    }
+                    if (cancel) { // a request that never ends makes the round cancellable
+                        b.write(stalled, host.address(), remote.address(), block);
+                    }
+                    ring[r % ring.length] = b.submit();
+                    if (cancel) {
+                        b.close(); // ends the round CANCELED, its copy possibly still on the "device"
+                    }
+                }
+                assertTrue(completed > 0, "completed " + completed);
+                assertTrue(canceled > 0, "canceled " + canceled);
+                assertArrayEquals(data, bytes(gpu.address(), n * block));
+                long leaked = DeviceMemory.leakedBytes();
+                gpu.close(); // every round's pins were released: unregisters at once and frees
+                assertEquals(leaked, DeviceMemory.leakedBytes());
+            } finally {
+                io.mooncake4j.testkit.InMemoryTransportProvider.STALLED.clear();
+                gpu.close();
+            }
+        }
+    }
+
+    private static byte[] bytes(long address) {
+        return bytes(address, 4096);
+    }
+
+    private static byte[] bytes(long address, int length) {
+        byte[] b = new byte[length];
+        NativeMemory.wrap(address, length).get(b);
+        return b;
+    }
+
+    @Test
     void shouldEndStillRunningGpuCopiesWithTheRoundAndKeepTheirPinsUntilTheCopierReports() throws Exception {
         try (TransferEngine engine = engineWithFakeGpu();
                 TransferEngine peer = plainEngine();

@@ -36,8 +36,8 @@ import java.util.function.Supplier;
 
 /**
  * A {@code cuda} provider for CPU-only tests of the engine's device wiring: "device memory" is
- * anonymous host memory that it marks as {@code cuda:0}, and its copier memmoves on its own thread,
- * as a GPU copier completes on its own. Engines created inside {@link #installedFor} find it through
+ * anonymous host memory that it marks as {@code cuda:0} (or {@code cuda:1}: it has two devices),
+ * and its copier memmoves on its own thread, as a GPU copier completes on its own. Engines created inside {@link #installedFor} find it through
  * the thread context classloader, as they would find {@code mooncake4j-gpu-cuda}; other engines of
  * the test JVM never see it.
  *
@@ -58,7 +58,13 @@ public final class FakeGpu extends DeviceMemoryProvider {
      * still running on the "device".
      */
     public static volatile java.util.concurrent.CountDownLatch gate;
+    /**
+     * When set, copies move no byte and their futures are complete when {@code copy} returns (the
+     * engine's own cost per batch, as {@code DeviceLoopbackBench} measures it).
+     */
+    public static volatile boolean instant;
     private static final Map<Long, Long> DEVICE = new ConcurrentSkipListMap<>(); // start -> end
+    private static final Map<Long, Integer> DEVICE_INDEX = new ConcurrentSkipListMap<>(); // start -> N of cuda:N
     /** Whether new "device memory" is shared and exportable (IPC); off by default. */
     public static volatile boolean sharing = Boolean.getBoolean("mooncake4j.fakegpu.ipc");
     /** When set, {@link #openIpc} fails with this reason (another IPC namespace, say). */
@@ -84,14 +90,21 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
     /** Host memory that the fake provider calls {@code cuda:0}; shared and exportable with {@link #sharing}. */
     public static DeviceAllocation allocateDevice(long bytes) {
+        return allocateDevice(bytes, 0);
+    }
+
+    /** Host memory that the fake provider calls {@code cuda:device} (it has devices 0 and 1). */
+    public static DeviceAllocation allocateDevice(long bytes, int device) {
         SharedFile shared = sharing ? SharedFile.create(bytes) : null;
         long address = shared != null ? shared.address : NativeMemory.map(bytes);
         if (shared != null) {
             SHARED.put(address, shared);
         }
         DEVICE.put(address, address + bytes);
-        return new FakeRange(address, bytes, MemoryLocation.cuda(0), () -> {
+        DEVICE_INDEX.put(address, device);
+        return new FakeRange(address, bytes, MemoryLocation.cuda(device), () -> {
             DEVICE.remove(address);
+            DEVICE_INDEX.remove(address);
             if (shared != null) {
                 SHARED.remove(address);
                 shared.close();
@@ -114,14 +127,14 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
     @Override
     public int deviceCount() {
-        return 1;
+        return 2;
     }
 
     @Override
     public MemoryLocation locate(long address) {
         for (Map.Entry<Long, Long> r : DEVICE.entrySet()) {
             if (address >= r.getKey() && address < r.getValue()) {
-                return MemoryLocation.cuda(0);
+                return MemoryLocation.cuda(DEVICE_INDEX.getOrDefault(r.getKey(), 0));
             }
         }
         return MemoryLocation.CPU;
@@ -129,7 +142,7 @@ public final class FakeGpu extends DeviceMemoryProvider {
 
     @Override
     public DeviceAllocation allocate(MemoryLocation location, long bytes) {
-        return allocateDevice(bytes);
+        return allocateDevice(bytes, location.index());
     }
 
     @Override
@@ -143,6 +156,9 @@ public final class FakeGpu extends DeviceMemoryProvider {
             @Override
             public CompletableFuture<Void> copy(long[] dst, long[] src, long[] len, int n) {
                 COPY_CALLS.incrementAndGet();
+                if (instant) {
+                    return CompletableFuture.completedFuture(null);
+                }
                 long[] d = dst.clone();
                 long[] s = src.clone();
                 long[] l = len.clone();

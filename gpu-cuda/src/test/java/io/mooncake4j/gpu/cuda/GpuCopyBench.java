@@ -46,6 +46,8 @@ public final class GpuCopyBench {
     private static final long BIG = 64L << 20;
     private static final int BLOCKS = 128;
     private static final long BLOCK = 64L << 10;
+    /** Batches kept in flight in the batch lines: one at a time, a few as a KV-cache mover keeps, all of a timing. */
+    private static final int[] IN_FLIGHT = {1, 4, ROUNDS};
 
     private GpuCopyBench() {}
 
@@ -87,24 +89,19 @@ public final class GpuCopyBench {
             for (long end = System.nanoTime() + WARM_UP_NANOS; System.nanoTime() < end; ) { // the batch path's JIT too
                 copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
             }
-            double batch = median(() -> {
-                CompletableFuture<Void> last = null;
-                for (int r = 0; r < ROUNDS; r++) {
-                    last = copier.copy(dst, src, len, BLOCKS);
-                }
-                last.get(30, TimeUnit.SECONDS);
-            }, BLOCK * BLOCKS * ROUNDS);
+            double[] batch = new double[IN_FLIGHT.length];
+            for (int k = 0; k < IN_FLIGHT.length; k++) {
+                batch[k] = inFlight(IN_FLIGHT[k], BLOCK * BLOCKS, () -> {
+                    CompletableFuture<Void> f = copier.copy(dst, src, len, BLOCKS);
+                    return () -> f.get(30, TimeUnit.SECONDS);
+                });
+            }
             double submitMicros = medianMicros(() -> {
                 for (int r = 0; r < ROUNDS; r++) {
                     copier.copy(dst, src, len, BLOCKS);
                 }
             }, ROUNDS);
             copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
-            double batchOneByOne = median(() -> {
-                for (int r = 0; r < ROUNDS; r++) {
-                    copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
-                }
-            }, BLOCK * BLOCKS * ROUNDS);
             double rawPerBlock = median(() -> {
                 for (int r = 0; r < ROUNDS; r++) {
                     for (int i = 0; i < BLOCKS; i++) {
@@ -122,67 +119,108 @@ public final class GpuCopyBench {
             }
             System.out.printf("raw cudaMemcpy D2D 64 MiB                     %8.1f GB/s%n", raw);
             System.out.printf("copier D2D 64 MiB                             %8.1f GB/s  %.2fx raw (target >= 0.9x)%n", big, big / raw);
-            System.out.printf("copier D2D batch 128 x 64 KiB, pipelined      %8.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x)%n", batch, batch / big);
+            for (int k = 0; k < IN_FLIGHT.length; k++) {
+                System.out.printf("copier D2D 128 x 64 KiB, %3d in flight        %8.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x), %5.1f us a batch%n",
+                        IN_FLIGHT[k], batch[k], batch[k] / big, BLOCK * BLOCKS / batch[k] / 1e3);
+            }
             System.out.printf("  copier.copy of that batch returns after      %8.1f us (host side of a batch)%n", submitMicros);
-            System.out.printf("copier D2D batch 128 x 64 KiB, one at a time  %8.1f GB/s  %.2fx copier 64 MiB (%.1f us a batch)%n",
-                    batchOneByOne, batchOneByOne / big, BLOCK * BLOCKS / batchOneByOne / 1e3);
             System.out.printf("raw cudaMemcpy per 64 KiB block (128 calls)   %8.1f GB/s  %.3fx copier 64 MiB%n", rawPerBlock, rawPerBlock / big);
             System.out.printf("copier H2D 64 MiB pageable                    %8.1f GB/s%n", h2d);
             System.out.printf("copier D2H 64 MiB pageable                    %8.1f GB/s%n", d2h);
-            engineLoopback(a, b, dst, src, len, raw);
+            engineLoopback(a, b, dst, src, len, raw, big, batch);
             kernelAlone(dst, src, len);
         }
     }
 
     /**
      * The same copies through the engine API: both allocations registered at {@code cuda:0}, requests
-     * to the engine's own segment (loopback), a new batch per round as a user submits them.
+     * to the engine's own segment (loopback), a new batch per round as a user submits them, with the
+     * same numbers of batches in flight as the copier's lines ({@code copierBatch}), in the same run.
      */
     private static void engineLoopback(DeviceAllocation a, DeviceAllocation b, long[] dst, long[] src, long[] len,
-            double raw) throws Exception {
+            double raw, double copierBig, double[] copierBatch) throws Exception {
         try (TransferEngine engine = GpuEngines.create()) {
             engine.registerMemory(a.address(), a.length(), "cuda:0");
             engine.registerMemory(b.address(), b.length(), "cuda:0");
             Segment self = engine.openSegment(engine.localSegmentName());
-            TransferBatch[] big = new TransferBatch[ROUNDS];
-            Run bigRounds = () -> {
-                for (int r = 0; r < ROUNDS; r++) {
-                    big[r] = engine.newBatch(1).write(self, a.address(), b.address(), BIG).submit();
-                }
-                joinAll(big);
+            Op bigRound = () -> {
+                TransferBatch round = engine.newBatch(1).write(self, a.address(), b.address(), BIG).submit();
+                return () -> joinAll(round);
             };
-            TransferBatch[] batches = new TransferBatch[ROUNDS];
-            Run batchRounds = () -> {
-                for (int r = 0; r < ROUNDS; r++) {
-                    TransferBatch batch = engine.newBatch(BLOCKS);
-                    for (int i = 0; i < BLOCKS; i++) {
-                        batch.write(self, src[i], dst[i], len[i]);
-                    }
-                    batches[r] = batch.submit();
-                }
-                joinAll(batches);
+            Op batchRound = () -> {
+                TransferBatch round = batchRound(engine, self, dst, src, len).submit();
+                return () -> joinAll(round);
             };
             for (long end = System.nanoTime() + WARM_UP_NANOS; System.nanoTime() < end; ) {
-                bigRounds.run();
-                batchRounds.run();
+                inFlight(ROUNDS, BIG, bigRound);
+                inFlight(ROUNDS, BLOCK * BLOCKS, batchRound);
             }
-            double engineBig = median(bigRounds, BIG * ROUNDS);
-            double engineBatch = median(batchRounds, BLOCK * BLOCKS * ROUNDS);
-            double engineOneByOne = median(() -> {
+            double engineBig = inFlight(ROUNDS, BIG, bigRound);
+            System.out.printf("engine loopback D2D 64 MiB, %3d in flight     %8.1f GB/s  %.2fx raw, %.2fx copier 64 MiB%n",
+                    ROUNDS, engineBig, engineBig / raw, engineBig / copierBig);
+            for (int k = 0; k < IN_FLIGHT.length; k++) {
+                double engineBatch = inFlight(IN_FLIGHT[k], BLOCK * BLOCKS, batchRound);
+                System.out.printf("engine loopback D2D 128 x 64 KiB, %3d in flight %6.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x),"
+                                + " %.2fx engine 64 MiB, %.2fx the copier's batch; %5.1f us a batch%n",
+                        IN_FLIGHT[k], engineBatch, engineBatch / copierBig, engineBatch / engineBig, engineBatch / copierBatch[k],
+                        BLOCK * BLOCKS / engineBatch / 1e3);
+            }
+            double[] submit = new double[REPEATS]; // the submitting thread's time, the rounds joined after the timing
+            TransferBatch[] rounds = new TransferBatch[ROUNDS];
+            for (int rep = 0; rep < REPEATS; rep++) {
+                long t0 = System.nanoTime();
                 for (int r = 0; r < ROUNDS; r++) {
-                    TransferBatch batch = engine.newBatch(BLOCKS);
-                    for (int i = 0; i < BLOCKS; i++) {
-                        batch.write(self, src[i], dst[i], len[i]);
-                    }
-                    joinAll(batch.submit());
+                    rounds[r] = batchRound(engine, self, dst, src, len).submit();
                 }
-            }, BLOCK * BLOCKS * ROUNDS);
-            System.out.printf("engine loopback D2D 64 MiB, pipelined         %8.1f GB/s  %.2fx raw%n", engineBig, engineBig / raw);
-            System.out.printf("engine loopback D2D 128 x 64 KiB, pipelined   %8.1f GB/s  %.2fx engine 64 MiB, %.2fx raw%n",
-                    engineBatch, engineBatch / engineBig, engineBatch / raw);
-            System.out.printf("engine loopback D2D 128 x 64 KiB, one at a time %6.1f GB/s  (%.1f us a batch)%n",
-                    engineOneByOne, BLOCK * BLOCKS / engineOneByOne / 1e3);
+                submit[rep] = (System.nanoTime() - t0) / 1e3 / ROUNDS;
+                joinAll(rounds);
+            }
+            Arrays.sort(submit);
+            double submitMicros = submit[REPEATS / 2];
+            System.out.printf("  newBatch + 128 writes + submit returns after %8.1f us (host side of a batch, against copier.copy's above)%n",
+                    submitMicros);
         }
+    }
+
+    /** A new batch of the {@code BLOCKS} scattered writes, as a user builds one per round. */
+    private static TransferBatch batchRound(TransferEngine engine, Segment self, long[] dst, long[] src, long[] len) {
+        TransferBatch round = engine.newBatch(BLOCKS);
+        for (int i = 0; i < BLOCKS; i++) {
+            round.write(self, src[i], dst[i], len[i]);
+        }
+        return round;
+    }
+
+    /** Something started that can be waited for. */
+    private interface Started {
+        void await() throws Exception;
+    }
+
+    /** Starts one operation. */
+    private interface Op {
+        Started start() throws Exception;
+    }
+
+    /**
+     * GB/s (median of {@link #REPEATS}) of {@link #ROUNDS} operations of {@code bytes} each, at most
+     * {@code inFlight} unfinished at a time: the oldest is waited for before the next starts.
+     */
+    private static double inFlight(int inFlight, long bytes, Op op) throws Exception {
+        return median(() -> {
+            Started[] ring = new Started[inFlight];
+            for (int r = 0; r < ROUNDS; r++) {
+                int slot = r % inFlight;
+                if (ring[slot] != null) {
+                    ring[slot].await();
+                }
+                ring[slot] = op.start();
+            }
+            for (Started s : ring) {
+                if (s != null) {
+                    s.await();
+                }
+            }
+        }, bytes * ROUNDS);
     }
 
     private static void joinAll(TransferBatch... batches) {
