@@ -41,7 +41,7 @@ cp -r gpu-cuda/target/test-classes "$pack/test-classes"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # java.xml is for the console launcher's XML reports; the rest is what the engine needs
-"$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.management,java.naming,java.xml \
+"$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.management,jdk.management,java.naming,java.xml \
     --compress=2 --strip-debug --no-header-files --no-man-pages --output "$tmp/jre"
 tar -C "$tmp" -czf "$pack/jre.tar.gz" jre
 
