@@ -22,6 +22,7 @@ import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.DeviceAllocation;
+import io.mooncake4j.spi.DeviceMemoryProviders;
 import io.mooncake4j.spi.LocalMemory;
 import io.mooncake4j.spi.MetadataContext;
 import io.mooncake4j.spi.MetadataStore;
@@ -1050,6 +1051,11 @@ public final class TransferEngine implements AutoCloseable {
         @Override
         public PeerAuthenticator peerAuthenticator() {
             return auth;
+        }
+
+        @Override
+        public DeviceMemoryProviders deviceProviders() {
+            return devices.providers();
         }
     }
 }

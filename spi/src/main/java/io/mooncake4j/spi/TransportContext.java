@@ -6,6 +6,7 @@ import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MooncakeException;
 import java.net.InetAddress;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * What the engine gives a transport: settings, access to local memory and the peer handshake. Each
@@ -57,6 +58,15 @@ public interface TransportContext {
      * @throws io.mooncake4j.MooncakeException when the peer cannot be reached or answers garbage
      */
     JsonObject connect(String segmentName, JsonObject request, Duration timeout);
+
+    /**
+     * The device memory providers the engine found ({@code cuda:N}), for a transport that registers
+     * device memory with its own library (EFA: {@code FI_HMEM}) and needs the device's context current
+     * while it does ({@link DeviceMemoryProvider#inDeviceContext}). The default has none.
+     */
+    default DeviceMemoryProviders deviceProviders() {
+        return new DeviceMemoryProviders(List.of());
+    }
 
     /**
      * How the transport's data connections prove themselves: with a secret set, an initiator calls

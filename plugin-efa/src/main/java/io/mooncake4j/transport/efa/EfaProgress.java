@@ -7,9 +7,11 @@ import io.mooncake4j.nativeio.fabric.RmaOps;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Queue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,6 +32,10 @@ import org.slf4j.LoggerFactory;
  *   <li>Errors read from the error queue end their parts FAILED with the provider's text.
  *   <li>Every write asks for delivery completion, so that a part is reported COMPLETED only when its
  *       data is in the peer's memory (the caller may notify the peer next).
+ *   <li>Memory being unregistered ({@link #release}): operations the provider accepted cannot be
+ *       cancelled, so a NIC with some in flight on that memory (a peer stopped or unreachable) has
+ *       its endpoint closed and reopened; every operation in flight on it then ends, those of other
+ *       requests FAILED saying why.
  * </ul>
  */
 final class EfaProgress implements Runnable {
@@ -48,6 +54,8 @@ final class EfaProgress implements Runnable {
     private final EfaNic[] nics;
     private final long slice;
     private final Queue<EfaWork> incoming = new ConcurrentLinkedQueue<>();
+    private final Queue<Release> releases = new ConcurrentLinkedQueue<>();
+    private final BiConsumer<EfaNic, Boolean> afterReset;
     private final ArrayDeque<EfaWork> pending = new ArrayDeque<>();
     private final long[] errorOut = new long[3];
     private final FabricWaitSet waitSet;
@@ -56,8 +64,13 @@ final class EfaProgress implements Runnable {
     private volatile boolean waiting;
     private int roundRobin;
 
-    EfaProgress(List<EfaNic> nics, long slice, String name) {
+    /**
+     * @param afterReset called on this thread after a NIC's endpoint was reset (see {@link #release})
+     *     with whether its address changed, to rebind regions and announce a new address
+     */
+    EfaProgress(List<EfaNic> nics, long slice, String name, BiConsumer<EfaNic, Boolean> afterReset) {
         this.nics = nics.toArray(EfaNic[]::new);
+        this.afterReset = afterReset;
         this.slice = slice;
         this.waitSet = new FabricWaitSet(nics.stream().map(n -> n.fabric).toList());
         this.thread = new Thread(this, name);
@@ -78,6 +91,26 @@ final class EfaProgress implements Runnable {
         }
     }
 
+    /**
+     * Stops every user of {@code registration} on this thread's NICs: a NIC with operations on it in
+     * flight (accepted by the provider) has its endpoint reset, and every operation in flight on that
+     * NIC ends; operations staged but not accepted are dropped. The region's own operations are
+     * reported FAILED (their requests had already ended: the engine unregisters only after their
+     * deadline), the others FAILED with the reason. Completes once done, on this thread.
+     */
+    CompletableFuture<Void> release(EfaRegistration registration) {
+        Release r = new Release(registration, new CompletableFuture<>());
+        releases.add(r);
+        if (!thread.isAlive()) {
+            r.done.completeExceptionally(new IllegalStateException("the EFA progress thread has stopped"));
+        } else {
+            wake();
+        }
+        return r.done;
+    }
+
+    private record Release(EfaRegistration registration, CompletableFuture<Void> done) {}
+
     private void wake() {
         LockSupport.unpark(thread);
         for (EfaNic nic : nics) {
@@ -91,7 +124,8 @@ final class EfaProgress implements Runnable {
         long park = 1000;
         try {
             while (running) {
-                boolean busy = drainIncoming();
+                boolean busy = runReleases();
+                busy |= drainIncoming();
                 busy |= issue();
                 busy |= post();
                 busy |= reap();
@@ -118,7 +152,7 @@ final class EfaProgress implements Runnable {
                     continue;
                 }
                 waiting = true;
-                if (incoming.isEmpty()) {
+                if (incoming.isEmpty() && releases.isEmpty()) {
                     park = idleWait(park);
                 }
                 waiting = false;
@@ -127,6 +161,81 @@ final class EfaProgress implements Runnable {
             log.error("EFA progress thread {} died; its queued transfers fail", thread.getName(), t);
             running = false;
             failQueued(TransferStatus.FAILED, "the EFA progress thread died: " + t);
+        }
+    }
+
+    private boolean runReleases() {
+        Release r;
+        boolean any = false;
+        while ((r = releases.poll()) != null) {
+            any = true;
+            try {
+                for (EfaNic nic : nics) {
+                    release(nic, r.registration);
+                }
+                r.done.complete(null);
+            } catch (RuntimeException e) {
+                r.done.completeExceptionally(e);
+            }
+        }
+        return any;
+    }
+
+    private void release(EfaNic nic, EfaRegistration registration) {
+        boolean[] staged = new boolean[nic.capacity];
+        for (int k = nic.stagedFrom; k < nic.stagedTo; k++) {
+            staged[nic.ops.slot(k)] = true;
+        }
+        String region = registration.region.toString();
+        dropStaged(nic, registration, "dropped: " + region + " is being unregistered");
+        boolean posted = false;
+        for (int slot = 0; slot < nic.capacity && !posted; slot++) {
+            posted = !staged[slot] && nic.slotRegistration[slot] == registration;
+        }
+        if (!posted) {
+            return;
+        }
+        log.warn("EFA {}: operations on {}, which is being unregistered, are still in flight (peer stopped or"
+                + " unreachable): resetting the endpoint, which ends every operation in flight on it", nic, region);
+        String reason = "EFA " + nic + ": the endpoint was reset to stop operations on " + region
+                + " (unregistered while a peer had not answered them); this operation was in flight and ended with"
+                + " it: retry it";
+        RuntimeException failure = null;
+        boolean addressChanged = false;
+        try {
+            addressChanged = nic.resetEndpoint();
+        } catch (RuntimeException e) {
+            failure = e;
+            reason = "EFA " + nic + ": the endpoint was closed to stop operations on " + region
+                    + " and could not be reopened (" + e.getMessage() + ")";
+        }
+        for (int slot = 0; slot < nic.capacity; slot++) {
+            if (!staged[slot]) {
+                finish(nic, slot, TransferStatus.FAILED, reason);
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        afterReset.accept(nic, addressChanged);
+    }
+
+    /** Drops staged (not accepted) operations on {@code registration} or of aborted work, keeping the others in order. */
+    private static void dropStaged(EfaNic nic, EfaRegistration registration, String reason) {
+        int kept = nic.stagedFrom;
+        for (int k = nic.stagedFrom; k < nic.stagedTo; k++) {
+            int slot = nic.ops.slot(k);
+            EfaWork w = nic.slotWork[slot];
+            if (nic.slotRegistration[slot] == registration || (w != null && w.work.isAborted())) {
+                finish(nic, slot, w != null && w.work.isAborted() ? w.abortStatus() : TransferStatus.FAILED, reason);
+            } else {
+                nic.ops.move(k, kept++);
+            }
+        }
+        nic.stagedTo = kept;
+        if (nic.stagedFrom == nic.stagedTo) {
+            nic.stagedFrom = 0;
+            nic.stagedTo = 0;
         }
     }
 
@@ -249,6 +358,7 @@ final class EfaProgress implements Runnable {
         int device = w.peer.deviceFor(nic.index);
         int slot = nic.takeSlot();
         nic.slotWork[slot] = w;
+        nic.slotRegistration[slot] = reg;
         nic.slotFirst[slot] = i;
         nic.slotLast[slot] = last;
         nic.slotBytes[slot] = length;
