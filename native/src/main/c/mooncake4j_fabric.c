@@ -239,6 +239,8 @@ static jlong fab_info_long(JNIEnv *env, jclass cls, jlong jinfo, jint field) {
     case 2: return (jlong)info->ep_attr->max_msg_size;
     case 3: return (jlong)(info->caps | (fault_hmem ? FI_HMEM : 0));
     case 4: return (jlong)info->domain_attr->mr_key_size;
+    case 5: return (jlong)info->tx_attr->msg_order;
+    case 6: return (jlong)info->ep_attr->max_order_waw_size;
     default: return -FI_EINVAL;
     }
 }

@@ -17,6 +17,7 @@ public final class FabricInfo {
     private final long txSize;
     private final long maxMessageSize;
     private final long caps;
+    private final long orderedWriteSize;
 
     private FabricInfo(long handle) {
         this.handle = handle;
@@ -28,6 +29,18 @@ public final class FabricInfo {
         long max = FabricNatives.infoLong0(handle, 2);
         this.maxMessageSize = max <= 0 ? Long.MAX_VALUE : max; // an unsigned SIZE_MAX means no limit
         this.caps = FabricNatives.infoLong0(handle, 3);
+        boolean waw = (FabricNatives.infoLong0(handle, 5) & LibFabric.FI_ORDER_WAW) != 0;
+        long wawSize = FabricNatives.infoLong0(handle, 6);
+        this.orderedWriteSize = !waw ? 0 : wawSize < 0 ? Long.MAX_VALUE : wawSize; // SIZE_MAX: no limit
+    }
+
+    /**
+     * Up to which size RMA writes to one peer are placed in its memory in the order they were posted
+     * ({@code FI_ORDER_WAW} in the transmit {@code msg_order}, and {@code max_order_waw_size}); 0 when
+     * they are not ordered (shm, EFA).
+     */
+    public long orderedWriteSize() {
+        return orderedWriteSize;
     }
 
     /** Whether the provider registers device memory ({@code FI_HMEM} in its capabilities). */

@@ -39,6 +39,8 @@ public final class LibFabric {
     public static final int FI_HMEM_SYSTEM = 0;
     /** {@code FI_HMEM_CUDA}: the {@code fi_hmem_iface} of CUDA device memory. */
     public static final int FI_HMEM_CUDA = 1;
+    /** {@code FI_ORDER_WAW}: RMA writes are processed in the order they were posted. */
+    public static final long FI_ORDER_WAW = 1L << 4;
     /** {@code FI_EAGAIN}: resource temporarily unavailable (back-pressure). */
     public static final int FI_EAGAIN = 11;
     /** {@code FI_EAVAIL}: an error entry is waiting on the completion queue. */

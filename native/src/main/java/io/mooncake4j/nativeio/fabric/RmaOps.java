@@ -53,6 +53,11 @@ public final class RmaOps {
         buffer.putLong(o + 56, 0);
     }
 
+    /** Adds {@code flags} to operation {@code i} (before it is posted). */
+    public void addFlags(int i, int flags) {
+        buffer.putInt(i * SIZE + 4, buffer.getInt(i * SIZE + 4) | flags);
+    }
+
     /** Copies operation {@code from} over operation {@code to} (to compact a staged range). */
     public void move(int from, int to) {
         if (from != to) {

@@ -53,6 +53,19 @@ final class EfaNic implements AutoCloseable {
     final EfaWork[] slotWork;
     /** The local registration each slot's operation uses, read when memory is unregistered. */
     final EfaRegistration[] slotRegistration;
+    /** Posting order of each slot's operation. */
+    final long[] slotSeq;
+    /** Writes whose report waits for a later delivery-complete write ({@link #lastWriteDelivers}). */
+    final boolean[] slotOrderedWrite;
+    /** Writes asking for delivery completion on a NIC where {@link #lastWriteDelivers}. */
+    final boolean[] slotDelivery;
+    long nextSeq;
+    /**
+     * Whether the provider places writes to a peer in posting order, for operations up to the slice
+     * size: then only the last write of each submission in a posted batch asks for delivery
+     * completion ({@link EfaDelivery}); else every write does. Set before the progress thread starts.
+     */
+    boolean lastWriteDelivers;
     final int[] slotFirst;
     final int[] slotLast;
     final long[] slotBytes;
@@ -74,6 +87,9 @@ final class EfaNic implements AutoCloseable {
         this.completions = new CompletionSlots(64);
         this.slotWork = new EfaWork[capacity];
         this.slotRegistration = new EfaRegistration[capacity];
+        this.slotSeq = new long[capacity];
+        this.slotOrderedWrite = new boolean[capacity];
+        this.slotDelivery = new boolean[capacity];
         this.slotFirst = new int[capacity];
         this.slotLast = new int[capacity];
         this.slotBytes = new long[capacity];
@@ -137,6 +153,8 @@ final class EfaNic implements AutoCloseable {
     void releaseSlot(int slot) {
         slotWork[slot] = null;
         slotRegistration[slot] = null;
+        slotOrderedWrite[slot] = false;
+        slotDelivery[slot] = false;
         freeSlots[freeCount++] = slot;
     }
 

@@ -30,8 +30,10 @@ import org.slf4j.LoggerFactory;
  *       with a growing pause up to 1 ms, so it does not take a core from the other processes of a
  *       small host.
  *   <li>Errors read from the error queue end their parts FAILED with the provider's text.
- *   <li>Every write asks for delivery completion, so that a part is reported COMPLETED only when its
- *       data is in the peer's memory (the caller may notify the peer next).
+ *   <li>A write part is reported COMPLETED only when its data is in the peer's memory (the caller
+ *       may notify the peer next): every write asks for delivery completion, except on a provider
+ *       that places writes in posting order, where the last write of each submission in a posted
+ *       batch asks and the earlier ones are reported when it completes ({@link EfaDelivery}).
  *   <li>Memory being unregistered ({@link #release}): operations the provider accepted cannot be
  *       cancelled, so a NIC with some in flight on that memory (a peer stopped or unreachable) has
  *       its endpoint closed and reopened; every operation in flight on it then ends, those of other
@@ -63,6 +65,7 @@ final class EfaProgress implements Runnable {
     private volatile boolean running = true;
     private volatile boolean waiting;
     private int roundRobin;
+    private int postRound;
 
     /**
      * @param afterReset called on this thread after a NIC's endpoint was reset (see {@link #release})
@@ -71,6 +74,9 @@ final class EfaProgress implements Runnable {
     EfaProgress(List<EfaNic> nics, long slice, String name, BiConsumer<EfaNic, Boolean> afterReset) {
         this.nics = nics.toArray(EfaNic[]::new);
         this.afterReset = afterReset;
+        for (EfaNic nic : this.nics) {
+            nic.lastWriteDelivers = nic.fabric.info().orderedWriteSize() >= slice;
+        }
         this.slice = slice;
         this.waitSet = new FabricWaitSet(nics.stream().map(n -> n.fabric).toList());
         this.thread = new Thread(this, name);
@@ -348,9 +354,10 @@ final class EfaProgress implements Runnable {
         }
         boolean read = w.isRead(i);
         int flags = read ? RmaOps.READ : 0;
-        if (!read) {
-            // every write: a part is reported COMPLETED only once its bytes are in the peer's memory
-            // (transmit completion alone let writes to a stopped or dead peer end COMPLETED)
+        if (!read && !nic.lastWriteDelivers) {
+            // unordered provider: every write asks, so that a part is reported COMPLETED only once its
+            // bytes are in the peer's memory (transmit completion alone let writes to a stopped or
+            // dead peer end COMPLETED); on an ordered one, post() marks the last write of each batch
             flags |= RmaOps.DELIVERY_COMPLETE;
         }
         EfaRegistration reg = w.local(i);
@@ -359,6 +366,8 @@ final class EfaProgress implements Runnable {
         int slot = nic.takeSlot();
         nic.slotWork[slot] = w;
         nic.slotRegistration[slot] = reg;
+        nic.slotSeq[slot] = nic.nextSeq++;
+        nic.slotOrderedWrite[slot] = !read && nic.lastWriteDelivers;
         nic.slotFirst[slot] = i;
         nic.slotLast[slot] = last;
         nic.slotBytes[slot] = length;
@@ -378,6 +387,9 @@ final class EfaProgress implements Runnable {
     private boolean post() {
         boolean any = false;
         for (EfaNic nic : nics) {
+            if (nic.lastWriteDelivers && nic.stagedFrom < nic.stagedTo) {
+                markLastWrites(nic);
+            }
             while (nic.stagedFrom < nic.stagedTo) {
                 int n = nic.fabric.post(nic.ops, nic.stagedFrom, nic.stagedTo - nic.stagedFrom);
                 nic.stagedFrom += n;
@@ -412,6 +424,27 @@ final class EfaProgress implements Runnable {
         return any;
     }
 
+    /**
+     * Makes the last staged write of each submission ask for delivery completion (see {@link
+     * EfaDelivery}): every write of a submission then has a later delivery-complete one on this NIC.
+     */
+    private void markLastWrites(EfaNic nic) {
+        int round = ++postRound;
+        for (int k = nic.stagedTo - 1; k >= nic.stagedFrom; k--) {
+            int slot = nic.ops.slot(k);
+            EfaWork w = nic.slotWork[slot];
+            if (w == null || !nic.slotOrderedWrite[slot] || w.postMark == round) {
+                continue;
+            }
+            w.postMark = round;
+            if (!nic.slotDelivery[slot]) {
+                nic.slotDelivery[slot] = true;
+                nic.ops.addFlags(k, RmaOps.DELIVERY_COMPLETE);
+                w.delivery(nic.index).deliveryPosted(nic.slotSeq[slot]);
+            }
+        }
+    }
+
     private boolean reap() {
         boolean any = false;
         for (EfaNic nic : nics) {
@@ -438,24 +471,30 @@ final class EfaProgress implements Runnable {
         return n;
     }
 
-    /** Reports the part in {@code slot} for every request it covers and frees the slot. */
+    /**
+     * Reports the part in {@code slot} for every request it covers and frees the slot. A write on a
+     * NIC where {@link EfaNic#lastWriteDelivers} goes through its submission's {@link EfaDelivery}.
+     */
     private static void finish(EfaNic nic, int slot, TransferStatus status, String reason) {
         EfaWork w = nic.slotWork[slot];
         if (w == null) {
             return;
         }
-        if (status == TransferStatus.COMPLETED) {
-            nic.operations.increment();
-            nic.bytes.add(nic.slotBytes[slot]);
-        }
-        for (int r = nic.slotFirst[slot]; r <= nic.slotLast[slot]; r++) {
-            if (status == TransferStatus.COMPLETED) {
-                w.work.partDone(r, status);
-            } else {
-                w.work.partFailed(r, status, reason);
-            }
-        }
+        int first = nic.slotFirst[slot];
+        int last = nic.slotLast[slot];
+        long bytes = nic.slotBytes[slot];
+        long seq = nic.slotSeq[slot];
+        boolean ordered = nic.slotOrderedWrite[slot];
+        boolean delivery = nic.slotDelivery[slot];
         nic.releaseSlot(slot);
+        if (ordered && delivery) {
+            EfaDelivery.report(w, nic, first, last, bytes, status, reason);
+            w.delivery(nic.index).deliveryEnded(w, nic, seq, status == TransferStatus.COMPLETED);
+        } else if (ordered && status == TransferStatus.COMPLETED) {
+            w.delivery(nic.index).writeCompleted(w, nic, seq, first, last, bytes);
+        } else {
+            EfaDelivery.report(w, nic, first, last, bytes, status, reason);
+        }
     }
 
     /**
