@@ -15,15 +15,12 @@ import io.mooncake4j.TransferStatus;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.nativeio.fabric.FabricFaults;
-import io.mooncake4j.nativeio.fabric.LibFabric;
 import io.mooncake4j.spi.RegionRegistration;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Operations a peer never answers ({@link MuteNic}: its side stops progressing once connected).
@@ -42,14 +39,8 @@ class EfaEndpointResetTest {
         FabricFaults.clear();
     }
 
-    /** {@code endpointBound}: regions bound to the endpoint (FI_MR_ENDPOINT, fault seam) are bound to the new one. */
-    @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void shouldEndTheStuckReadAndAnnounceTheNewAddressWhenItsMemoryIsUnregistered(boolean endpointBound)
-            throws Exception {
-        if (endpointBound) {
-            FabricFaults.addMrMode(LibFabric.FI_MR_ENDPOINT);
-        }
+    @Test
+    void shouldEndTheStuckReadAndAnnounceTheNewAddressWhenItsMemoryIsUnregistered() throws Exception {
         long stuckMemory = NativeMemory.map(LENGTH);
         long target = NativeMemory.map(LENGTH);
         long source = NativeMemory.map(LENGTH);
@@ -58,7 +49,6 @@ class EfaEndpointResetTest {
         MemoryRegion sourceRegion = new MemoryRegion(source, LENGTH, MemoryLocation.CPU);
         try (EfaPair pair = new EfaPair(EfaSettings.PROVIDER, "tcp;ofi_rxm", EngineConfig.DEVICE, "lo");
                 MuteNic mute = new MuteNic(LENGTH)) {
-            FabricFaults.clear(); // NICs keep the mode they were opened with
             RegionRegistration stuckReg = pair.a.registerRegion(stuckRegion);
             RegionRegistration targetReg = pair.a.registerRegion(targetRegion);
             RegionRegistration sourceReg = pair.b.registerRegion(sourceRegion);
