@@ -100,6 +100,18 @@ final class EfaDelivery {
         waitingCount = kept;
     }
 
+    /**
+     * The NIC's endpoint was reset: writes waiting here went out on the old endpoint, whose
+     * connections are gone, so a delivery-complete write posted on the new one proves nothing about
+     * them: they are reported FAILED with {@code reason}.
+     */
+    void endpointReset(EfaWork w, EfaNic nic, String reason) {
+        for (int i = 0; i < waitingCount; i++) {
+            report(w, nic, waitingFirst[i], waitingLast[i], waitingBytes[i], TransferStatus.FAILED, reason);
+        }
+        waitingCount = 0;
+    }
+
     private boolean laterOutstanding(long seq) {
         for (int i = 0; i < outstandingCount; i++) {
             if (outstanding[i] > seq) {

@@ -220,6 +220,15 @@ final class EfaProgress implements Runnable {
                 finish(nic, slot, TransferStatus.FAILED, reason);
             }
         }
+        for (int k = nic.stagedFrom; k < nic.stagedTo; k++) {
+            // a delivery-complete write still staged goes out on the new endpoint: it cannot vouch
+            // for the writes sent on the old one
+            EfaWork w = nic.slotWork[nic.ops.slot(k)];
+            EfaDelivery d = w == null ? null : w.existingDelivery(nic.index);
+            if (d != null) {
+                d.endpointReset(w, nic, reason);
+            }
+        }
         if (failure != null) {
             throw failure;
         }

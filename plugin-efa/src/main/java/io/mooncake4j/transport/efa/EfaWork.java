@@ -27,6 +27,11 @@ final class EfaWork {
         this.peer = peer;
     }
 
+    /** The delivery bookkeeping of local NIC {@code nic}, or null when it has none yet. */
+    EfaDelivery existingDelivery(int nic) {
+        return delivery == null ? null : delivery[nic];
+    }
+
     EfaDelivery delivery(int nic) {
         if (delivery == null) {
             delivery = new EfaDelivery[peer.dest.length];
