@@ -16,7 +16,10 @@
  * can be asked for: fail the Nth fi_mr_reg, or make a domain behave as if the provider returned extra
  * mr_mode bits (FI_MR_PROV_KEY: keys are chosen "by the provider"; FI_MR_ENDPOINT: regions are bound
  * to the endpoint and enabled), or refuse every post with -FI_EAGAIN (a peer whose connection never
- * drains, as rxm does for a dead peer it keeps reconnecting to).
+ * drains, as rxm does for a dead peer it keeps reconnecting to), or make a reopened endpoint take a
+ * new address (as EFA's does: a new queue pair) instead of asking for its old one, or make NICs claim
+ * FI_HMEM and register device memory as host memory (FakeGpu's "device memory" is host memory), the
+ * iface and device asked for being kept for the test to read.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -66,6 +69,7 @@ struct mc_nic {
     struct fi_context2 *contexts;
     uint32_t slots;
     uint64_t mr_mode;
+    size_t cq_size;
     int wait_fd; /* the CQ's FI_WAIT_FD descriptor, or -1 when the provider has no wait object */
 };
 
@@ -86,6 +90,9 @@ static int fault_mr_reg_errno;
 static uint64_t fault_mr_mode_add;
 static uint64_t fault_next_key = 1u << 20;
 static int fault_post_eagain; /* non-zero: every post is refused with -FI_EAGAIN (a backlogged peer) */
+static int fault_new_address; /* non-zero: a reopened endpoint never asks for its old address (as on EFA) */
+static int fault_hmem; /* non-zero: NICs claim FI_HMEM; device memory is registered as host memory */
+static long last_regattr = -1; /* iface << 32 | device of the last fi_mr_regattr asked for (tests) */
 
 static __thread const char *last_step = "";
 
@@ -157,7 +164,8 @@ static jstring fab_last_step(JNIEnv *env, jclass cls) {
     return (*env)->NewStringUTF(env, last_step);
 }
 
-static jlong fab_getinfo(JNIEnv *env, jclass cls, jstring jprov, jstring jnode, jlong mr_mode) {
+static jlong fab_getinfo(JNIEnv *env, jclass cls, jstring jprov, jstring jnode, jlong mr_mode,
+                         jlong extra_caps) {
     (void)cls;
     struct sigaction saved[GUARDED_COUNT];
     save_signals(saved);
@@ -166,10 +174,15 @@ static jlong fab_getinfo(JNIEnv *env, jclass cls, jstring jprov, jstring jnode, 
         restore_signals(saved);
         return -FI_ENOMEM;
     }
-    hints->caps = FI_MSG | FI_RMA | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
+    hints->caps = FI_MSG | FI_RMA | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE |
+                  (uint64_t)extra_caps;
     hints->mode = FI_CONTEXT | FI_CONTEXT2;
     hints->ep_attr->type = FI_EP_RDM;
     hints->domain_attr->mr_mode = (int)mr_mode;
+    if (fault_hmem) { /* the test seam claims FI_HMEM for providers without it */
+        hints->caps &= ~FI_HMEM;
+        hints->domain_attr->mr_mode &= ~FI_MR_HMEM;
+    }
     hints->domain_attr->threading = FI_THREAD_SAFE;
     hints->domain_attr->av_type = FI_AV_TABLE;
     const char *prov = (*env)->GetStringUTFChars(env, jprov, NULL);
@@ -224,15 +237,25 @@ static jlong fab_info_long(JNIEnv *env, jclass cls, jlong jinfo, jint field) {
     case 0: return (jlong)info->domain_attr->mr_mode;
     case 1: return (jlong)info->tx_attr->size;
     case 2: return (jlong)info->ep_attr->max_msg_size;
-    case 3: return (jlong)info->caps;
+    case 3: return (jlong)(info->caps | (fault_hmem ? FI_HMEM : 0));
     case 4: return (jlong)info->domain_attr->mr_key_size;
+    case 5: return (jlong)info->tx_attr->msg_order;
+    case 6: return (jlong)info->ep_attr->max_order_waw_size;
     default: return -FI_EINVAL;
     }
 }
 
-static void nic_free(struct mc_nic *n) {
+/* Closes the endpoint and its completion queue (the endpoint first: it holds the queue). */
+static void ep_close(struct mc_nic *n) {
     if (n->ep != NULL) fi_close(&n->ep->fid);
     if (n->cq != NULL) fi_close(&n->cq->fid);
+    n->ep = NULL;
+    n->cq = NULL;
+    n->wait_fd = -1;
+}
+
+static void nic_free(struct mc_nic *n) {
+    ep_close(n);
     if (n->av != NULL) fi_close(&n->av->fid);
     if (n->domain != NULL) fi_close(&n->domain->fid);
     if (n->fabric != NULL) fi_close(&n->fabric->fid);
@@ -247,6 +270,37 @@ static void nic_free(struct mc_nic *n) {
         rc = (call);                                                                               \
         if (rc != 0) goto fail;                                                                    \
     } while (0)
+
+/*
+ * Opens the completion queue and the endpoint, binds them to the address vector, enables the
+ * endpoint. On failure leaves both closed.
+ */
+static int ep_open(struct mc_nic *n) {
+    int rc;
+    /* A file descriptor to block on while idle (poll() holds no libfabric lock, unlike
+     * fi_cq_sread, so another domain's thread in the same process keeps progressing). */
+    struct fi_cq_attr cq_attr = {
+        .format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_FD, .size = n->cq_size};
+    n->wait_fd = -1;
+    last_step = "fi_cq_open";
+    if (fi_cq_open(n->domain, &cq_attr, &n->cq, NULL) == 0) {
+        if (fi_control(&n->cq->fid, FI_GETWAIT, &n->wait_fd) != 0) {
+            n->wait_fd = -1;
+        }
+    } else {
+        cq_attr.wait_obj = FI_WAIT_NONE;
+        n->cq = NULL;
+        STEP("fi_cq_open", fi_cq_open(n->domain, &cq_attr, &n->cq, NULL));
+    }
+    STEP("fi_endpoint", fi_endpoint(n->domain, n->info, &n->ep, NULL));
+    STEP("fi_ep_bind(av)", fi_ep_bind(n->ep, &n->av->fid, 0));
+    STEP("fi_ep_bind(cq)", fi_ep_bind(n->ep, &n->cq->fid, FI_TRANSMIT | FI_RECV));
+    STEP("fi_enable", fi_enable(n->ep));
+    return 0;
+fail:
+    ep_close(n);
+    return rc < 0 ? rc : -rc;
+}
 
 static jlong fab_nic_open(JNIEnv *env, jclass cls, jlong jinfo, jint slots, jint cq_size) {
     (void)env;
@@ -265,34 +319,61 @@ static jlong fab_nic_open(JNIEnv *env, jclass cls, jlong jinfo, jint slots, jint
         goto fail;
     }
     n->slots = (uint32_t)slots;
+    n->cq_size = (size_t)cq_size;
     n->mr_mode = (uint64_t)n->info->domain_attr->mr_mode | fault_mr_mode_add;
     STEP("fi_fabric", p_fabric(n->info->fabric_attr, &n->fabric, NULL));
     STEP("fi_domain", fi_domain(n->fabric, n->info, &n->domain, NULL));
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     STEP("fi_av_open", fi_av_open(n->domain, &av_attr, &n->av, NULL));
-    /* A file descriptor to block on while idle (poll() holds no libfabric lock, unlike
-     * fi_cq_sread, so another domain's thread in the same process keeps progressing). */
-    struct fi_cq_attr cq_attr = {
-        .format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_FD, .size = (size_t)cq_size};
-    n->wait_fd = -1;
-    last_step = "fi_cq_open";
-    if (fi_cq_open(n->domain, &cq_attr, &n->cq, NULL) == 0) {
-        if (fi_control(&n->cq->fid, FI_GETWAIT, &n->wait_fd) != 0) {
-            n->wait_fd = -1;
-        }
-    } else {
-        cq_attr.wait_obj = FI_WAIT_NONE;
-        n->cq = NULL;
-        STEP("fi_cq_open", fi_cq_open(n->domain, &cq_attr, &n->cq, NULL));
-    }
-    STEP("fi_endpoint", fi_endpoint(n->domain, n->info, &n->ep, NULL));
-    STEP("fi_ep_bind(av)", fi_ep_bind(n->ep, &n->av->fid, 0));
-    STEP("fi_ep_bind(cq)", fi_ep_bind(n->ep, &n->cq->fid, FI_TRANSMIT | FI_RECV));
-    STEP("fi_enable", fi_enable(n->ep));
+    STEP("ep_open", ep_open(n));
     return (jlong)(uintptr_t)n;
 fail:
     nic_free(n);
     return rc < 0 ? rc : -rc;
+}
+
+/*
+ * Closes the endpoint and its completion queue: the provider drops every operation posted on it
+ * (none completes after this returns, and none touches its memory again: an RMA cannot be
+ * cancelled any other way), and the peers' connections to it end. The domain, the address vector
+ * (so fi_addr_t values stay valid) and the memory registrations stay.
+ */
+static jint fab_ep_close(JNIEnv *env, jclass cls, jlong nic) {
+    (void)env;
+    (void)cls;
+    ep_close((struct mc_nic *)(uintptr_t)nic);
+    return 0;
+}
+
+/*
+ * Opens a fresh completion queue and endpoint after fab_ep_close, asking for the old endpoint's
+ * address (src_addr) so that peers keep reaching it; when the provider cannot give that address
+ * again (EFA: a new queue pair), takes a new one. Returns 0 or a negative error.
+ */
+static jint fab_ep_reopen(JNIEnv *env, jclass cls, jlong nic, jbyteArray jold) {
+    (void)cls;
+    struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
+    if (n->ep != NULL) {
+        return -FI_EBUSY;
+    }
+    jsize len = jold != NULL ? (*env)->GetArrayLength(env, jold) : 0;
+    void *saved_addr = n->info->src_addr;
+    size_t saved_len = n->info->src_addrlen;
+    void *old = len > 0 && !fault_new_address ? malloc((size_t)len) : NULL;
+    int rc;
+    if (old != NULL) {
+        (*env)->GetByteArrayRegion(env, jold, 0, len, (jbyte *)old);
+        n->info->src_addr = old;
+        n->info->src_addrlen = (size_t)len;
+        rc = ep_open(n);
+        n->info->src_addr = saved_addr;
+        n->info->src_addrlen = saved_len;
+        free(old);
+        if (rc == 0) {
+            return 0;
+        }
+    }
+    return ep_open(n);
 }
 
 static jint fab_nic_close(JNIEnv *env, jclass cls, jlong nic) {
@@ -307,7 +388,7 @@ static jbyteArray fab_nic_name(JNIEnv *env, jclass cls, jlong nic) {
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
     char name[256];
     size_t len = sizeof name;
-    if (fi_getname(&n->ep->fid, name, &len) != 0) {
+    if (n->ep == NULL || fi_getname(&n->ep->fid, name, &len) != 0) {
         return NULL;
     }
     jbyteArray out = (*env)->NewByteArray(env, (jsize)len);
@@ -368,12 +449,16 @@ static jlong fab_mr_reg(JNIEnv *env, jclass cls, jlong nic, jlong addr, jlong le
         .iface = (enum fi_hmem_iface)iface,
     };
     attr.device.cuda = device;
+    last_regattr = (long)iface << 32 | (uint32_t)device;
+    if (fault_hmem) {
+        attr.iface = FI_HMEM_SYSTEM;
+    }
     if (fault_mr_mode_add & FI_MR_PROV_KEY) {
         attr.requested_key = __atomic_fetch_add(&fault_next_key, 1, __ATOMIC_RELAXED);
     }
     int rc = fi_mr_regattr(n->domain, &attr, 0, &m->mr);
     if (rc == 0 && (n->mr_mode & FI_MR_ENDPOINT)) {
-        rc = fi_mr_bind(m->mr, &n->ep->fid, 0);
+        rc = n->ep != NULL ? fi_mr_bind(m->mr, &n->ep->fid, 0) : -FI_ENOTCONN;
         if (rc == 0) {
             rc = fi_mr_enable(m->mr);
         }
@@ -388,6 +473,19 @@ static jlong fab_mr_reg(JNIEnv *env, jclass cls, jlong nic, jlong addr, jlong le
     jlong out[2] = {(jlong)fi_mr_key(m->mr), (jlong)(uintptr_t)fi_mr_desc(m->mr)};
     (*env)->SetLongArrayRegion(env, jout, 0, 2, out);
     return (jlong)(uintptr_t)m;
+}
+
+/* FI_MR_ENDPOINT: binds a region to the NIC's (reopened) endpoint and enables it. */
+static jint fab_mr_rebind(JNIEnv *env, jclass cls, jlong nic, jlong mr) {
+    (void)env;
+    (void)cls;
+    struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
+    struct mc_mr *m = (struct mc_mr *)(uintptr_t)mr;
+    if (n->ep == NULL) {
+        return -FI_ENOTCONN;
+    }
+    int rc = fi_mr_bind(m->mr, &n->ep->fid, 0);
+    return rc != 0 ? rc : fi_mr_enable(m->mr);
 }
 
 static jint fab_mr_close(JNIEnv *env, jclass cls, jlong mr) {
@@ -405,6 +503,10 @@ static jint fab_post(JNIEnv *env, jclass cls, jlong nic, jlong ops_address, jint
     (void)cls;
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
     struct mc_op *ops = (struct mc_op *)(uintptr_t)ops_address;
+    if (n->ep == NULL && count > 0) {
+        ops[0].rc = -FI_ENOTCONN;
+        return 0;
+    }
     if (fault_post_eagain && count > 0) {
         ops[0].rc = -FI_EAGAIN;
         return 0;
@@ -451,6 +553,9 @@ static jint fab_reap(JNIEnv *env, jclass cls, jlong nic, jlong slots_address, ji
     (void)cls;
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
     uint32_t *slots = (uint32_t *)(uintptr_t)slots_address;
+    if (n->cq == NULL) {
+        return 0;
+    }
     struct fi_cq_data_entry entries[64];
     size_t want = (size_t)max < 64 ? (size_t)max : 64;
     ssize_t got = fi_cq_read(n->cq, entries, want);
@@ -471,6 +576,9 @@ static jstring fab_read_err(JNIEnv *env, jclass cls, jlong nic, jlongArray jout)
     (void)cls;
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
     struct fi_cq_err_entry err;
+    if (n->cq == NULL) {
+        return NULL;
+    }
     memset(&err, 0, sizeof err);
     ssize_t rc = fi_cq_readerr(n->cq, &err, 0);
     if (rc != 1) {
@@ -492,7 +600,7 @@ static jint fab_signal(JNIEnv *env, jclass cls, jlong nic) {
     (void)env;
     (void)cls;
     struct mc_nic *n = (struct mc_nic *)(uintptr_t)nic;
-    return n->wait_fd >= 0 ? fi_cq_signal(n->cq) : 0;
+    return n->wait_fd >= 0 && n->cq != NULL ? fi_cq_signal(n->cq) : 0;
 }
 
 /*
@@ -531,38 +639,51 @@ static jint fab_wait(JNIEnv *env, jclass cls, jlongArray jnics, jint timeout_ms)
     return rc < 0 ? -errno : rc;
 }
 
+static jlong fab_last_regattr(JNIEnv *env, jclass cls) {
+    (void)env;
+    (void)cls;
+    return last_regattr;
+}
+
 static void fab_set_fault(JNIEnv *env, jclass cls, jlong mr_reg_countdown, jint mr_reg_errno,
-                          jlong mr_mode_add, jboolean post_eagain) {
+                          jlong mr_mode_add, jboolean post_eagain, jboolean new_address,
+                          jboolean hmem) {
     (void)env;
     (void)cls;
     fault_mr_reg_countdown = mr_reg_countdown;
     fault_mr_reg_errno = mr_reg_errno;
     fault_mr_mode_add = (uint64_t)mr_mode_add;
     fault_post_eagain = post_eagain;
+    fault_new_address = new_address;
+    fault_hmem = hmem;
 }
 
 static JNINativeMethod methods[] = {
     {"load0", "(Ljava/lang/String;)Ljava/lang/String;", (void *)fab_load},
     {"strerror0", "(I)Ljava/lang/String;", (void *)fab_strerror},
     {"lastStep0", "()Ljava/lang/String;", (void *)fab_last_step},
-    {"getinfo0", "(Ljava/lang/String;Ljava/lang/String;J)J", (void *)fab_getinfo},
+    {"getinfo0", "(Ljava/lang/String;Ljava/lang/String;JJ)J", (void *)fab_getinfo},
     {"freeinfo0", "(J)V", (void *)fab_freeinfo},
     {"infoNext0", "(J)J", (void *)fab_info_next},
     {"infoString0", "(JI)Ljava/lang/String;", (void *)fab_info_string},
     {"infoLong0", "(JI)J", (void *)fab_info_long},
     {"nicOpen0", "(JII)J", (void *)fab_nic_open},
     {"nicClose0", "(J)I", (void *)fab_nic_close},
+    {"epClose0", "(J)I", (void *)fab_ep_close},
+    {"epReopen0", "(J[B)I", (void *)fab_ep_reopen},
     {"nicName0", "(J)[B", (void *)fab_nic_name},
     {"nicLong0", "(JI)J", (void *)fab_nic_long},
     {"avInsert0", "(J[B)J", (void *)fab_av_insert},
     {"mrReg0", "(JJJJII[J)J", (void *)fab_mr_reg},
     {"mrClose0", "(J)I", (void *)fab_mr_close},
+    {"mrRebind0", "(JJ)I", (void *)fab_mr_rebind},
     {"post0", "(JJI)I", (void *)fab_post},
     {"reap0", "(JJI)I", (void *)fab_reap},
     {"wait0", "([JI)I", (void *)fab_wait},
     {"readErr0", "(J[J)Ljava/lang/String;", (void *)fab_read_err},
     {"signal0", "(J)I", (void *)fab_signal},
-    {"setFault0", "(JIJZ)V", (void *)fab_set_fault},
+    {"setFault0", "(JIJZZZ)V", (void *)fab_set_fault},
+    {"lastRegattr0", "()J", (void *)fab_last_regattr},
 };
 
 int mc_fabric_register(JNIEnv *env) {

@@ -3,6 +3,7 @@ package io.mooncake4j.spi;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
+import java.util.function.Supplier;
 
 /**
  * Device memory (GPU memory) for the engine: found at runtime with {@link java.util.ServiceLoader}
@@ -55,6 +56,19 @@ public abstract class DeviceMemoryProvider {
      * engine opens one and closes it when it closes.
      */
     public abstract DeviceCopier openCopier(int device);
+
+    /**
+     * Runs {@code work} on the calling thread with device {@code device}'s context current (CUDA: its
+     * primary context), then makes current again whatever was before (another context, or none). For
+     * native libraries that act on the device current on the calling thread, e.g. libfabric's {@code
+     * fi_mr_regattr} with {@code FI_HMEM_CUDA}. The default runs {@code work} as it is, for devices
+     * with no per-thread context.
+     *
+     * @throws io.mooncake4j.MooncakeException when the context cannot be made current
+     */
+    public <T> T inDeviceContext(int device, Supplier<T> work) {
+        return work.get();
+    }
 
     /**
      * Drops whatever the provider cached about {@code [address, address + length)}: the engine calls

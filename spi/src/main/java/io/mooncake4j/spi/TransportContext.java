@@ -71,10 +71,11 @@ public interface TransportContext {
     }
 
     /**
-     * The engine's device memory providers (GPU memory), for a transport that stages device memory
-     * itself (TCP: {@link DeviceMemoryProvider#allocatePinned} and {@link
-     * DeviceMemoryProvider#openStager}), so that no transport names a GPU module. The default has
-     * none: a context without devices.
+     * The engine's device memory providers (GPU memory, {@code cuda:N}), so that no transport names a
+     * GPU module: for a transport that stages device memory itself (TCP: {@link
+     * DeviceMemoryProvider#allocatePinned} and {@link DeviceMemoryProvider#openStager}) or registers it
+     * with its own library and needs the device's context current while it does (EFA: {@code FI_HMEM},
+     * {@link DeviceMemoryProvider#inDeviceContext}). The default has none: a context without devices.
      */
     default DeviceMemoryProviders devices() {
         return new DeviceMemoryProviders(List.of());

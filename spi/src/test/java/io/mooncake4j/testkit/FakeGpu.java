@@ -53,6 +53,9 @@ public final class FakeGpu extends DeviceMemoryProvider {
     public static final AtomicInteger COPY_CALLS = new AtomicInteger();
     /** Bytes passed to {@link #forget}. */
     public static final AtomicLong FORGOTTEN_BYTES = new AtomicLong();
+    /** Calls of {@link #inDeviceContext}, and the device current on each thread inside one (-1: none). */
+    public static final AtomicInteger CONTEXT_SCOPES = new AtomicInteger();
+    private static final ThreadLocal<Integer> CURRENT_DEVICE = ThreadLocal.withInitial(() -> -1);
     /**
      * When set, copies (the copier's and the stagers') wait (at most 10 s) until it opens: a copy
      * still running on the "device".
@@ -191,6 +194,23 @@ public final class FakeGpu extends DeviceMemoryProvider {
             g.await(10, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+    }
+
+    /** The "device" whose context {@link #inDeviceContext} made current on this thread, or -1. */
+    public static int currentDevice() {
+        return CURRENT_DEVICE.get();
+    }
+
+    @Override
+    public <T> T inDeviceContext(int device, Supplier<T> work) {
+        CONTEXT_SCOPES.incrementAndGet();
+        int before = CURRENT_DEVICE.get();
+        CURRENT_DEVICE.set(device);
+        try {
+            return work.get();
+        } finally {
+            CURRENT_DEVICE.set(before);
         }
     }
 

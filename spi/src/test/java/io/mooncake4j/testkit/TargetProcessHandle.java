@@ -92,6 +92,16 @@ public final class TargetProcessHandle implements AutoCloseable {
         }
     }
 
+    /** Stops the process (SIGSTOP) and waits until every thread of it is stopped: a peer that never answers. */
+    public void stop() throws IOException, InterruptedException {
+        ProcessSignals.stop(process);
+    }
+
+    /** Resumes a {@linkplain #stop() stopped} process (SIGCONT). */
+    public void resume() throws IOException, InterruptedException {
+        ProcessSignals.resume(process);
+    }
+
     /** Kills the process at once (SIGKILL). */
     public void kill() throws InterruptedException {
         process.destroyForcibly();
@@ -100,6 +110,9 @@ public final class TargetProcessHandle implements AutoCloseable {
 
     @Override
     public void close() throws Exception {
+        if (process.isAlive()) {
+            resume(); // a stopped child would never see its input end
+        }
         process.getOutputStream().close();
         if (!process.waitFor(10, TimeUnit.SECONDS)) {
             kill();

@@ -9,6 +9,7 @@ import io.mooncake4j.spi.DeviceIpcHandle;
 import io.mooncake4j.spi.DeviceIpcMapping;
 import io.mooncake4j.spi.DeviceMemoryProvider;
 import io.mooncake4j.spi.DeviceStager;
+import java.util.function.Supplier;
 
 /**
  * {@code cuda:N} memory through JCuda's driver API. Loads nothing until first asked; every JCuda
@@ -53,6 +54,14 @@ public final class CudaDeviceMemoryProvider extends DeviceMemoryProvider {
     @Override
     public DeviceCopier openCopier(int device) {
         return new CudaCopier(driver(), device);
+    }
+
+    /** With device {@code device}'s primary context pushed on the calling thread, popped afterwards. */
+    @Override
+    public <T> T inDeviceContext(int device, Supplier<T> work) {
+        try (ContextScope ignored = driver().enter(device)) {
+            return work.get();
+        }
     }
 
     @Override

@@ -2,6 +2,7 @@ package io.mooncake4j.gpu.cuda;
 
 import static jcuda.driver.JCudaDriver.cuCtxCreate;
 import static jcuda.driver.JCudaDriver.cuCtxDestroy;
+import static jcuda.driver.JCudaDriver.cuCtxGetCurrent;
 import static jcuda.driver.JCudaDriver.cuCtxGetDevice;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
@@ -77,6 +78,29 @@ class CudaCopierGpuTest {
         t.start();
         t.join(60_000);
         assertEquals("context 0 -> 0", seen.get());
+    }
+
+    /** What the EFA transport's GPU registration (fi_mr_regattr with FI_HMEM_CUDA) runs inside. */
+    @Test
+    void shouldMakeThePrimaryContextCurrentInDeviceContextAndLeaveNoneAfterwards() throws Exception {
+        AtomicReference<String> seen = new AtomicReference<>();
+        Thread t = new Thread(() -> {
+            try {
+                long before = current().value();
+                CUcontext inside = cuda.inDeviceContext(0, () -> {
+                    CUcontext c = new CUcontext();
+                    CudaDriver.check(cuCtxGetCurrent(c), "cuCtxGetCurrent");
+                    return c;
+                });
+                seen.set("before " + before + " inside primary=" + inside.equals(CudaDriver.instance().primaryContext(0))
+                        + " after " + current().value());
+            } catch (RuntimeException e) {
+                seen.set(e.toString());
+            }
+        });
+        t.start();
+        t.join(60_000);
+        assertEquals("before 0 inside primary=true after 0", seen.get());
     }
 
     @Test

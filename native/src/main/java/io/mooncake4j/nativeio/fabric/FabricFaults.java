@@ -10,7 +10,7 @@ public final class FabricFaults {
     /** The {@code n}-th registration from now (1 = the next) fails with libfabric error {@code errno}. */
     public static void failRegistration(int n, int errno) {
         LibFabric.ensureAvailable();
-        FabricNatives.setFault0(n, errno, 0, false);
+        FabricNatives.setFault0(n, errno, 0, false, false, false);
     }
 
     /**
@@ -20,7 +20,7 @@ public final class FabricFaults {
      */
     public static void addMrMode(long mrModeBits) {
         LibFabric.ensureAvailable();
-        FabricNatives.setFault0(0, 0, mrModeBits, false);
+        FabricNatives.setFault0(0, 0, mrModeBits, false, false, false);
     }
 
     /**
@@ -29,13 +29,45 @@ public final class FabricFaults {
      */
     public static void refusePosts() {
         LibFabric.ensureAvailable();
-        FabricNatives.setFault0(0, 0, 0, true);
+        FabricNatives.setFault0(0, 0, 0, true, false, false);
+    }
+
+    /**
+     * A reset endpoint ({@link FabricNic#resetEndpoint}) takes a new address instead of asking for its
+     * old one, as on EFA (a new queue pair), until {@link #clear()}.
+     */
+    public static void newAddressOnReset() {
+        LibFabric.ensureAvailable();
+        FabricNatives.setFault0(0, 0, 0, false, true, false);
+    }
+
+    /**
+     * NICs report {@code FI_HMEM} in their capabilities, and device memory (any {@code iface}) is
+     * registered as host memory, for device "memory" that is host memory (the test kit's {@code
+     * FakeGpu}); {@link #lastRegistrationIface()} and {@link #lastRegistrationDevice()} say what was
+     * asked for. Until {@link #clear()}.
+     */
+    public static void pretendHmem() {
+        LibFabric.ensureAvailable();
+        FabricNatives.setFault0(0, 0, 0, false, false, true);
+    }
+
+    /** The {@code fi_hmem_iface} of the last registration asked for in this process, or -1. */
+    public static int lastRegistrationIface() {
+        long v = FabricNatives.lastRegattr0();
+        return v < 0 ? -1 : (int) (v >>> 32);
+    }
+
+    /** The device ordinal of the last registration asked for in this process, or -1. */
+    public static int lastRegistrationDevice() {
+        long v = FabricNatives.lastRegattr0();
+        return v < 0 ? -1 : (int) v;
     }
 
     /** Removes every fault. */
     public static void clear() {
         if (LibFabric.isAvailable()) {
-            FabricNatives.setFault0(0, 0, 0, false);
+            FabricNatives.setFault0(0, 0, 0, false, false, false);
         }
     }
 }

@@ -16,6 +16,8 @@ public final class FabricInfo {
     private final long mrMode;
     private final long txSize;
     private final long maxMessageSize;
+    private final long caps;
+    private final long orderedWriteSize;
 
     private FabricInfo(long handle) {
         this.handle = handle;
@@ -26,6 +28,24 @@ public final class FabricInfo {
         this.txSize = FabricNatives.infoLong0(handle, 1);
         long max = FabricNatives.infoLong0(handle, 2);
         this.maxMessageSize = max <= 0 ? Long.MAX_VALUE : max; // an unsigned SIZE_MAX means no limit
+        this.caps = FabricNatives.infoLong0(handle, 3);
+        boolean waw = (FabricNatives.infoLong0(handle, 5) & LibFabric.FI_ORDER_WAW) != 0;
+        long wawSize = FabricNatives.infoLong0(handle, 6);
+        this.orderedWriteSize = !waw ? 0 : wawSize < 0 ? Long.MAX_VALUE : wawSize; // SIZE_MAX: no limit
+    }
+
+    /**
+     * Up to which size RMA writes to one peer are placed in its memory in the order they were posted
+     * ({@code FI_ORDER_WAW} in the transmit {@code msg_order}, and {@code max_order_waw_size}); 0 when
+     * they are not ordered (shm, EFA).
+     */
+    public long orderedWriteSize() {
+        return orderedWriteSize;
+    }
+
+    /** Whether the provider registers device memory ({@code FI_HMEM} in its capabilities). */
+    public boolean supportsHmem() {
+        return (caps & LibFabric.FI_HMEM) != 0;
     }
 
     /** The provider, e.g. {@code efa}, {@code tcp;ofi_rxm}, {@code shm}. */
@@ -87,9 +107,19 @@ public final class FabricInfo {
          * @throws FabricException naming libfabric's error (e.g. no data available: no such NIC)
          */
         public static Query run(String provider, String node, long mrModeHints) {
+            return run(provider, node, mrModeHints, 0);
+        }
+
+        /**
+         * As {@link #run(String, String, long)}, asking also for {@code extraCaps} (e.g. {@link
+         * LibFabric#FI_HMEM}, with {@link LibFabric#FI_MR_HMEM} among the {@code mr_mode} hints).
+         *
+         * @throws FabricException when no NIC offers them all (no data available)
+         */
+        public static Query run(String provider, String node, long mrModeHints, long extraCaps) {
             LibFabric.ensureAvailable();
             long head = FabricException.check("fi_getinfo(" + provider + ")",
-                    FabricNatives.getinfo0(provider, node, mrModeHints));
+                    FabricNatives.getinfo0(provider, node, mrModeHints, extraCaps));
             return new Query(head);
         }
 

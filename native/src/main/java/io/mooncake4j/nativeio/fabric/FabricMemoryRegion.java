@@ -15,6 +15,10 @@ public final class FabricMemoryRegion implements AutoCloseable {
         this.descriptor = descriptor;
     }
 
+    long handle() {
+        return handle;
+    }
+
     /** {@code fi_mr_key}: what a peer passes as the remote key. */
     public long key() {
         return key;

@@ -15,7 +15,7 @@ final class FabricNatives {
 
     static native String lastStep0();
 
-    static native long getinfo0(String provider, String node, long mrModeHints);
+    static native long getinfo0(String provider, String node, long mrModeHints, long extraCaps);
 
     static native void freeinfo0(long info);
 
@@ -29,6 +29,10 @@ final class FabricNatives {
 
     static native int nicClose0(long nic);
 
+    static native int epClose0(long nic);
+
+    static native int epReopen0(long nic, byte[] oldAddress);
+
     static native byte[] nicName0(long nic);
 
     static native long nicLong0(long nic, int field);
@@ -40,6 +44,8 @@ final class FabricNatives {
 
     static native int mrClose0(long mr);
 
+    static native int mrRebind0(long nic, long mr);
+
     static native int post0(long nic, long opsAddress, int count);
 
     static native int reap0(long nic, long slotsAddress, int max);
@@ -50,5 +56,9 @@ final class FabricNatives {
 
     static native int signal0(long nic);
 
-    static native void setFault0(long mrRegCountdown, int mrRegErrno, long mrModeAdd, boolean postEagain);
+    static native void setFault0(
+            long mrRegCountdown, int mrRegErrno, long mrModeAdd, boolean postEagain, boolean newAddress,
+            boolean hmem);
+
+    static native long lastRegattr0();
 }

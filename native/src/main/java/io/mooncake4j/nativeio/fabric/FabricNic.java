@@ -1,5 +1,6 @@
 package io.mooncake4j.nativeio.fabric;
 
+import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -12,18 +13,23 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * read. The caller hands out slots and frees one only after {@link #reap} returned it (or the NIC is
  * closed).
  *
- * <p>Threads: {@link #post}, {@link #reap} and {@link #readError} belong to one progress thread;
- * {@link #register}, {@link #insertPeer} and {@link #signal} may be called from any thread (the
- * domain is opened {@code FI_THREAD_SAFE}). The hot-path methods trust their arguments and must not
- * be called after {@link #close()}.
+ * <p>The endpoint can be {@linkplain #resetEndpoint() reset}: closed, which is the only way to make
+ * a provider drop operations it accepted (libfabric cannot cancel a posted RMA), and opened again
+ * on the same domain and address vector, so registrations and peers' {@code fi_addr_t} stay valid.
+ *
+ * <p>Threads: {@link #post}, {@link #reap}, {@link #readError} and {@link #resetEndpoint} belong to
+ * one progress thread; {@link #register}, {@link #insertPeer} and {@link #signal} may be called from
+ * any thread (the domain is opened {@code FI_THREAD_SAFE}; a reset excludes {@link #register} and
+ * {@link #signal}, which use the endpoint and its queue). The hot-path methods trust their
+ * arguments and must not be called after {@link #close()}.
  */
 public final class FabricNic implements AutoCloseable {
     private final long handle;
     private final FabricInfo info;
     private final int slots;
     private final long mrMode;
-    private final byte[] name;
-    private final boolean waitable;
+    private volatile byte[] name;
+    private volatile boolean waitable;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private FabricNic(long handle, FabricInfo info, int slots) {
@@ -96,10 +102,11 @@ public final class FabricNic implements AutoCloseable {
      * {@code FI_MR_ENDPOINT} the region is bound to this NIC's endpoint and enabled.
      *
      * @param requestedKey the key to ask for (ignored by providers with {@code FI_MR_PROV_KEY})
-     * @param iface {@code fi_hmem_iface}: 0 for host memory, 2 for CUDA
+     * @param iface {@code fi_hmem_iface}: {@link LibFabric#FI_HMEM_SYSTEM} for host memory, {@link
+     *     LibFabric#FI_HMEM_CUDA} for CUDA
      * @param device the device ordinal for GPU memory
      */
-    public FabricMemoryRegion register(
+    public synchronized FabricMemoryRegion register(
             long address, long length, long requestedKey, int iface, int device) {
         ensureOpen();
         long[] out = new long[2];
@@ -144,10 +151,47 @@ public final class FabricNic implements AutoCloseable {
     }
 
     /** Wakes a thread blocked in {@link FabricWaitSet#await} on this NIC. */
-    public void signal() {
+    public synchronized void signal() {
         if (!closed.get()) {
             FabricNatives.signal0(handle);
         }
+    }
+
+    /**
+     * Closes the endpoint and its completion queue, then opens fresh ones on the same domain and
+     * address vector. Every operation posted before is dropped by the provider, which touches its
+     * memory no more once this returns, and reports none of them: the caller must treat every slot in
+     * flight as ended. Peers' connections to this endpoint end too (they reconnect on their next
+     * operation). The new endpoint asks for the old address; a provider that cannot give it again
+     * (EFA: a new queue pair) gives a new one, and {@link #address()} changes.
+     *
+     * @return whether the address changed
+     * @throws FabricException when no new endpoint can be opened (the NIC then has none)
+     */
+    public synchronized boolean resetEndpoint() {
+        ensureOpen();
+        byte[] old = name;
+        FabricNatives.epClose0(handle);
+        int rc = FabricNatives.epReopen0(handle, old);
+        if (rc < 0) {
+            throw new FabricException(FabricNatives.lastStep0() + " on " + info + " (reopening the endpoint)", -rc);
+        }
+        byte[] fresh = FabricNatives.nicName0(handle);
+        if (fresh == null) {
+            throw new FabricException("fi_getname on " + info + " (reopened endpoint)", 61 /* FI_ENODATA */);
+        }
+        name = fresh;
+        waitable = FabricNatives.nicLong0(handle, 2) == 1;
+        return !Arrays.equals(old, fresh);
+    }
+
+    /**
+     * Binds {@code region} to the (reopened) endpoint and enables it: with {@code FI_MR_ENDPOINT} a
+     * region registered before a {@link #resetEndpoint} serves again only after this.
+     */
+    public synchronized void rebind(FabricMemoryRegion region) {
+        ensureOpen();
+        FabricException.check("fi_mr_bind on " + info, FabricNatives.mrRebind0(handle, region.handle()));
     }
 
     private void ensureOpen() {
@@ -157,11 +201,22 @@ public final class FabricNic implements AutoCloseable {
     }
 
     /**
+     * Closes the endpoint and its completion queue only, so that the provider lets go of every
+     * operation posted on it (see {@link #resetEndpoint}); its regions can then be closed, then the
+     * NIC. Call after the progress thread stopped. Idempotent.
+     */
+    public synchronized void closeEndpoint() {
+        if (!closed.get()) {
+            FabricNatives.epClose0(handle);
+        }
+    }
+
+    /**
      * Closes the endpoint, completion queue, address vector, domain and fabric. Regions registered on
      * it must be closed first. Idempotent.
      */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed.compareAndSet(false, true)) {
             FabricNatives.nicClose0(handle);
         }

@@ -31,6 +31,16 @@ public final class LibFabric {
     public static final long FI_MR_PROV_KEY = 1L << 6;
     /** {@code FI_MR_ENDPOINT}: a region must be bound to the endpoint and enabled. */
     public static final long FI_MR_ENDPOINT = 1L << 8;
+    /** {@code FI_MR_HMEM}: device memory must be registered with its iface and device. */
+    public static final long FI_MR_HMEM = 1L << 10;
+    /** {@code FI_HMEM}: the provider moves device (GPU) memory. */
+    public static final long FI_HMEM = 1L << 47;
+    /** {@code FI_HMEM_SYSTEM}: the {@code fi_hmem_iface} of host memory. */
+    public static final int FI_HMEM_SYSTEM = 0;
+    /** {@code FI_HMEM_CUDA}: the {@code fi_hmem_iface} of CUDA device memory. */
+    public static final int FI_HMEM_CUDA = 1;
+    /** {@code FI_ORDER_WAW}: RMA writes are processed in the order they were posted. */
+    public static final long FI_ORDER_WAW = 1L << 4;
     /** {@code FI_EAGAIN}: resource temporarily unavailable (back-pressure). */
     public static final int FI_EAGAIN = 11;
     /** {@code FI_EAVAIL}: an error entry is waiting on the completion queue. */

@@ -53,6 +53,20 @@ public final class RmaOps {
         buffer.putLong(o + 56, 0);
     }
 
+    /** Adds {@code flags} to operation {@code i} (before it is posted). */
+    public void addFlags(int i, int flags) {
+        buffer.putInt(i * SIZE + 4, buffer.getInt(i * SIZE + 4) | flags);
+    }
+
+    /** Copies operation {@code from} over operation {@code to} (to compact a staged range). */
+    public void move(int from, int to) {
+        if (from != to) {
+            for (int b = 0; b < SIZE; b += 8) {
+                buffer.putLong(to * SIZE + b, buffer.getLong(from * SIZE + b));
+            }
+        }
+    }
+
     /** The slot of operation {@code i}. */
     public int slot(int i) {
         return buffer.getInt(i * SIZE);

@@ -67,6 +67,50 @@ class FabricNicTest {
         }
     }
 
+    /**
+     * A reset endpoint (closed and reopened, what unregistering memory under unanswered operations
+     * does) asks for its old address (tcp gives it again; shm names every endpoint anew), keeps the
+     * domain's registrations and the address vector's entries, and carries the next window; tcp
+     * orders writes, shm does not.
+     */
+    @ParameterizedTest
+    @CsvSource({"tcp;ofi_rxm, 9223372036854775807, false", "shm, 0, true"})
+    void shouldKeepRegistrationsAndPeersWhenTheEndpointIsReset(String provider, long orderedWriteSize,
+            boolean newAddress) {
+        int block = 65536;
+        int count = 8;
+        long len = (long) block * count;
+        long src = NativeMemory.map(len);
+        long dst = NativeMemory.map(len);
+        try (FabricNic a = open(provider);
+                FabricNic b = open(provider)) {
+            assertEquals(orderedWriteSize, a.info().orderedWriteSize());
+            FabricMemoryRegion mrSrc = a.register(src, len, 1, 0, 0);
+            FabricMemoryRegion mrDst = b.register(dst, len, 1, 0, 0);
+            long peer = a.insertPeer(b.address());
+            byte[] before = a.address();
+            assertEquals(newAddress, a.resetEndpoint(), "address changed");
+            assertEquals(newAddress, java.util.Arrays.mismatch(before, a.address()) >= 0);
+            long remoteBase = (a.mrMode() & LibFabric.FI_MR_VIRT_ADDR) != 0 ? dst : 0;
+            ByteBuffer s = NativeMemory.wrap(src, (int) len);
+            for (int i = 0; i < len; i++) {
+                s.put(i, (byte) (i * 13 + 1));
+            }
+            RmaOps ops = new RmaOps(count);
+            for (int i = 0; i < count; i++) {
+                ops.set(i, i, RmaOps.DELIVERY_COMPLETE, src + (long) i * block, block, mrSrc.descriptor(),
+                        remoteBase + (long) i * block, mrDst.key(), peer);
+            }
+            runWindow(a, b, ops, count);
+            assertEquals(-1, NativeMemory.wrap(src, (int) len).mismatch(NativeMemory.wrap(dst, (int) len)));
+            mrSrc.close();
+            mrDst.close();
+        } finally {
+            NativeMemory.unmap(src, len);
+            NativeMemory.unmap(dst, len);
+        }
+    }
+
     @ParameterizedTest
     @CsvSource({"tcp;ofi_rxm, 65536", "tcp;ofi_rxm, 1048576", "shm, 65536", "shm, 1048576"})
     void shouldWriteAndReadBackAWindowWhenPostedInOneCall(String provider, int block) {

@@ -7,6 +7,7 @@ import io.mooncake4j.nativeio.fabric.LibFabric;
 import io.mooncake4j.nativeio.fabric.RmaOps;
 import java.util.HexFormat;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
@@ -29,20 +30,42 @@ final class EfaNic implements AutoCloseable {
     final int index;
     final FabricNic fabric;
     final String name;
-    final String addressHex;
+    /** The endpoint's address as published ({@code gid}, {@code efa_addr}); changes only if a reset gives a new one. */
+    volatile String addressHex;
     final boolean virtualAddresses;
     final boolean providerKeys;
     final int capacity;
     private final AtomicLong nextKey = new AtomicLong(1);
     private final Map<String, Long> peers = new ConcurrentHashMap<>();
+    /** NIC paths ({@code segment@device}) of the peers that handshook with this NIC: they know its address. */
+    final Set<String> knownBy = ConcurrentHashMap.newKeySet();
     /** Operations this NIC completed and bytes they moved (written by the progress thread). */
     final LongAdder operations = new LongAdder();
     final LongAdder bytes = new LongAdder();
+    /** Endpoint resets (memory unregistered under operations a peer never answered). */
+    final LongAdder resets = new LongAdder();
+    /** New addresses of peer devices learned from their announcements (their endpoint was reset). */
+    final LongAdder addressesLearned = new LongAdder();
 
     // Owned by the progress thread.
     final RmaOps ops;
     final CompletionSlots completions;
     final EfaWork[] slotWork;
+    /** The local registration each slot's operation uses, read when memory is unregistered. */
+    final EfaRegistration[] slotRegistration;
+    /** Posting order of each slot's operation. */
+    final long[] slotSeq;
+    /** Writes whose report waits for a later delivery-complete write ({@link #lastWriteDelivers}). */
+    final boolean[] slotOrderedWrite;
+    /** Writes asking for delivery completion on a NIC where {@link #lastWriteDelivers}. */
+    final boolean[] slotDelivery;
+    long nextSeq;
+    /**
+     * Whether the provider places writes to a peer in posting order, for operations up to the slice
+     * size: then only the last write of each submission in a posted batch asks for delivery
+     * completion ({@link EfaDelivery}); else every write does. Set before the progress thread starts.
+     */
+    boolean lastWriteDelivers;
     final int[] slotFirst;
     final int[] slotLast;
     final long[] slotBytes;
@@ -63,6 +86,10 @@ final class EfaNic implements AutoCloseable {
         this.ops = new RmaOps(capacity);
         this.completions = new CompletionSlots(64);
         this.slotWork = new EfaWork[capacity];
+        this.slotRegistration = new EfaRegistration[capacity];
+        this.slotSeq = new long[capacity];
+        this.slotOrderedWrite = new boolean[capacity];
+        this.slotDelivery = new boolean[capacity];
         this.slotFirst = new int[capacity];
         this.slotLast = new int[capacity];
         this.slotBytes = new long[capacity];
@@ -86,6 +113,19 @@ final class EfaNic implements AutoCloseable {
     /** The address-vector entry of a peer endpoint given as hex of its name; inserted once. */
     long peer(String addressHex) {
         return peers.computeIfAbsent(addressHex, hex -> fabric.insertPeer(HexFormat.of().parseHex(hex)));
+    }
+
+    /**
+     * Closes and reopens the endpoint (see {@link FabricNic#resetEndpoint}); the caller (the progress
+     * thread) must then end every operation that was in flight.
+     *
+     * @return whether the endpoint's address changed
+     */
+    boolean resetEndpoint() {
+        resets.increment();
+        boolean changed = fabric.resetEndpoint();
+        addressHex = HexFormat.of().formatHex(fabric.address());
+        return changed;
     }
 
     /** The key to ask for a new region: a per-domain counter, since two regions may not share one. */
@@ -112,6 +152,9 @@ final class EfaNic implements AutoCloseable {
 
     void releaseSlot(int slot) {
         slotWork[slot] = null;
+        slotRegistration[slot] = null;
+        slotOrderedWrite[slot] = false;
+        slotDelivery[slot] = false;
         freeSlots[freeCount++] = slot;
     }
 

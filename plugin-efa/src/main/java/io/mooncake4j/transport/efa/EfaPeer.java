@@ -26,6 +26,11 @@ final class EfaPeer {
         }
     }
 
+    /** The index of the peer's device {@code name}, or -1. */
+    int deviceIndex(String name) {
+        return Arrays.asList(deviceNames).indexOf(name);
+    }
+
     /** The peer device that local NIC {@code nic} sends to. */
     int deviceFor(int nic) {
         return nic % deviceNames.length;

@@ -7,9 +7,11 @@ import io.mooncake4j.nativeio.fabric.RmaOps;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Queue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,8 +30,14 @@ import org.slf4j.LoggerFactory;
  *       with a growing pause up to 1 ms, so it does not take a core from the other processes of a
  *       small host.
  *   <li>Errors read from the error queue end their parts FAILED with the provider's text.
- *   <li>Every write asks for delivery completion, so that a part is reported COMPLETED only when its
- *       data is in the peer's memory (the caller may notify the peer next).
+ *   <li>A write part is reported COMPLETED only when its data is in the peer's memory (the caller
+ *       may notify the peer next): every write asks for delivery completion, except on a provider
+ *       that places writes in posting order, where the last write of each submission in a posted
+ *       batch asks and the earlier ones are reported when it completes ({@link EfaDelivery}).
+ *   <li>Memory being unregistered ({@link #release}): operations the provider accepted cannot be
+ *       cancelled, so a NIC with some in flight on that memory (a peer stopped or unreachable) has
+ *       its endpoint closed and reopened; every operation in flight on it then ends, those of other
+ *       requests FAILED saying why.
  * </ul>
  */
 final class EfaProgress implements Runnable {
@@ -48,6 +56,8 @@ final class EfaProgress implements Runnable {
     private final EfaNic[] nics;
     private final long slice;
     private final Queue<EfaWork> incoming = new ConcurrentLinkedQueue<>();
+    private final Queue<Release> releases = new ConcurrentLinkedQueue<>();
+    private final BiConsumer<EfaNic, Boolean> afterReset;
     private final ArrayDeque<EfaWork> pending = new ArrayDeque<>();
     private final long[] errorOut = new long[3];
     private final FabricWaitSet waitSet;
@@ -55,9 +65,18 @@ final class EfaProgress implements Runnable {
     private volatile boolean running = true;
     private volatile boolean waiting;
     private int roundRobin;
+    private int postRound;
 
-    EfaProgress(List<EfaNic> nics, long slice, String name) {
+    /**
+     * @param afterReset called on this thread after a NIC's endpoint was reset (see {@link #release})
+     *     with whether its address changed, to rebind regions and announce a new address
+     */
+    EfaProgress(List<EfaNic> nics, long slice, String name, BiConsumer<EfaNic, Boolean> afterReset) {
         this.nics = nics.toArray(EfaNic[]::new);
+        this.afterReset = afterReset;
+        for (EfaNic nic : this.nics) {
+            nic.lastWriteDelivers = nic.fabric.info().orderedWriteSize() >= slice;
+        }
         this.slice = slice;
         this.waitSet = new FabricWaitSet(nics.stream().map(n -> n.fabric).toList());
         this.thread = new Thread(this, name);
@@ -78,6 +97,26 @@ final class EfaProgress implements Runnable {
         }
     }
 
+    /**
+     * Stops every user of {@code registration} on this thread's NICs: a NIC with operations on it in
+     * flight (accepted by the provider) has its endpoint reset, and every operation in flight on that
+     * NIC ends; operations staged but not accepted are dropped. The region's own operations are
+     * reported FAILED (their requests had already ended: the engine unregisters only after their
+     * deadline), the others FAILED with the reason. Completes once done, on this thread.
+     */
+    CompletableFuture<Void> release(EfaRegistration registration) {
+        Release r = new Release(registration, new CompletableFuture<>());
+        releases.add(r);
+        if (!thread.isAlive()) {
+            r.done.completeExceptionally(new IllegalStateException("the EFA progress thread has stopped"));
+        } else {
+            wake();
+        }
+        return r.done;
+    }
+
+    private record Release(EfaRegistration registration, CompletableFuture<Void> done) {}
+
     private void wake() {
         LockSupport.unpark(thread);
         for (EfaNic nic : nics) {
@@ -91,7 +130,8 @@ final class EfaProgress implements Runnable {
         long park = 1000;
         try {
             while (running) {
-                boolean busy = drainIncoming();
+                boolean busy = runReleases();
+                busy |= drainIncoming();
                 busy |= issue();
                 busy |= post();
                 busy |= reap();
@@ -118,7 +158,7 @@ final class EfaProgress implements Runnable {
                     continue;
                 }
                 waiting = true;
-                if (incoming.isEmpty()) {
+                if (incoming.isEmpty() && releases.isEmpty()) {
                     park = idleWait(park);
                 }
                 waiting = false;
@@ -127,6 +167,90 @@ final class EfaProgress implements Runnable {
             log.error("EFA progress thread {} died; its queued transfers fail", thread.getName(), t);
             running = false;
             failQueued(TransferStatus.FAILED, "the EFA progress thread died: " + t);
+        }
+    }
+
+    private boolean runReleases() {
+        Release r;
+        boolean any = false;
+        while ((r = releases.poll()) != null) {
+            any = true;
+            try {
+                for (EfaNic nic : nics) {
+                    release(nic, r.registration);
+                }
+                r.done.complete(null);
+            } catch (RuntimeException e) {
+                r.done.completeExceptionally(e);
+            }
+        }
+        return any;
+    }
+
+    private void release(EfaNic nic, EfaRegistration registration) {
+        boolean[] staged = new boolean[nic.capacity];
+        for (int k = nic.stagedFrom; k < nic.stagedTo; k++) {
+            staged[nic.ops.slot(k)] = true;
+        }
+        String region = registration.region.toString();
+        dropStaged(nic, registration, "dropped: " + region + " is being unregistered");
+        boolean posted = false;
+        for (int slot = 0; slot < nic.capacity && !posted; slot++) {
+            posted = !staged[slot] && nic.slotRegistration[slot] == registration;
+        }
+        if (!posted) {
+            return;
+        }
+        log.warn("EFA {}: operations on {}, which is being unregistered, are still in flight (peer stopped or"
+                + " unreachable): resetting the endpoint, which ends every operation in flight on it", nic, region);
+        String reason = "EFA " + nic + ": the endpoint was reset to stop operations on " + region
+                + " (unregistered while a peer had not answered them); this operation was in flight and ended with"
+                + " it: retry it";
+        RuntimeException failure = null;
+        boolean addressChanged = false;
+        try {
+            addressChanged = nic.resetEndpoint();
+        } catch (RuntimeException e) {
+            failure = e;
+            reason = "EFA " + nic + ": the endpoint was closed to stop operations on " + region
+                    + " and could not be reopened (" + e.getMessage() + ")";
+        }
+        for (int slot = 0; slot < nic.capacity; slot++) {
+            if (!staged[slot]) {
+                finish(nic, slot, TransferStatus.FAILED, reason);
+            }
+        }
+        for (int k = nic.stagedFrom; k < nic.stagedTo; k++) {
+            // a delivery-complete write still staged goes out on the new endpoint: it cannot vouch
+            // for the writes sent on the old one
+            EfaWork w = nic.slotWork[nic.ops.slot(k)];
+            EfaDelivery d = w == null ? null : w.existingDelivery(nic.index);
+            if (d != null) {
+                d.endpointReset(w, nic, reason);
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        afterReset.accept(nic, addressChanged);
+    }
+
+    /** Drops staged (not accepted) operations on {@code registration} or of aborted work, keeping the others in order. */
+    private static void dropStaged(EfaNic nic, EfaRegistration registration, String reason) {
+        int kept = nic.stagedFrom;
+        for (int k = nic.stagedFrom; k < nic.stagedTo; k++) {
+            int slot = nic.ops.slot(k);
+            EfaWork w = nic.slotWork[slot];
+            if (nic.slotRegistration[slot] == registration || (w != null && w.work.isAborted())) {
+                finish(nic, slot, w != null && w.work.isAborted() ? w.abortStatus() : TransferStatus.FAILED, reason);
+            } else {
+                nic.ops.move(k, kept++);
+            }
+        }
+        nic.stagedTo = kept;
+        if (nic.stagedFrom == nic.stagedTo) {
+            nic.stagedFrom = 0;
+            nic.stagedTo = 0;
         }
     }
 
@@ -239,9 +363,10 @@ final class EfaProgress implements Runnable {
         }
         boolean read = w.isRead(i);
         int flags = read ? RmaOps.READ : 0;
-        if (!read) {
-            // every write: a part is reported COMPLETED only once its bytes are in the peer's memory
-            // (transmit completion alone let writes to a stopped or dead peer end COMPLETED)
+        if (!read && !nic.lastWriteDelivers) {
+            // unordered provider: every write asks, so that a part is reported COMPLETED only once its
+            // bytes are in the peer's memory (transmit completion alone let writes to a stopped or
+            // dead peer end COMPLETED); on an ordered one, post() marks the last write of each batch
             flags |= RmaOps.DELIVERY_COMPLETE;
         }
         EfaRegistration reg = w.local(i);
@@ -249,6 +374,9 @@ final class EfaProgress implements Runnable {
         int device = w.peer.deviceFor(nic.index);
         int slot = nic.takeSlot();
         nic.slotWork[slot] = w;
+        nic.slotRegistration[slot] = reg;
+        nic.slotSeq[slot] = nic.nextSeq++;
+        nic.slotOrderedWrite[slot] = !read && nic.lastWriteDelivers;
         nic.slotFirst[slot] = i;
         nic.slotLast[slot] = last;
         nic.slotBytes[slot] = length;
@@ -268,6 +396,9 @@ final class EfaProgress implements Runnable {
     private boolean post() {
         boolean any = false;
         for (EfaNic nic : nics) {
+            if (nic.lastWriteDelivers && nic.stagedFrom < nic.stagedTo) {
+                markLastWrites(nic);
+            }
             while (nic.stagedFrom < nic.stagedTo) {
                 int n = nic.fabric.post(nic.ops, nic.stagedFrom, nic.stagedTo - nic.stagedFrom);
                 nic.stagedFrom += n;
@@ -302,6 +433,27 @@ final class EfaProgress implements Runnable {
         return any;
     }
 
+    /**
+     * Makes the last staged write of each submission ask for delivery completion (see {@link
+     * EfaDelivery}): every write of a submission then has a later delivery-complete one on this NIC.
+     */
+    private void markLastWrites(EfaNic nic) {
+        int round = ++postRound;
+        for (int k = nic.stagedTo - 1; k >= nic.stagedFrom; k--) {
+            int slot = nic.ops.slot(k);
+            EfaWork w = nic.slotWork[slot];
+            if (w == null || !nic.slotOrderedWrite[slot] || w.postMark == round) {
+                continue;
+            }
+            w.postMark = round;
+            if (!nic.slotDelivery[slot]) {
+                nic.slotDelivery[slot] = true;
+                nic.ops.addFlags(k, RmaOps.DELIVERY_COMPLETE);
+                w.delivery(nic.index).deliveryPosted(nic.slotSeq[slot]);
+            }
+        }
+    }
+
     private boolean reap() {
         boolean any = false;
         for (EfaNic nic : nics) {
@@ -328,24 +480,30 @@ final class EfaProgress implements Runnable {
         return n;
     }
 
-    /** Reports the part in {@code slot} for every request it covers and frees the slot. */
+    /**
+     * Reports the part in {@code slot} for every request it covers and frees the slot. A write on a
+     * NIC where {@link EfaNic#lastWriteDelivers} goes through its submission's {@link EfaDelivery}.
+     */
     private static void finish(EfaNic nic, int slot, TransferStatus status, String reason) {
         EfaWork w = nic.slotWork[slot];
         if (w == null) {
             return;
         }
-        if (status == TransferStatus.COMPLETED) {
-            nic.operations.increment();
-            nic.bytes.add(nic.slotBytes[slot]);
-        }
-        for (int r = nic.slotFirst[slot]; r <= nic.slotLast[slot]; r++) {
-            if (status == TransferStatus.COMPLETED) {
-                w.work.partDone(r, status);
-            } else {
-                w.work.partFailed(r, status, reason);
-            }
-        }
+        int first = nic.slotFirst[slot];
+        int last = nic.slotLast[slot];
+        long bytes = nic.slotBytes[slot];
+        long seq = nic.slotSeq[slot];
+        boolean ordered = nic.slotOrderedWrite[slot];
+        boolean delivery = nic.slotDelivery[slot];
         nic.releaseSlot(slot);
+        if (ordered && delivery) {
+            EfaDelivery.report(w, nic, first, last, bytes, status, reason);
+            w.delivery(nic.index).deliveryEnded(w, nic, seq, status == TransferStatus.COMPLETED);
+        } else if (ordered && status == TransferStatus.COMPLETED) {
+            w.delivery(nic.index).writeCompleted(w, nic, seq, first, last, bytes);
+        } else {
+            EfaDelivery.report(w, nic, first, last, bytes, status, reason);
+        }
     }
 
     /**

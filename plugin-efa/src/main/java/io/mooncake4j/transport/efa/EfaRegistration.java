@@ -6,6 +6,7 @@ import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.nativeio.fabric.FabricMemoryRegion;
+import io.mooncake4j.nativeio.fabric.LibFabric;
 import io.mooncake4j.spi.RegionRegistration;
 import java.util.List;
 import org.slf4j.Logger;
@@ -45,7 +46,7 @@ final class EfaRegistration implements RegionRegistration {
      */
     static EfaRegistration register(MemoryRegion region, List<EfaNic> nics) {
         FabricMemoryRegion[] handles = new FabricMemoryRegion[nics.size()];
-        int iface = region.location().isCuda() ? 2 : 0;
+        int iface = region.location().isCuda() ? LibFabric.FI_HMEM_CUDA : LibFabric.FI_HMEM_SYSTEM;
         int device = region.location().isCuda() ? region.location().index() : 0;
         for (int i = 0; i < handles.length; i++) {
             EfaNic nic = nics.get(i);
@@ -79,6 +80,16 @@ final class EfaRegistration implements RegionRegistration {
         o.add("rkey", rkey);
         o.add("lkey", lkey);
         return o;
+    }
+
+    /** Binds this region to {@code nic}'s reopened endpoint ({@code FI_MR_ENDPOINT}); a refusal is logged. */
+    void rebind(EfaNic nic) {
+        try {
+            nic.fabric.rebind(handles[nic.index]);
+        } catch (RuntimeException e) {
+            log.error("EFA: binding {} to the reopened endpoint of {} failed; peers' operations on it will fail: {}",
+                    region, nic, e.getMessage());
+        }
     }
 
     /** Closes the registration on every NIC; a refusal is logged and the others still close. */

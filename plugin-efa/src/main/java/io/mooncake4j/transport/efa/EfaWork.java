@@ -17,10 +17,29 @@ final class EfaWork {
     /** Next request to issue, and the bytes of it already issued (a split request). */
     int next;
     long offset;
+    /** The last batch posting round that marked one of its writes delivery-complete ({@link EfaProgress}). */
+    int postMark;
+    /** Per local NIC, its writes' delivery bookkeeping, made on first use. */
+    private EfaDelivery[] delivery;
 
     EfaWork(Submission work, EfaPeer peer) {
         this.work = work;
         this.peer = peer;
+    }
+
+    /** The delivery bookkeeping of local NIC {@code nic}, or null when it has none yet. */
+    EfaDelivery existingDelivery(int nic) {
+        return delivery == null ? null : delivery[nic];
+    }
+
+    EfaDelivery delivery(int nic) {
+        if (delivery == null) {
+            delivery = new EfaDelivery[peer.dest.length];
+        }
+        if (delivery[nic] == null) {
+            delivery[nic] = new EfaDelivery();
+        }
+        return delivery[nic];
     }
 
     EfaRegistration local(int i) {

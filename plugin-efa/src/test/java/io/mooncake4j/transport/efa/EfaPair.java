@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
 
 /**
  * Two efa transports without engines, for what the engine API cannot show: which NIC carried the
@@ -25,6 +26,8 @@ import java.util.concurrent.TimeUnit;
  */
 final class EfaPair implements AutoCloseable {
     private static final Map<String, EfaTransport> BY_NAME = new ConcurrentHashMap<>();
+    /** Segments that are not transports of a pair (a bare NIC), answering Connection handshakes. */
+    static final Map<String, UnaryOperator<JsonObject>> OTHERS = new ConcurrentHashMap<>();
     final EfaTransport a;
     final EfaTransport b;
 
@@ -90,7 +93,8 @@ final class EfaPair implements AutoCloseable {
 
         @Override
         public JsonObject connect(String segmentName, JsonObject request, Duration timeout) {
-            return BY_NAME.get(segmentName).onConnectionRequest(request);
+            EfaTransport t = BY_NAME.get(segmentName);
+            return t != null ? t.onConnectionRequest(request) : OTHERS.get(segmentName).apply(request);
         }
     }
 

@@ -9,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.mooncake4j.EngineConfig;
-import io.mooncake4j.ErrorCode;
 import io.mooncake4j.HostMemory;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.Segment;
@@ -28,7 +27,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -54,19 +52,7 @@ class FaultInjectionTest {
     private static final int BLOCK = 1 << 20;
     private static final Set<TransferStatus> BROKEN = EnumSet.of(TransferStatus.FAILED, TransferStatus.TIMEOUT);
 
-    /**
-     * Known efa bug, reported to the transport's owner: READs that timed out against a stopped or
-     * unreachable peer keep the local memory pinned after the transport was told to stop them. On
-     * efa this is collected instead of failing at once; the test checks everything else, then is
-     * aborted (reported as skipped) naming it, so every run shows it until the transport is fixed.
-     * Anything else fails as usual, including a WRITE that ends COMPLETED although its peer never
-     * took its bytes (fixed: every efa write now asks for delivery completion).
-     */
-    private static final String EFA_KNOWN_BUGS = "known efa bugs (see FaultInjectionTest#EFA_KNOWN_BUGS)";
-
     private final List<AutoCloseable> open = new ArrayList<>();
-    private final List<String> efaBugs = new ArrayList<>();
-    private String protocol;
     private long seed = 1;
 
     @AfterEach
@@ -74,12 +60,10 @@ class FaultInjectionTest {
         for (int i = open.size() - 1; i >= 0; i--) {
             open.get(i).close();
         }
-        Assumptions.assumeTrue(efaBugs.isEmpty(), () -> EFA_KNOWN_BUGS + ": " + efaBugs);
     }
 
-    private void use(String protocol) {
+    private static void use(String protocol) {
         Transports.assumeAvailable(protocol);
-        this.protocol = protocol;
     }
 
     @ParameterizedTest
@@ -300,16 +284,12 @@ class FaultInjectionTest {
         }
     }
 
-    /** Unregistration waits for the transfers' pins; it throws when some are still held. */
-    private void assertPinsReleased(TransferEngine engine, Guards local) {
-        try {
-            engine.unregisterMemory(local.windowAddress() - GUARD);
-        } catch (MooncakeException e) {
-            if (!"efa".equals(protocol) || e.code() != ErrorCode.REGISTRATION) {
-                throw e;
-            }
-            efaBugs.add("pins held after the deadline: " + e.getMessage());
-        }
+    /**
+     * Unregistration waits for the transfers' pins, and stops the transport's users still holding
+     * them (efa: operations a stopped peer never answered); it throws when some are still held.
+     */
+    private static void assertPinsReleased(TransferEngine engine, Guards local) {
+        engine.unregisterMemory(local.windowAddress() - GUARD);
     }
     private static String statuses(TransferBatch b) {
         StringBuilder sb = new StringBuilder();

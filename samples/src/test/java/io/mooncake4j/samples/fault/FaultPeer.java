@@ -1,21 +1,18 @@
 package io.mooncake4j.samples.fault;
 
 import io.mooncake4j.samples.cli.JavaCommand;
+import io.mooncake4j.testkit.ProcessSignals;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 /**
  * A {@link GuardedTarget} in a child JVM (optionally inside a network namespace), and the faults
@@ -131,39 +128,12 @@ final class FaultPeer implements AutoCloseable {
      * connections and data, the process never answers.
      */
     void stop() throws IOException, InterruptedException {
-        signal("STOP");
-        Path tasks = Path.of("/proc", Long.toString(process.pid()), "task");
-        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (!allStopped(tasks)) {
-            if (System.nanoTime() > end) {
-                throw new IllegalStateException("pid " + process.pid() + " not stopped 10 s after SIGSTOP");
-            }
-            TimeUnit.MILLISECONDS.sleep(5);
-        }
-    }
-
-    /** Whether every thread under {@code /proc/<pid>/task} is in state T (stopped). */
-    private static boolean allStopped(Path tasks) throws IOException {
-        try (Stream<Path> threads = Files.list(tasks)) {
-            for (Path t : (Iterable<Path>) threads::iterator) {
-                String stat;
-                try {
-                    stat = Files.readString(t.resolve("stat"));
-                } catch (NoSuchFileException e) {
-                    continue; // the thread ended
-                }
-                // "pid (comm) S ...": the state follows the last ')' (comm may hold spaces or parentheses)
-                if (stat.charAt(stat.lastIndexOf(')') + 2) != 'T') {
-                    return false;
-                }
-            }
-        }
-        return true;
+        ProcessSignals.stop(process);
     }
 
     /** SIGCONT. */
     void resume() throws IOException, InterruptedException {
-        signal("CONT");
+        ProcessSignals.resume(process);
     }
 
     /** SIGKILL, and waits until the process is gone (its sockets closed by the kernel). */
@@ -178,20 +148,13 @@ final class FaultPeer implements AutoCloseable {
         return process.isAlive();
     }
 
-    private void signal(String name) throws IOException, InterruptedException {
-        Process k = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start();
-        if (!k.waitFor(10, TimeUnit.SECONDS) || k.exitValue() != 0) {
-            throw new IllegalStateException("kill -" + name + " " + process.pid() + " failed");
-        }
-    }
-
     /** Resumes a stopped target, ends its input (it exits), then kills it if it lingers. Idempotent. */
     @Override
     public void close() throws IOException, InterruptedException {
         if (!process.isAlive()) {
             return;
         }
-        signal("CONT");
+        ProcessSignals.resume(process);
         try {
             process.getOutputStream().close();
         } catch (IOException e) {

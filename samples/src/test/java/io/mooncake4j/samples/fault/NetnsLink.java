@@ -1,6 +1,8 @@
 package io.mooncake4j.samples.fault;
 
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -45,7 +47,31 @@ final class NetnsLink implements AutoCloseable {
                         + String.join(" ", step) + ": " + failure);
             }
         }
+        l.awaitCarrier();
         return l;
+    }
+
+    /**
+     * Waits (at most 10 s) until this side of the veth has carrier ({@code operstate} up), which
+     * comes a moment after both ends are set up: libfabric's tcp provider seems to list only interfaces that
+     * are running, so an engine started before that finds no NIC of that name.
+     */
+    private void awaitCarrier() {
+        Path state = Path.of("/sys/class/net", hostDevice(), "operstate");
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        try {
+            while (!Files.readString(state).trim().equals("up")) {
+                if (System.nanoTime() > end) {
+                    throw new IllegalStateException(hostDevice() + " has no carrier 10 s after it was set up");
+                }
+                TimeUnit.MILLISECONDS.sleep(5);
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read " + state, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for " + hostDevice(), e);
+        }
     }
 
     /** What runs a command inside the namespace: {@code ip netns exec <ns>}. */
