@@ -99,7 +99,7 @@ final class CudaCopier implements DeviceCopier {
         // (batch number, launches, the pending entry) is serialised, so submitting threads overlap.
         Located where = located.get();
         try (ContextScope ignored = ContextScope.push(context)) {
-            where.locate(driver, dst, src, len, n);
+            where.locate(dst, src, len, n);
             synchronized (lock) {
                 if (closed) {
                     throw closedException();
@@ -142,16 +142,23 @@ final class CudaCopier implements DeviceCopier {
         }
     }
 
-    /** Where each copy's two sides live ({@link CudaDriver#HOST} or a device), per submitting thread. */
-    private static final class Located {
+    /**
+     * Where each copy's two sides live ({@link CudaDriver#HOST} or a device), per submitting thread,
+     * and whether the whole batch is one gather launch's list.
+     */
+    private final class Located {
         private int[] to = new int[0];
         private int[] from = new int[0];
+        private boolean oneGather; // 1 to MAX_ENTRIES copies, each a gather entry
+        private long longest;
 
-        void locate(CudaDriver driver, long[] dst, long[] src, long[] len, int n) {
+        void locate(long[] dst, long[] src, long[] len, int n) {
             if (to.length < n) {
                 to = new int[n];
                 from = new int[n];
             }
+            oneGather = n >= 1 && n <= GatherKernel.MAX_ENTRIES;
+            longest = 0;
             DeviceRanges.Range lastTo = null; // a batch's blocks mostly lie in one or two allocations
             DeviceRanges.Range lastFrom = null;
             for (int i = 0; i < n; i++) {
@@ -166,12 +173,23 @@ final class CudaCopier implements DeviceCopier {
                 }
                 to[i] = lastTo == null ? CudaDriver.HOST : lastTo.device();
                 from[i] = lastFrom == null ? CudaDriver.HOST : lastFrom.device();
+                oneGather &= isGatherEntry(to[i], from[i], len[i]);
+                longest = Math.max(longest, len[i]);
             }
         }
     }
 
+    /** A device-to-device copy on this copier's device small enough for the gather kernel (and not empty). */
+    private boolean isGatherEntry(int to, int from, long bytes) {
+        return to == device && from == device && bytes > 0 && bytes <= GatherKernel.MAX_ENTRY_BYTES;
+    }
+
     /** Enqueues the copies as batch {@code batch}; true when the gather kernel will signal it. */
     private boolean enqueue(long[] dst, long[] src, long[] len, int n, Located where, long batch) {
+        if (where.oneGather) { // the usual KV batch: the list in three bulk copies, one launch
+            gather.addAll(dst, src, len, n, where.longest);
+            return gather.flush(batch, stream);
+        }
         int[] to = where.to;
         int[] from = where.from;
         for (int i = 0; i < n; i++) {
@@ -181,7 +199,7 @@ final class CudaCopier implements DeviceCopier {
             }
             boolean toDevice = to[i] != CudaDriver.HOST;
             boolean fromDevice = from[i] != CudaDriver.HOST;
-            if (toDevice && fromDevice && to[i] == device && from[i] == device && bytes <= GatherKernel.MAX_ENTRY_BYTES) {
+            if (isGatherEntry(to[i], from[i], bytes)) {
                 gather.add(dst[i], src[i], bytes, stream);
             } else if (toDevice && fromDevice) {
                 CudaDriver.check(cuMemcpyDtoDAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoDAsync");
