@@ -35,7 +35,9 @@ import org.slf4j.LoggerFactory;
  * device-to-device copies of a batch go to the {@link GatherKernel}, the rest to the driver's
  * typed asynchronous copies. A batch whose last operation is a gather launch is signalled by the
  * kernel into host memory; any other batch ends with an event. The copier's completion thread
- * watches them in order and completes the futures, so no driver callback ever runs user code.
+ * watches them in order and completes the futures, so no driver callback ever runs user code. Any
+ * number of threads may call {@link #copy} at once: each pushes the context and locates its
+ * pointers on its own; only numbering and enqueueing a batch take the copier's lock.
  */
 final class CudaCopier implements DeviceCopier {
     /** How long a batch may take on the device before its future fails. */
