@@ -3,7 +3,12 @@ package io.mooncake4j;
 import io.mooncake4j.testkit.FakeGpu;
 import java.lang.management.ManagementFactory;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -22,6 +27,9 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code copier thread, N in flight}: FakeGpu's copier memmoves 128 x 64 bytes on its own
  *       thread, as a GPU copier completes on its own; N batches are kept in flight, the oldest
  *       waited for before the next is submitted.
+ *   <li>{@code instant copier, T threads}: T submitting threads at once, each as the first line, to
+ *       show whether anything in the engine serialises them: the wall time a batch of all of them
+ *       together, and the CPU time a batch summed over them (which grows if they contend).
  * </ul>
  *
  * Heap bytes per batch are the submitting thread's. Not run by the build; run it with {@code java
@@ -33,7 +41,6 @@ public final class DeviceLoopbackBench {
     private static final long BLOCK = 64 << 10;
     private static final long TINY = 64;
     private static final int REPEATS = 7;
-    private static long submitNanos; // the submitting thread's time in building and submitting batches, per timing
 
     private DeviceLoopbackBench() {}
 
@@ -65,6 +72,10 @@ public final class DeviceLoopbackBench {
                     reused.reset();
                     return fill(reused, self, src, dst, BLOCK);
                 }, Mode.JOIN);
+                for (int threads : new int[] {1, 2}) {
+                    reportThreads("instant copier, new batch, " + threads + " thread(s)", seconds, threads,
+                            () -> batch(engine, self, src, dst, BLOCK));
+                }
             } finally {
                 FakeGpu.instant = false;
             }
@@ -97,7 +108,8 @@ public final class DeviceLoopbackBench {
     private static void report(String name, double seconds, int inFlight, Submit submit, Mode mode) throws Exception {
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         long me = Thread.currentThread().getId();
-        run(seconds, inFlight, submit, mode); // warm-up
+        long[] submitNanos = new long[1]; // the submitting thread's time in building and submitting batches, per timing
+        run(seconds, inFlight, submit, mode, submitNanos); // warm-up
         double[] micros = new double[REPEATS];
         double[] cpu = new double[REPEATS];
         double[] copierCpu = new double[REPEATS];
@@ -107,13 +119,13 @@ public final class DeviceLoopbackBench {
             long b0 = threads.getThreadAllocatedBytes(me);
             long c0 = threads.getCurrentThreadCpuTime();
             long k0 = cpuNanos(threads, FakeGpu.COPIER_THREAD);
-            submitNanos = 0;
+            submitNanos[0] = 0;
             long t0 = System.nanoTime();
-            long batches = run(seconds, inFlight, submit, mode);
+            long batches = run(seconds, inFlight, submit, mode, submitNanos);
             micros[r] = (System.nanoTime() - t0) / 1e3 / batches;
             cpu[r] = (threads.getCurrentThreadCpuTime() - c0) / 1e3 / batches;
             copierCpu[r] = (cpuNanos(threads, FakeGpu.COPIER_THREAD) - k0) / 1e3 / batches;
-            submitMicros[r] = submitNanos / 1e3 / batches;
+            submitMicros[r] = submitNanos[0] / 1e3 / batches;
             bytes[r] = (threads.getThreadAllocatedBytes(me) - b0) / (double) batches;
         }
         Arrays.sort(micros);
@@ -127,6 +139,44 @@ public final class DeviceLoopbackBench {
                 name, micros[m], micros[0], micros[REPEATS - 1], submitMicros[m], cpu[m], copierCpu[m], bytes[m]);
     }
 
+    /** Runs batches on {@code threads} threads at once, one in flight each; prints the median wall and CPU us per batch. */
+    private static void reportThreads(String name, double seconds, int threads, Submit submit) throws Exception {
+        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            double[] micros = new double[REPEATS + 1];
+            double[] cpu = new double[REPEATS + 1];
+            for (int r = 0; r <= REPEATS; r++) { // the first is the warm-up
+                List<Future<long[]>> running = new ArrayList<>();
+                long t0 = System.nanoTime();
+                for (int t = 0; t < threads; t++) {
+                    running.add(pool.submit(() -> {
+                        long c0 = mx.getCurrentThreadCpuTime();
+                        long n = run(seconds, 1, submit, Mode.JOIN, new long[1]);
+                        return new long[] {n, mx.getCurrentThreadCpuTime() - c0};
+                    }));
+                }
+                long batches = 0;
+                long cpuNanos = 0;
+                for (Future<long[]> f : running) {
+                    long[] done = f.get((long) (seconds * 1000) + 30_000, TimeUnit.MILLISECONDS);
+                    batches += done[0];
+                    cpuNanos += done[1];
+                }
+                micros[r] = (System.nanoTime() - t0) / 1e3 / batches;
+                cpu[r] = cpuNanos / 1e3 / batches;
+            }
+            micros = Arrays.copyOfRange(micros, 1, REPEATS + 1);
+            cpu = Arrays.copyOfRange(cpu, 1, REPEATS + 1);
+            Arrays.sort(micros);
+            Arrays.sort(cpu);
+            System.out.printf("%s %6.2f us a batch of all threads together (range %.2f-%.2f); CPU a batch, summed over the threads %5.2f us%n",
+                    name, micros[REPEATS / 2], micros[0], micros[REPEATS - 1], cpu[REPEATS / 2]);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
     /** CPU time of the live threads whose names start with {@code prefix}. */
     private static long cpuNanos(com.sun.management.ThreadMXBean threads, String prefix) {
         long sum = 0;
@@ -138,7 +188,7 @@ public final class DeviceLoopbackBench {
         return sum;
     }
 
-    private static long run(double seconds, int inFlight, Submit submit, Mode mode) throws Exception {
+    private static long run(double seconds, int inFlight, Submit submit, Mode mode, long[] submitNanos) throws Exception {
         TransferBatch[] ring = new TransferBatch[inFlight];
         long end = System.nanoTime() + (long) (seconds * 1e9);
         long n = 0;
@@ -153,7 +203,7 @@ public final class DeviceLoopbackBench {
                 b.completion(); // before submitting, as a caller chaining on it does: completed through a completion thread
             }
             ring[slot] = b.submit();
-            submitNanos += System.nanoTime() - t0;
+            submitNanos[0] += System.nanoTime() - t0;
             n++;
         }
         for (TransferBatch b : ring) {

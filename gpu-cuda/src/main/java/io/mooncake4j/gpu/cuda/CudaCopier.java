@@ -35,7 +35,9 @@ import org.slf4j.LoggerFactory;
  * device-to-device copies of a batch go to the {@link GatherKernel}, the rest to the driver's
  * typed asynchronous copies. A batch whose last operation is a gather launch is signalled by the
  * kernel into host memory; any other batch ends with an event. The copier's completion thread
- * watches them in order and completes the futures, so no driver callback ever runs user code.
+ * watches them in order and completes the futures, so no driver callback ever runs user code. Any
+ * number of threads may call {@link #copy} at once: each pushes the context and locates its
+ * pointers on its own; only numbering and enqueueing a batch take the copier's lock.
  */
 final class CudaCopier implements DeviceCopier {
     /** How long a batch may take on the device before its future fails. */
@@ -61,8 +63,7 @@ final class CudaCopier implements DeviceCopier {
     private final ConcurrentLinkedQueue<Pending> pending = new ConcurrentLinkedQueue<>();
     private final Thread completer;
     private volatile boolean completerParked; // set by the completer before it parks on an empty queue
-    private int[] to = new int[0]; // guarded by lock: where each dst lives, reused per batch
-    private int[] from = new int[0];
+    private final ThreadLocal<Located> located = ThreadLocal.withInitial(Located::new);
     private long submitted; // guarded by lock: batches numbered from 1
     private volatile boolean closed;
     private volatile Throwable broken; // why the completion thread stopped, if it did
@@ -92,62 +93,107 @@ final class CudaCopier implements DeviceCopier {
                     ErrorCode.INVALID_ARGUMENT,
                     "copy of " + n + " entries needs arrays at least that long (dst " + dst.length + ", src " + src.length + ", len " + len.length + ")");
         }
+        if (closed) {
+            throw closedException();
+        }
         CompletableFuture<Void> done = new CompletableFuture<>();
-        synchronized (lock) {
-            if (closed) {
-                throw new MooncakeException(ErrorCode.CLOSED, "the CUDA copier of cuda:" + device + " was closed");
-            }
-            if (broken != null) {
-                done.completeExceptionally(stopped(broken));
-                return done;
-            }
-            try (ContextScope ignored = ContextScope.push(context)) {
-                locateAll(dst, src, len, n);
-                long batch = ++submitted;
-                CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
-                if (!enqueue(dst, src, len, n, batch)) {
-                    event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
-                    CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
+        // The context and where each pointer lives are the calling thread's own: only enqueueing
+        // (batch number, launches, the pending entry) is serialised, so submitting threads overlap.
+        Located where = located.get();
+        try (ContextScope ignored = ContextScope.push(context)) {
+            where.locate(dst, src, len, n);
+            synchronized (lock) {
+                if (closed) {
+                    throw closedException();
                 }
-                pending.add(new Pending(event, done, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
-                if (completerParked) {
-                    LockSupport.unpark(completer);
+                if (broken != null) {
+                    done.completeExceptionally(stopped(broken));
+                    return done;
                 }
-            } catch (MooncakeException e) {
-                gather.discard(); // a list left half-filled must not ride along with the next batch
-                if (e.code() == ErrorCode.INVALID_ARGUMENT) {
-                    throw e;
-                }
-                done.completeExceptionally(e);
+                enqueueBatch(dst, src, len, n, where, done);
             }
+        } catch (MooncakeException e) {
+            if (e.code() == ErrorCode.INVALID_ARGUMENT || e.code() == ErrorCode.CLOSED) {
+                throw e;
+            }
+            done.completeExceptionally(e);
         }
         return done;
     }
 
-    private void locateAll(long[] dst, long[] src, long[] len, int n) {
-        if (to.length < n) {
-            to = new int[n];
-            from = new int[n];
-        }
-        DeviceRanges.Range lastTo = null; // a batch's blocks mostly lie in one or two allocations
-        DeviceRanges.Range lastFrom = null;
-        for (int i = 0; i < n; i++) {
-            if (len[i] < 0) {
-                throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "copy " + i + " has a negative length " + len[i]);
+    private MooncakeException closedException() {
+        return new MooncakeException(ErrorCode.CLOSED, "the CUDA copier of cuda:" + device + " was closed");
+    }
+
+    /** Under {@code lock}, with the context current: numbers the batch, enqueues it and tracks it. */
+    private void enqueueBatch(long[] dst, long[] src, long[] len, int n, Located where, CompletableFuture<Void> done) {
+        try {
+            long batch = ++submitted;
+            CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
+            if (!enqueue(dst, src, len, n, where, batch)) {
+                event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
+                CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
             }
-            if (lastTo == null || !lastTo.contains(dst[i])) {
-                lastTo = driver.rangeOf(dst[i]);
+            pending.add(new Pending(event, done, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
+            if (completerParked) {
+                LockSupport.unpark(completer);
             }
-            if (lastFrom == null || !lastFrom.contains(src[i])) {
-                lastFrom = driver.rangeOf(src[i]);
-            }
-            to[i] = lastTo == null ? CudaDriver.HOST : lastTo.device();
-            from[i] = lastFrom == null ? CudaDriver.HOST : lastFrom.device();
+        } catch (MooncakeException e) {
+            gather.discard(); // a list left half-filled must not ride along with the next batch
+            throw e;
         }
     }
 
+    /**
+     * Where each copy's two sides live ({@link CudaDriver#HOST} or a device), per submitting thread,
+     * and whether the whole batch is one gather launch's list.
+     */
+    private final class Located {
+        private int[] to = new int[0];
+        private int[] from = new int[0];
+        private boolean oneGather; // 1 to MAX_ENTRIES copies, each a gather entry
+        private long longest;
+
+        void locate(long[] dst, long[] src, long[] len, int n) {
+            if (to.length < n) {
+                to = new int[n];
+                from = new int[n];
+            }
+            oneGather = n >= 1 && n <= GatherKernel.MAX_ENTRIES;
+            longest = 0;
+            DeviceRanges.Range lastTo = null; // a batch's blocks mostly lie in one or two allocations
+            DeviceRanges.Range lastFrom = null;
+            for (int i = 0; i < n; i++) {
+                if (len[i] < 0) {
+                    throw new MooncakeException(ErrorCode.INVALID_ARGUMENT, "copy " + i + " has a negative length " + len[i]);
+                }
+                if (lastTo == null || !lastTo.contains(dst[i])) {
+                    lastTo = driver.rangeOf(dst[i]);
+                }
+                if (lastFrom == null || !lastFrom.contains(src[i])) {
+                    lastFrom = driver.rangeOf(src[i]);
+                }
+                to[i] = lastTo == null ? CudaDriver.HOST : lastTo.device();
+                from[i] = lastFrom == null ? CudaDriver.HOST : lastFrom.device();
+                oneGather &= isGatherEntry(to[i], from[i], len[i]);
+                longest = Math.max(longest, len[i]);
+            }
+        }
+    }
+
+    /** A device-to-device copy on this copier's device small enough for the gather kernel (and not empty). */
+    private boolean isGatherEntry(int to, int from, long bytes) {
+        return to == device && from == device && bytes > 0 && bytes <= GatherKernel.MAX_ENTRY_BYTES;
+    }
+
     /** Enqueues the copies as batch {@code batch}; true when the gather kernel will signal it. */
-    private boolean enqueue(long[] dst, long[] src, long[] len, int n, long batch) {
+    private boolean enqueue(long[] dst, long[] src, long[] len, int n, Located where, long batch) {
+        if (where.oneGather) { // the usual KV batch: the list in three bulk copies, one launch
+            gather.addAll(dst, src, len, n, where.longest);
+            return gather.flush(batch, stream);
+        }
+        int[] to = where.to;
+        int[] from = where.from;
         for (int i = 0; i < n; i++) {
             long bytes = len[i];
             if (bytes == 0) {
@@ -155,7 +201,7 @@ final class CudaCopier implements DeviceCopier {
             }
             boolean toDevice = to[i] != CudaDriver.HOST;
             boolean fromDevice = from[i] != CudaDriver.HOST;
-            if (toDevice && fromDevice && to[i] == device && from[i] == device && bytes <= GatherKernel.MAX_ENTRY_BYTES) {
+            if (isGatherEntry(to[i], from[i], bytes)) {
                 gather.add(dst[i], src[i], bytes, stream);
             } else if (toDevice && fromDevice) {
                 CudaDriver.check(cuMemcpyDtoDAsync(Pointers.device(dst[i]), Pointers.device(src[i]), bytes, stream), "cuMemcpyDtoDAsync");

@@ -21,6 +21,7 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.LongBuffer;
 import java.nio.charset.StandardCharsets;
 import jcuda.Pointer;
 import jcuda.driver.CUfunction;
@@ -31,7 +32,9 @@ import jcuda.driver.CUstream;
  * The gather-copy kernel ({@code gather_copy.ptx}, loaded with {@code cuModuleLoadData}, no NVRTC):
  * collects up to {@link #MAX_ENTRIES} device-to-device copies and runs them as one launch. The list
  * travels in the launch's parameters, which the driver copies when the launch is enqueued, so it
- * can be refilled at once. The last launch of a batch signals the batch's number into page-locked
+ * can be refilled at once. It is written in place in page-locked host memory, and the launch's
+ * {@code kernelParams} is a raw address there, so that a launch allocates nothing and JCuda converts
+ * one plain pointer (not an array of pointers to a buffer, which costs it a dozen JNI calls). The last launch of a batch signals the batch's number into page-locked
  * host memory when it is done ({@link #signalled()}), which costs the host no driver call. Not
  * thread-safe, except {@link #signalled()}: its copier serialises use.
  */
@@ -51,15 +54,18 @@ final class GatherKernel {
     // struct GatherList in gather_copy.cu: dst[128], src[128], len[128], batch, finished, signal
     private static final int BATCH_AT = 3 * 8 * MAX_ENTRIES;
     private static final int PARAM_BYTES = BATCH_AT + 3 * 8;
+    // after the list: kernelParams[0], the list's address (the kernel's one parameter is the list)
+    private static final int KERNEL_PARAMS_AT = PARAM_BYTES;
     private static final String PTX = "gather_copy.ptx";
     private static final VarHandle LONGS = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.nativeOrder());
 
     private final CUmodule module = new CUmodule();
     private final CUfunction function = new CUfunction();
     private final long bytesPerCta;
-    // the parameters in native memory, so that a launch pins no Java array
-    private final ByteBuffer list = ByteBuffer.allocateDirect(PARAM_BYTES).order(ByteOrder.nativeOrder());
-    private final Pointer params = Pointer.to(Pointer.to(list));
+    private final Pointers.AllocatedHostPointer listMemory = new Pointers.AllocatedHostPointer(); // page-locked
+    private final ByteBuffer list;
+    private final LongBuffer longs; // the same memory as longs, for bulk copies
+    private final Pointer params; // kernelParams: the address of the slot that holds the list's address
     private final Pointers.DevicePointer finished = new Pointers.DevicePointer(); // thread blocks done, on the device
     private final Pointer signal = new Pointer(); // the last batch signalled, in page-locked host memory
     private final ByteBuffer signalView;
@@ -77,6 +83,7 @@ final class GatherKernel {
         CudaDriver.check(cuModuleLoadData(module, ptx()), "cuModuleLoadData(" + PTX + ")");
         try {
             CudaDriver.check(cuModuleGetFunction(function, module, "mc4j_gather_copy"), "cuModuleGetFunction");
+            CudaDriver.check(cuMemHostAlloc(listMemory, KERNEL_PARAMS_AT + 8, 0), "cuMemHostAlloc(gather list)");
             CudaDriver.check(cuMemHostAlloc(signal, 8, CU_MEMHOSTALLOC_DEVICEMAP), "cuMemHostAlloc(gather signal)");
             CudaDriver.check(cuMemAlloc(finished, 4), "cuMemAlloc(gather counter)");
             CudaDriver.check(cuMemsetD32(finished, 0, 1), "cuMemsetD32(gather counter)");
@@ -88,6 +95,10 @@ final class GatherKernel {
             }
             throw e;
         }
+        list = listMemory.getByteBuffer(0, KERNEL_PARAMS_AT + 8).order(ByteOrder.nativeOrder());
+        longs = list.asLongBuffer();
+        list.putLong(KERNEL_PARAMS_AT, listMemory.address());
+        params = Pointers.host(listMemory.address() + KERNEL_PARAMS_AT);
         signalView = signal.getByteBuffer(0, 8).order(ByteOrder.nativeOrder());
         LONGS.setRelease(signalView, 0, 0L);
         Pointers.DevicePointer signalOnDevice = new Pointers.DevicePointer();
@@ -111,6 +122,22 @@ final class GatherKernel {
         list.putLong(8 * (2 * MAX_ENTRIES + size), len);
         longest = Math.max(longest, len);
         size++;
+    }
+
+    /**
+     * Fills the empty list with a whole batch at once, {@code n} (1 to {@link #MAX_ENTRIES}) copies
+     * of at most {@link #MAX_ENTRY_BYTES}, the longest {@code longest} bytes: three bulk copies into
+     * the list instead of {@code 3 n} single writes. {@link #flush} launches it.
+     */
+    void addAll(long[] dst, long[] src, long[] len, int n, long longest) {
+        if (size != 0 || n < 1 || n > MAX_ENTRIES) {
+            throw new IllegalStateException("addAll of " + n + " copies to a list holding " + size + " (at most " + MAX_ENTRIES + ")");
+        }
+        longs.put(0, dst, 0, n);
+        longs.put(MAX_ENTRIES, src, 0, n);
+        longs.put(2 * MAX_ENTRIES, len, 0, n);
+        this.longest = longest;
+        size = n;
     }
 
     /**
@@ -147,6 +174,7 @@ final class GatherKernel {
         // each is a no-op on what was never allocated (a null handle), so this also cleans up a failed constructor
         cuMemFree(finished);
         cuMemFreeHost(signal);
+        cuMemFreeHost(listMemory);
         CudaDriver.check(cuModuleUnload(module), "cuModuleUnload");
     }
 

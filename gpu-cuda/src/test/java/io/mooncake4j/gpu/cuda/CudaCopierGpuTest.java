@@ -18,7 +18,13 @@ import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.DeviceCopier;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import jcuda.Pointer;
@@ -268,6 +274,58 @@ class CudaCopierGpuTest {
             }
             CompletableFuture.allOf(done).get(60, TimeUnit.SECONDS);
             assertArrayEquals(source, GpuMemory.read(to.address(), batches * n * block));
+        }
+    }
+
+    @Test
+    void shouldCopyEveryThreadsBatchesInItsOrderWhenSeveralThreadsSubmitAtOnce() throws Exception {
+        int threads = 4;
+        int batches = 96;
+        int n = 16;
+        int block = 4096;
+        int perThread = batches * n * block;
+        try (DeviceAllocation first = cuda.allocate(MemoryLocation.cuda(0), (long) threads * perThread);
+                DeviceAllocation second = cuda.allocate(MemoryLocation.cuda(0), (long) threads * perThread);
+                DeviceAllocation to = cuda.allocate(MemoryLocation.cuda(0), (long) threads * perThread)) {
+            byte[] older = GpuMemory.pattern(threads * perThread, 8);
+            byte[] newer = GpuMemory.pattern(threads * perThread, 9);
+            GpuMemory.write(first.address(), older);
+            GpuMemory.write(second.address(), newer);
+            ExecutorService pool = Executors.newFixedThreadPool(threads);
+            try {
+                CountDownLatch go = new CountDownLatch(1);
+                List<Future<CompletableFuture<Void>>> submitted = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    long base = (long) t * perThread;
+                    submitted.add(pool.submit(() -> {
+                        go.await();
+                        List<CompletableFuture<Void>> done = new ArrayList<>();
+                        // each thread copies its slice twice, older bytes then newer: only its own order leaves the newer
+                        for (DeviceAllocation from : new DeviceAllocation[] {first, second}) {
+                            long[] dst = new long[n];
+                            long[] src = new long[n];
+                            long[] len = new long[n];
+                            for (int b = 0; b < batches; b++) {
+                                for (int i = 0; i < n; i++) {
+                                    long offset = base + ((long) b * n + i) * block;
+                                    src[i] = from.address() + offset;
+                                    dst[i] = to.address() + offset;
+                                    len[i] = block;
+                                }
+                                done.add(copier.copy(dst, src, len, n));
+                            }
+                        }
+                        return CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0]));
+                    }));
+                }
+                go.countDown();
+                for (Future<CompletableFuture<Void>> f : submitted) {
+                    f.get(60, TimeUnit.SECONDS).get(60, TimeUnit.SECONDS);
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+            assertArrayEquals(newer, GpuMemory.read(to.address(), threads * perThread));
         }
     }
 

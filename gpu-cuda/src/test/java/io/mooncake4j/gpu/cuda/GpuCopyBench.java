@@ -25,8 +25,14 @@ import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.DeviceCopier;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUevent;
@@ -48,6 +54,12 @@ public final class GpuCopyBench {
     private static final long BLOCK = 64L << 10;
     /** Batches kept in flight in the batch lines: one at a time, a few as a KV-cache mover keeps, all of a timing. */
     private static final int[] IN_FLIGHT = {1, 4, ROUNDS};
+    /**
+     * Submitting threads of the multi-thread batch lines (Mooncake's bench runs several), each doing
+     * {@code ROUNDS} batches with {@link #IN_FLIGHT_EACH} of its own in flight.
+     */
+    private static final int[] THREADS = {2, 4};
+    private static final int IN_FLIGHT_EACH = 4;
 
     private GpuCopyBench() {}
 
@@ -89,12 +101,17 @@ public final class GpuCopyBench {
             for (long end = System.nanoTime() + WARM_UP_NANOS; System.nanoTime() < end; ) { // the batch path's JIT too
                 copier.copy(dst, src, len, BLOCKS).get(30, TimeUnit.SECONDS);
             }
+            Op copierBatch = () -> {
+                CompletableFuture<Void> f = copier.copy(dst, src, len, BLOCKS);
+                return () -> f.get(30, TimeUnit.SECONDS);
+            };
             double[] batch = new double[IN_FLIGHT.length];
             for (int k = 0; k < IN_FLIGHT.length; k++) {
-                batch[k] = inFlight(IN_FLIGHT[k], BLOCK * BLOCKS, () -> {
-                    CompletableFuture<Void> f = copier.copy(dst, src, len, BLOCKS);
-                    return () -> f.get(30, TimeUnit.SECONDS);
-                });
+                batch[k] = inFlight(IN_FLIGHT[k], BLOCK * BLOCKS, copierBatch);
+            }
+            double[] threaded = new double[THREADS.length];
+            for (int k = 0; k < THREADS.length; k++) {
+                threaded[k] = threads(THREADS[k], BLOCK * BLOCKS, copierBatch);
             }
             double submitMicros = medianMicros(() -> {
                 for (int r = 0; r < ROUNDS; r++) {
@@ -123,11 +140,15 @@ public final class GpuCopyBench {
                 System.out.printf("copier D2D 128 x 64 KiB, %3d in flight        %8.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x), %5.1f us a batch%n",
                         IN_FLIGHT[k], batch[k], batch[k] / big, BLOCK * BLOCKS / batch[k] / 1e3);
             }
+            for (int k = 0; k < THREADS.length; k++) {
+                System.out.printf("copier D2D 128 x 64 KiB, %d threads x %d in flight %6.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x), %5.1f us a batch%n",
+                        THREADS[k], IN_FLIGHT_EACH, threaded[k], threaded[k] / big, BLOCK * BLOCKS / threaded[k] / 1e3);
+            }
             System.out.printf("  copier.copy of that batch returns after      %8.1f us (host side of a batch)%n", submitMicros);
             System.out.printf("raw cudaMemcpy per 64 KiB block (128 calls)   %8.1f GB/s  %.3fx copier 64 MiB%n", rawPerBlock, rawPerBlock / big);
             System.out.printf("copier H2D 64 MiB pageable                    %8.1f GB/s%n", h2d);
             System.out.printf("copier D2H 64 MiB pageable                    %8.1f GB/s%n", d2h);
-            engineLoopback(a, b, dst, src, len, raw, big, batch);
+            engineLoopback(a, b, dst, src, len, raw, big, batch, threaded);
             kernelAlone(dst, src, len);
         }
     }
@@ -138,7 +159,7 @@ public final class GpuCopyBench {
      * same numbers of batches in flight as the copier's lines ({@code copierBatch}), in the same run.
      */
     private static void engineLoopback(DeviceAllocation a, DeviceAllocation b, long[] dst, long[] src, long[] len,
-            double raw, double copierBig, double[] copierBatch) throws Exception {
+            double raw, double copierBig, double[] copierBatch, double[] copierThreaded) throws Exception {
         try (TransferEngine engine = GpuEngines.create()) {
             engine.registerMemory(a.address(), a.length(), "cuda:0");
             engine.registerMemory(b.address(), b.length(), "cuda:0");
@@ -165,6 +186,13 @@ public final class GpuCopyBench {
                         IN_FLIGHT[k], engineBatch, engineBatch / copierBig, engineBatch / engineBig, engineBatch / copierBatch[k],
                         BLOCK * BLOCKS / engineBatch / 1e3);
             }
+            for (int k = 0; k < THREADS.length; k++) {
+                double engineBatch = threads(THREADS[k], BLOCK * BLOCKS, batchRound);
+                System.out.printf("engine loopback D2D 128 x 64 KiB, %d threads x %d in flight %6.1f GB/s  %.2fx copier 64 MiB (target >= 0.4x),"
+                                + " %.2fx the copier's with as many threads; %5.1f us a batch%n",
+                        THREADS[k], IN_FLIGHT_EACH, engineBatch, engineBatch / copierBig, engineBatch / copierThreaded[k],
+                        BLOCK * BLOCKS / engineBatch / 1e3);
+            }
             double[] submit = new double[REPEATS]; // the submitting thread's time, the rounds joined after the timing
             TransferBatch[] rounds = new TransferBatch[ROUNDS];
             for (int rep = 0; rep < REPEATS; rep++) {
@@ -177,8 +205,13 @@ public final class GpuCopyBench {
             }
             Arrays.sort(submit);
             double submitMicros = submit[REPEATS / 2];
-            System.out.printf("  newBatch + 128 writes + submit returns after %8.1f us (host side of a batch, against copier.copy's above)%n",
-                    submitMicros);
+            double buildMicros = medianMicros(() -> { // the caller's part alone: built, never submitted
+                for (int r = 0; r < ROUNDS; r++) {
+                    rounds[r] = batchRound(engine, self, dst, src, len);
+                }
+            }, ROUNDS);
+            System.out.printf("  newBatch + 128 writes + submit returns after %8.1f us (host side of a batch, against copier.copy's above);"
+                    + " newBatch + 128 writes alone %.1f us%n", submitMicros, buildMicros);
         }
     }
 
@@ -206,21 +239,56 @@ public final class GpuCopyBench {
      * {@code inFlight} unfinished at a time: the oldest is waited for before the next starts.
      */
     private static double inFlight(int inFlight, long bytes, Op op) throws Exception {
-        return median(() -> {
-            Started[] ring = new Started[inFlight];
-            for (int r = 0; r < ROUNDS; r++) {
-                int slot = r % inFlight;
-                if (ring[slot] != null) {
-                    ring[slot].await();
+        return median(() -> rounds(inFlight, op), bytes * ROUNDS);
+    }
+
+    /**
+     * GB/s (median of {@link #REPEATS}) of {@code threads} threads each doing {@link #ROUNDS}
+     * operations of {@code bytes}, {@link #IN_FLIGHT_EACH} of its own in flight; timed from their
+     * common start to the last one's end.
+     */
+    private static double threads(int threads, long bytes, Op op) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
+            Thread t = new Thread(r, "gpu-bench-submitter");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            return median(() -> {
+                CountDownLatch go = new CountDownLatch(1);
+                List<Future<Void>> running = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    running.add(pool.submit(() -> {
+                        go.await();
+                        rounds(IN_FLIGHT_EACH, op);
+                        return null;
+                    }));
                 }
-                ring[slot] = op.start();
-            }
-            for (Started s : ring) {
-                if (s != null) {
-                    s.await();
+                go.countDown();
+                for (Future<Void> f : running) {
+                    f.get(60, TimeUnit.SECONDS);
                 }
+            }, bytes * ROUNDS * threads);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** {@link #ROUNDS} operations, at most {@code inFlight} unfinished: the oldest is waited for before the next starts. */
+    private static void rounds(int inFlight, Op op) throws Exception {
+        Started[] ring = new Started[inFlight];
+        for (int r = 0; r < ROUNDS; r++) {
+            int slot = r % inFlight;
+            if (ring[slot] != null) {
+                ring[slot].await();
             }
-        }, bytes * ROUNDS);
+            ring[slot] = op.start();
+        }
+        for (Started s : ring) {
+            if (s != null) {
+                s.await();
+            }
+        }
     }
 
     private static void joinAll(TransferBatch... batches) {
@@ -248,9 +316,7 @@ public final class GpuCopyBench {
                     long t0 = System.nanoTime();
                     CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
                     for (int r = 0; r < ROUNDS; r++) {
-                        for (int i = 0; i < BLOCKS; i++) {
-                            kernel.add(dst[i], src[i], len[i], stream);
-                        }
+                        kernel.addAll(dst, src, len, BLOCKS, BLOCK); // as the copier fills a batch's list
                         kernel.flush(r + 1, stream);
                     }
                     CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
@@ -291,11 +357,31 @@ public final class GpuCopyBench {
                 CudaDriver.check(cuEventElapsedTime(ms, start, stop), "cuEventElapsedTime");
                 one[j] = ms[0] * 1e3;
             }
-            kernel.unload();
             Arrays.sort(one);
             System.out.printf("one 16-byte gather launch: host %.2f us; one 128 x 64 KiB launch alone on the GPU: %.2f us (events)%n",
                     (l1 - l0) / 1e3 / tiny, one[one.length / 2]);
             int calls = 1000;
+            long f0 = 0;
+            long f1 = 0;
+            long f2 = 0;
+            for (int pass = 0; pass < 2; pass++) { // the first pass warms both up
+                f0 = System.nanoTime();
+                for (int j = 0; j < calls; j++) {
+                    for (int i = 0; i < BLOCKS; i++) {
+                        kernel.add(dst[i], src[i], len[i], stream);
+                    }
+                    kernel.discard();
+                }
+                f1 = System.nanoTime();
+                for (int j = 0; j < calls; j++) {
+                    kernel.addAll(dst, src, len, BLOCKS, BLOCK);
+                    kernel.discard();
+                }
+                f2 = System.nanoTime();
+            }
+            kernel.unload();
+            System.out.printf("host cost of filling a 128-entry list: entry by entry %.2f us, in bulk (the copier's way) %.2f us%n",
+                    (f1 - f0) / 1e3 / calls, (f2 - f1) / 1e3 / calls);
             long t0 = System.nanoTime();
             for (int i = 0; i < calls; i++) {
                 cuEventRecord(stop, stream);
