@@ -203,10 +203,15 @@ class TransferEngineTest {
     }
 
     @Test
-    void shouldCountHandshakeFramesAndNotificationsUnderTheirNames() {
+    void shouldCountHandshakeFramesAndNotificationsUnderTheirNames() throws InterruptedException {
         long servedBefore = b.counters().get("handshake.frames_served");
         a.sendNotification(b.localSegmentName(), "kv ready: req-3");
         b.pollNotifications();
+        // the server counts a frame once its reply is written, which may be just after the sender read it
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (b.counters().get("handshake.frames_served") == servedBefore && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
         java.util.Map<String, Long> c = b.counters();
         assertEquals(servedBefore + 1, c.get("handshake.frames_served"));
         assertEquals(0L, c.get("notifications.refused"));
