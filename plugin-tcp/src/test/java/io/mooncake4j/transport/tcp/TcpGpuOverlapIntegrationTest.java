@@ -1,0 +1,120 @@
+package io.mooncake4j.transport.tcp;
+
+import static io.mooncake4j.testkit.AbstractTransportConformanceTest.assertSameBytes;
+import static io.mooncake4j.testkit.AbstractTransportConformanceTest.fillRandom;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mooncake4j.DeviceMemory;
+import io.mooncake4j.EngineConfig;
+import io.mooncake4j.HostMemory;
+import io.mooncake4j.MemoryLocation;
+import io.mooncake4j.Segment;
+import io.mooncake4j.TransferBatch;
+import io.mooncake4j.TransferEngine;
+import io.mooncake4j.TransferStatus;
+import io.mooncake4j.testkit.FakeGpu;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * GPU-aware TCP overlaps the staging copies of consecutive WRITEs on one lane, in one JVM with
+ * {@link FakeGpu} whose copies are slow (2 ms each, one at a time per stager): the initiator copies
+ * the next request's first chunks out of the device while the current one is on the socket, and the
+ * target reads the next request while the last copies of a WRITE into the device run. Each request
+ * is 1 MiB, two 512 KiB staging chunks, so a side that staged one request at a time would never
+ * have more than two copies in flight; bytes are asserted, and every request completes.
+ */
+@Tag("integration")
+@Timeout(60)
+class TcpGpuOverlapIntegrationTest {
+    private static final int REQUESTS = 16;
+    private static final long REQUEST = 1 << 20;
+    private static final long TOTAL = REQUESTS * REQUEST;
+
+    @BeforeEach
+    void slowCopies() {
+        FakeGpu.stagedCopyDelayNanos = TimeUnit.MILLISECONDS.toNanos(2);
+        FakeGpu.MAX_STAGED_IN_FLIGHT.set(0);
+    }
+
+    @AfterEach
+    void fastCopies() {
+        FakeGpu.stagedCopyDelayNanos = 0;
+    }
+
+    private static TransferEngine engine() {
+        return FakeGpu.installedFor(() -> TransferEngine.create(EngineConfig.builder()
+                .environment(Map.of())
+                .protocol("tcp")
+                .localHostname("127.0.0.1")
+                .rpcPortRange(0, 0)
+                .tcpLanesPerPeer(1)
+                .transferTimeout(Duration.ofSeconds(30))
+                .build()));
+    }
+
+    @Test
+    void shouldCopyTheNextWriteOutOfTheDeviceWhileTheCurrentOneIsOnTheSocketWhenTheInitiatorStages() {
+        assertTrue(writeAll(MemoryLocation.cuda(0), MemoryLocation.CPU) >= 3,
+                "initiator stager: at most " + FakeGpu.MAX_STAGED_IN_FLIGHT.get() + " copies in flight");
+    }
+
+    @Test
+    void shouldReadTheNextWriteWhileTheLastCopiesIntoTheDeviceRunWhenTheTargetStages() {
+        assertTrue(writeAll(MemoryLocation.CPU, MemoryLocation.cuda(0)) >= 3,
+                "target stager: at most " + FakeGpu.MAX_STAGED_IN_FLIGHT.get() + " copies in flight");
+    }
+
+    @Test
+    void shouldKeepEveryByteAndStatusInOrderWhenBothSidesStageSlowly() {
+        writeAll(MemoryLocation.cuda(0), MemoryLocation.cuda(0));
+    }
+
+    /**
+     * WRITEs {@link #REQUESTS} requests of 1 MiB from {@code from} memory into {@code to} memory of
+     * another engine on one lane, checks every byte, and returns the most copies one stager had in
+     * flight.
+     */
+    private static long writeAll(MemoryLocation from, MemoryLocation to) {
+        try (TransferEngine a = engine();
+                TransferEngine b = engine();
+                AutoCloseable srcMemory = allocate(a, from);
+                AutoCloseable dstMemory = allocate(b, to)) {
+            long src = address(srcMemory);
+            long dst = address(dstMemory);
+            Segment peer = a.openSegment(b.localSegmentName());
+            a.warmupSegment(b.localSegmentName());
+            fillRandom(src, TOTAL, 11);
+            long before = FakeGpu.STAGED_COPIES.get();
+            TransferBatch w = a.newBatch(REQUESTS);
+            for (int i = 0; i < REQUESTS; i++) {
+                w.write(peer, src + i * REQUEST, dst + i * REQUEST, REQUEST);
+            }
+            w.submit();
+            assertTrue(w.await(Duration.ofSeconds(30)), "the WRITEs end");
+            for (int i = 0; i < REQUESTS; i++) {
+                assertEquals(TransferStatus.COMPLETED, w.status(i), "request " + i + ": " + w.failureReason(i));
+            }
+            assertSameBytes(src, dst, TOTAL, "every WRITE in place");
+            assertTrue(FakeGpu.STAGED_COPIES.get() - before >= 2L * REQUESTS, "GPU memory went through the stagers");
+            return FakeGpu.MAX_STAGED_IN_FLIGHT.get();
+        } catch (Exception e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static AutoCloseable allocate(TransferEngine e, MemoryLocation where) {
+        return where.isCuda() ? e.allocate(TOTAL, where) : e.allocate(TOTAL);
+    }
+
+    private static long address(AutoCloseable memory) {
+        return memory instanceof DeviceMemory d ? d.address() : ((HostMemory) memory).address();
+    }
+}
