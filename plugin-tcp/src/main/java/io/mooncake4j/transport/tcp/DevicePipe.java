@@ -113,9 +113,10 @@ final class DevicePipe implements AutoCloseable {
      * copies, and waits for the first. Nothing is written yet, so when this throws the caller may
      * fail the one request and keep the connection.
      *
+     * @return whether its copies had been prefetched
      * @throws MooncakeException when a copy cannot be enqueued or the first one failed
      */
-    void beginSend(long src, long length) {
+    boolean beginSend(long src, long length) {
         try {
             boolean prefetched = hasNext && !nextFailed && nextSrc == src && nextLength == length;
             long issued = prefetched ? nextIssued : 0;
@@ -129,6 +130,7 @@ final class DevicePipe implements AutoCloseable {
             curEnd = txWritten + (length + chunkBytes - 1) / chunkBytes;
             issue();
             awaitChunk((int) (txWritten % chunks));
+            return prefetched;
         } catch (MooncakeException e) {
             broken(e);
             throw e;
@@ -162,13 +164,14 @@ final class DevicePipe implements AutoCloseable {
             return;
         }
         hasNext = false;
-        for (long q = txWritten; q < txIssued; q++) {
+        long first = Math.max(txWritten, curEnd); // its chunks follow the payload being sent
+        for (long q = first; q < txIssued; q++) {
             int k = (int) (q % chunks);
             if (ticket[k] != 0) {
                 awaitChunkQuietly(k);
             }
         }
-        txIssued = txWritten; // the payload before it is written
+        txIssued = Math.min(txIssued, first);
     }
 
     /**
@@ -215,6 +218,7 @@ final class DevicePipe implements AutoCloseable {
      * @throws MooncakeException when a later copy failed: the payload is short, close the connection
      */
     void finishSend(WritableByteChannel ch, Watched watch) throws IOException {
+        long end = curEnd;
         try {
             while (txWritten < curEnd) {
                 int k = (int) (txWritten % chunks);
@@ -228,6 +232,11 @@ final class DevicePipe implements AutoCloseable {
                 }
                 txWritten++;
                 issue(); // into the chunk just written
+            }
+            if (txWritten != end) {
+                // a copy failed meanwhile (waiting for another payload's) and took this one's with it
+                throw new MooncakeException(ErrorCode.TRANSFER_FAILED, "the GPU staging stream failed in the middle"
+                        + " of a payload");
             }
         } catch (MooncakeException e) {
             broken(e);

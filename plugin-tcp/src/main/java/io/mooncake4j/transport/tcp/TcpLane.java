@@ -393,7 +393,9 @@ final class TcpLane {
                 sendPipe = transport.staging.acquire();
             }
             pipe = sendPipe;
-            pipe.beginSend(local, len);
+            if (pipe.beginSend(local, len)) {
+                counters.gpuPrefetchedParts.increment();
+            }
         } catch (MooncakeException e) {
             fail(s, i, TransferStatus.FAILED, "GPU staging failed before anything was sent: " + e.getMessage());
             return;

@@ -527,7 +527,7 @@ final class TcpServer implements AutoCloseable {
                         continue;
                     }
                     if (unsettled != null) {
-                        settleWrite(); // status frames go out in request order
+                        settleOverlapped(); // status frames go out in request order
                     }
                     if (pin == null) {
                         rejected(op, addr, size);
@@ -602,7 +602,7 @@ final class TcpServer implements AutoCloseable {
         private boolean serveDevice(int op, boolean v2, long addr, long size, PinnedRegion pin) throws IOException {
             boolean write = op == TcpWire.OP_WRITE;
             if (unsettled != null && !write) {
-                settleWrite(); // the READ's status frame follows the WRITE's
+                settleOverlapped(); // the READ's status frame follows the WRITE's
             }
             if (!v2) {
                 stagingFailed(write, addr, size, "the peer speaks tcp protocol v1, which has no status frames");
@@ -636,6 +636,7 @@ final class TcpServer implements AutoCloseable {
                 unsettledAddr = addr;
                 unsettledSize = size;
                 if (older != null) {
+                    counters.gpuOverlappedWrites.increment();
                     settleWrite(older, olderAddr, olderSize); // the WRITE before it (its copies are done by now)
                 }
                 return true;
@@ -667,6 +668,12 @@ final class TcpServer implements AutoCloseable {
             PinnedRegion pin = unsettled;
             unsettled = null;
             settleWrite(pin, unsettledAddr, unsettledSize);
+        }
+
+        /** {@link #settleWrite()} once the next request's header was read while its copies ran. */
+        private void settleOverlapped() throws IOException {
+            counters.gpuOverlappedWrites.increment();
+            settleWrite();
         }
 
         /** Settles the oldest GPU WRITE whose copies may still run (at {@code addr}, under {@code pin}). */
