@@ -286,7 +286,8 @@ final class DevicePipe implements AutoCloseable {
      * possibly still running: {@link #settle} gives its outcome. At most one payload received before
      * it may be unsettled; its copies are waited for here only where this one needs their chunks.
      *
-     * @throws IOException when the socket fails (every copy is then done)
+     * @throws IOException when the socket fails (every copy is then done; this payload needs no
+     *     settling, one received before it still does)
      * @throws IllegalStateException when two payloads are unsettled already
      */
     void receiveUnsettled(ReadableByteChannel ch, InputStage in, Watched watch, long dst, long length,
@@ -325,6 +326,7 @@ final class DevicePipe implements AutoCloseable {
             }
         } catch (IOException | RuntimeException | Error e) {
             quiesce();
+            rxSerial = me - 1; // never read whole: nothing to settle (the connection is going away)
             throw e;
         }
     }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.nativeio.NativeMemory;
@@ -203,6 +204,25 @@ class DevicePipeTest {
             assertTrailerNext(p);
             writer.get(10, TimeUnit.SECONDS);
         }
+    }
+
+    @Test
+    void shouldLeaveNothingToSettleWhenThePeerClosesInsideAPayloadAndReceiveAgain() throws Exception {
+        byte[] payload = random(LEN, 10);
+        Pipe cut = Pipe.open();
+        CompletableFuture<Void> closing = writeAsync(cut, java.util.Arrays.copyOf(payload, 2 * CHUNK + 10))
+                .thenRun(() -> TcpServer.closeQuietly(cut.sink()));
+        assertThrows(java.io.EOFException.class,
+                () -> pipe.receive(cut.source(), in, watch, device.address(), LEN, null, 0));
+        closing.get(10, TimeUnit.SECONDS);
+        assertFalse(pipe.hasUnsettled(), "the payload cut short is not waiting to be settled");
+        assertTrue(pipe.isReusable(), "every copy is done: the pipe goes back to the pool");
+        Pipe p = Pipe.open();
+        CompletableFuture<Void> writer = writeAsync(p, payload, TRAILER);
+        assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, null, 0), "the next connection's payload");
+        assertArrayEquals(payload, bytes(device.address(), LEN));
+        assertTrailerNext(p);
+        writer.get(10, TimeUnit.SECONDS);
     }
 
     private void assertTrailerNext(Pipe p) throws IOException {
