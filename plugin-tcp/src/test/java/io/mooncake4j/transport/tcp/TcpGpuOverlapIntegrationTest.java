@@ -77,6 +77,39 @@ class TcpGpuOverlapIntegrationTest {
         writeAll(MemoryLocation.cuda(0), MemoryLocation.cuda(0));
     }
 
+    @Test
+    void shouldAnswerStatusOneInOrderWhenACopyIntoTheDeviceFailsWhileTheNextWriteIsRead() throws Exception {
+        FakeGpu.STAGED_COPIES_BEFORE_FAILURE.set(5); // the target's sixth copy: request 2's second chunk
+        FakeGpu.FAIL_STAGED_COPIES.set(1);
+        try (TransferEngine a = engine();
+                TransferEngine b = engine();
+                HostMemory src = a.allocate(TOTAL);
+                DeviceMemory dst = b.allocate(TOTAL, MemoryLocation.cuda(0))) {
+            Segment peer = a.openSegment(b.localSegmentName());
+            a.warmupSegment(b.localSegmentName());
+            fillRandom(src.address(), TOTAL, 12);
+            TransferBatch w = a.newBatch(REQUESTS);
+            for (int i = 0; i < REQUESTS; i++) {
+                w.write(peer, src.address() + i * REQUEST, dst.address() + i * REQUEST, REQUEST);
+            }
+            w.submit();
+            assertTrue(w.await(Duration.ofSeconds(30)), "the WRITEs end");
+            assertEquals(TransferStatus.FAILED, w.status(2), "the request whose copy failed");
+            assertTrue(w.failureReason(2).contains("rejected"), w.failureReason(2));
+            for (int i = 0; i < REQUESTS; i++) {
+                // the request read behind the failed one may fail with it: its copies went with the stager
+                if (i == 2 || (i == 3 && w.status(i) == TransferStatus.FAILED)) {
+                    continue;
+                }
+                assertEquals(TransferStatus.COMPLETED, w.status(i), "request " + i + ": " + w.failureReason(i));
+                assertSameBytes(src.address() + i * REQUEST, dst.address() + i * REQUEST, REQUEST, "request " + i);
+            }
+        } finally {
+            FakeGpu.FAIL_STAGED_COPIES.set(0);
+            FakeGpu.STAGED_COPIES_BEFORE_FAILURE.set(0);
+        }
+    }
+
     /**
      * WRITEs {@link #REQUESTS} requests of 1 MiB from {@code from} memory into {@code to} memory of
      * another engine on one lane, checks every byte, and returns the most copies one stager had in
@@ -104,6 +137,12 @@ class TcpGpuOverlapIntegrationTest {
             }
             assertSameBytes(src, dst, TOTAL, "every WRITE in place");
             assertTrue(FakeGpu.STAGED_COPIES.get() - before >= 2L * REQUESTS, "GPU memory went through the stagers");
+            if (from.isCuda()) {
+                assertTrue(a.counters().get("tcp.gpu_prefetched_parts") > 0, "initiator: " + a.counters());
+            }
+            if (to.isCuda()) {
+                assertTrue(b.counters().get("tcp.gpu_overlapped_writes") > 0, "target: " + b.counters());
+            }
             return FakeGpu.MAX_STAGED_IN_FLIGHT.get();
         } catch (Exception e) {
             throw new AssertionError(e);
