@@ -23,8 +23,8 @@ import java.util.Arrays;
  * of 64 requests of 1 MiB, two batches in flight. Bytes counted are payload bytes; GB/s is 1e9 bytes
  * per second. A run is the median of seven timings ({@link GpuCopyBench#median}) of {@value #ROUNDS}
  * rounds after one warm-up; each figure is run {@value #TRIALS} times, host and GPU alternated, and
- * printed as the median with every run beside it, so that the host's noise shows. The last line is
- * this engine's tcp counters (the GPU paths' own included). Run: {@code java -cp ...
+ * printed as the median with every run beside it, so that the host's noise shows. The last lines are
+ * the tcp counters of this engine and of the target (the GPU paths' own included). Run: {@code java -cp ...
  * io.mooncake4j.gpu.cuda.GpuTcpBench}.
  */
 public final class GpuTcpBench {
@@ -88,13 +88,8 @@ public final class GpuTcpBench {
                     + " (target >= 0.8x; per run %s)%n", gpuRead, runs(read[1]), gpuRead / hostRead, ratios(read));
             System.out.printf("pinned H2D (1 MiB copies on one stream): %.2f GB/s (runs %s); GPU TCP WRITE = %.2fx,"
                     + " READ = %.2fx of it%n", pinnedH2d, runs(h2d), gpuWrite / pinnedH2d, gpuRead / pinnedH2d);
-            StringBuilder tcp = new StringBuilder("initiator tcp counters:");
-            engine.counters().forEach((k, v) -> {
-                if (k.startsWith("tcp.")) {
-                    tcp.append(' ').append(k).append('=').append(v);
-                }
-            });
-            System.out.println(tcp);
+            System.out.println("initiator tcp counters: " + DeviceTargetProcess.counters(engine, "tcp."));
+            System.out.println("target tcp counters: " + child.command("counters tcp.").replaceFirst("^COUNTERS ", ""));
         }
     }
 
