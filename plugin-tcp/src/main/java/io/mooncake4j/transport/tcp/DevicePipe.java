@@ -129,7 +129,9 @@ final class DevicePipe implements AutoCloseable {
             curIssued = issued;
             curEnd = txWritten + (length + chunkBytes - 1) / chunkBytes;
             issue();
-            awaitChunk((int) (txWritten % chunks));
+            if (curEnd > txWritten) {
+                awaitChunk((int) (txWritten % chunks)); // its first chunk (an empty payload has none)
+            }
             return prefetched;
         } catch (MooncakeException e) {
             broken(e);
