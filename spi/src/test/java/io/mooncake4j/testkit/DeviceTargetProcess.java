@@ -61,6 +61,17 @@ public final class DeviceTargetProcess {
         return c.getValue();
     }
 
+    /** The engine's counters whose key starts with {@code prefix}, as {@code key=value} separated by spaces. */
+    public static String counters(TransferEngine engine, String prefix) {
+        StringBuilder b = new StringBuilder();
+        engine.counters().forEach((k, v) -> {
+            if (k.startsWith(prefix)) {
+                b.append(b.length() == 0 ? "" : " ").append(k).append('=').append(v);
+            }
+        });
+        return b.toString();
+    }
+
     public static void main(String[] args) throws Exception {
         EngineConfig config = TargetProcess.config(args[0]);
         long bytes = Long.parseLong(args[1]);
@@ -97,6 +108,9 @@ public final class DeviceTargetProcess {
                         gpu.close();
                         gpu = next;
                         answer = "ADDRESS " + gpu.address() + " " + gpu.length();
+                        break;
+                    case "counters":
+                        answer = "COUNTERS " + counters(engine, c.length > 1 ? c[1] : "");
                         break;
                     default:
                         answer = "UNKNOWN " + line;

@@ -397,6 +397,14 @@ public final class FakeGpu extends DeviceMemoryProvider {
     public static final AtomicInteger STAGED_COPIES_BEFORE_FAILURE = new AtomicInteger();
     /** Staged copies done, either direction, by every stager of this JVM. */
     public static final AtomicLong STAGED_COPIES = new AtomicLong();
+    /** When positive, each staged copy takes at least this long on its stager's thread (a slow device). */
+    public static volatile long stagedCopyDelayNanos;
+    /**
+     * The most copies one stager had enqueued and not yet done at once (the one being enqueued
+     * included): how far the staging overlaps copies with each other and with the socket. Reset it
+     * to 0 before measuring.
+     */
+    public static final AtomicLong MAX_STAGED_IN_FLIGHT = new AtomicLong();
     /** Pinned bytes allocated and not yet freed. */
     public static final AtomicLong PINNED_BYTES = new AtomicLong();
     private static final Map<Long, Long> PINNED = new ConcurrentSkipListMap<>(); // start -> end
@@ -468,9 +476,14 @@ public final class FakeGpu extends DeviceMemoryProvider {
             if (ticket - done.get() > MAX_IN_FLIGHT) {
                 await(ticket - MAX_IN_FLIGHT);
             }
+            MAX_STAGED_IN_FLIGHT.accumulateAndGet(ticket - done.get(), Math::max);
             java.util.concurrent.CountDownLatch g = gate;
+            long delay = stagedCopyDelayNanos;
             thread.execute(() -> {
                 awaitQuietly(g);
+                if (delay > 0) {
+                    java.util.concurrent.locks.LockSupport.parkNanos(delay);
+                }
                 if (failedTicket == Long.MAX_VALUE) {
                     if (STAGED_COPIES_BEFORE_FAILURE.getAndUpdate(n -> Math.max(0, n - 1)) == 0
                             && FAIL_STAGED_COPIES.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {

@@ -17,25 +17,30 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Moves one payload at a time between device memory and a socket through a ring of pinned host
- * chunks, with the copies asynchronous on a {@link DeviceStager}'s stream and overlapped with the
- * socket I/O:
+ * Moves payloads between device memory and a socket through a ring of pinned host chunks, with the
+ * copies asynchronous on a {@link DeviceStager}'s stream and overlapped with the socket I/O. The
+ * ring runs on across payloads, so the copies of one payload overlap the socket I/O of the one
+ * before it:
  *
  * <ul>
- *   <li>send (device to socket): the copies of the first chunks are enqueued at once; chunk k is
- *       written to the socket as soon as its copy is done, while the copies of the chunks after it
- *       run, and its buffer then takes the copy of chunk k + chunks;
+ *   <li>send (device to socket): chunk k is written to the socket as soon as its copy is done,
+ *       while the copies of the chunks after it run, and its buffer then takes the next copy; a
+ *       payload {@linkplain #prefetch prefetched} behind the one being sent takes the chunks its
+ *       predecessor leaves free, so its first chunk is ready when its turn comes;
  *   <li>receive (socket to device): chunk k is read from the socket into its buffer and its copy to
  *       the device enqueued, then chunk k + 1 is read while it runs; a buffer is reused only once
- *       its copy is done, and the payload ends when every copy is done (its bytes are in device
- *       memory).
+ *       its copy is done. {@link #receiveUnsettled} returns with the last copies still running, so
+ *       the next payload is read meanwhile; {@link #settle} then waits for them (payloads settle in
+ *       the order they were received).
  * </ul>
  *
  * A device pointer never reaches the socket and no copy is synchronous or pageable. A copy that
  * fails never desynchronises the stream on the receive side (the rest of the payload is read and
  * dropped); on the send side a failure of the first chunk happens before anything is written, and a
  * later one leaves the payload short, so the caller closes the connection. After a failure the
- * stager is closed and a new one opened on next use. Confined to one thread at a time (its user).
+ * stager is closed and a new one opened on next use: the copies of a prefetched payload are then
+ * redone when it is begun, and every payload received and not yet settled fails. Confined to one
+ * thread at a time (its user).
  */
 final class DevicePipe implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DevicePipe.class);
@@ -48,15 +53,28 @@ final class DevicePipe implements AutoCloseable {
     private final ByteBuffer[] chunkView;
     private final long[] ticket; // the copy in flight on each chunk, 0 when none
     private final int[] chunkLength;
+    private final long[] owner; // receive: the serial of the payload whose copy the chunk holds
     private DeviceStager stager;
     private boolean closed;
 
-    // the payload being sent
-    private long sendSrc;
-    private long sendLength;
-    private long sendIssued; // bytes whose copies were enqueued
-    private long sendChunksIssued;
-    private long sendChunksWritten;
+    // send: chunk k holds sequence numbers k, k + chunks, ... across payloads
+    private long txWritten; // chunks written to the socket
+    private long txIssued; // chunks whose copies were enqueued
+    private long curSrc; // the payload being sent
+    private long curLength;
+    private long curIssued; // its bytes whose copies were enqueued
+    private long curEnd; // the sequence number after its last chunk
+    private boolean hasNext; // a payload prefetched behind it
+    private boolean nextFailed; // a copy of it could not be enqueued: it is begun afresh
+    private long nextSrc;
+    private long nextLength;
+    private long nextIssued;
+
+    // receive: payloads are numbered from 1; those after rxSettled still have their outcome to give
+    private long rxSeq; // chunks filled
+    private long rxSerial; // payloads received
+    private long rxSettled; // payloads settled
+    private final String[] rxFailure = new String[2]; // why payload p (unsettled) failed, at p & 1
 
     DevicePipe(DeviceMemoryProvider provider, int chunkBytes, int chunks) {
         this.provider = provider;
@@ -67,15 +85,16 @@ final class DevicePipe implements AutoCloseable {
         this.chunkView = new ByteBuffer[chunks];
         this.ticket = new long[chunks];
         this.chunkLength = new int[chunks];
+        this.owner = new long[chunks];
         for (int k = 0; k < chunks; k++) {
             chunkAddress[k] = pinned.address() + (long) k * chunkBytes;
             chunkView[k] = NativeMemory.wrap(chunkAddress[k], chunkBytes);
         }
     }
 
-    /** Whether the pipe may serve another user: not closed, no copy in flight. */
+    /** Whether the pipe may serve another user: not closed, no copy in flight, nothing to settle. */
     boolean isReusable() {
-        if (closed) {
+        if (closed || hasNext || rxSerial != rxSettled) {
             return false;
         }
         for (long t : ticket) {
@@ -89,49 +108,122 @@ final class DevicePipe implements AutoCloseable {
     // ------------------------------------------------------------------ device to socket
 
     /**
-     * Starts sending {@code length} bytes of device memory at {@code src}: enqueues the first chunks'
-     * copies and waits for the first. Nothing is written yet, so when this throws the caller may
+     * Starts sending {@code length} bytes of device memory at {@code src}: takes over its prefetched
+     * copies (when it is the payload {@linkplain #prefetch prefetched}) or enqueues the first chunks'
+     * copies, and waits for the first. Nothing is written yet, so when this throws the caller may
      * fail the one request and keep the connection.
      *
+     * @return whether its copies had been prefetched
      * @throws MooncakeException when a copy cannot be enqueued or the first one failed
      */
-    void beginSend(long src, long length) {
-        sendSrc = src;
-        sendLength = length;
-        sendIssued = 0;
-        sendChunksIssued = 0;
-        sendChunksWritten = 0;
+    boolean beginSend(long src, long length) {
         try {
-            while (sendChunksIssued < chunks && sendIssued < length) {
-                issueSend();
+            boolean prefetched = hasNext && !nextFailed && nextSrc == src && nextLength == length;
+            long issued = prefetched ? nextIssued : 0;
+            if (!prefetched) {
+                dropPrefetch();
             }
-            awaitChunk(0);
+            hasNext = false;
+            curSrc = src;
+            curLength = length;
+            curIssued = issued;
+            curEnd = txWritten + (length + chunkBytes - 1) / chunkBytes;
+            issue();
+            if (curEnd > txWritten) {
+                awaitChunk((int) (txWritten % chunks)); // its first chunk (an empty payload has none)
+            }
+            return prefetched;
         } catch (MooncakeException e) {
             broken(e);
             throw e;
         }
     }
 
-    private void issueSend() {
-        int k = (int) (sendChunksIssued % chunks);
-        int n = (int) Math.min(chunkBytes, sendLength - sendIssued);
+    /**
+     * Enqueues the copies of the payload to send after the one begun, into the chunks that one leaves
+     * free (more as its chunks are written), so that its first chunk is ready when it is begun. Never
+     * throws: a copy that cannot be enqueued is redone by {@link #beginSend}. Its copies read device
+     * memory until it is begun or {@linkplain #dropPrefetch dropped}: keep that memory pinned. At
+     * most one payload is prefetched, after {@link #beginSend} of the one before it.
+     */
+    void prefetch(long src, long length) {
+        if (hasNext) {
+            throw new IllegalStateException("a payload is prefetched already");
+        }
+        hasNext = true;
+        nextFailed = false;
+        nextSrc = src;
+        nextLength = length;
+        nextIssued = 0;
+        if (curIssued == curLength) {
+            issue(); // only the prefetched payload's copies: never throws
+        }
+    }
+
+    /** Gives up the prefetched payload, if any: waits for its copies, frees its chunks. */
+    void dropPrefetch() {
+        if (!hasNext) {
+            return;
+        }
+        hasNext = false;
+        long first = Math.max(txWritten, curEnd); // its chunks follow the payload being sent
+        for (long q = first; q < txIssued; q++) {
+            int k = (int) (q % chunks);
+            if (ticket[k] != 0) {
+                awaitChunkQuietly(k);
+            }
+        }
+        txIssued = Math.min(txIssued, first);
+    }
+
+    /**
+     * Enqueues copies into the free chunks: the payload being sent first, then the prefetched one,
+     * whose failure is only noted.
+     *
+     * @throws MooncakeException when a copy of the payload being sent cannot be enqueued
+     */
+    private void issue() {
+        while (txIssued - txWritten < chunks) {
+            if (curIssued < curLength) {
+                curIssued += copyOut(curSrc + curIssued, curLength - curIssued);
+            } else if (hasNext && !nextFailed && nextIssued < nextLength) {
+                try {
+                    nextIssued += copyOut(nextSrc + nextIssued, nextLength - nextIssued);
+                } catch (MooncakeException e) {
+                    LOG.debug("prefetching a GPU payload failed, it is staged afresh when its turn comes: {}",
+                            e.getMessage());
+                    nextFailed = true;
+                    return;
+                }
+            } else {
+                return;
+            }
+        }
+    }
+
+    /** Enqueues the copy of up to a chunk from {@code src} into the next free chunk; returns its length. */
+    private int copyOut(long src, long left) {
+        int k = (int) (txIssued % chunks);
+        int n = (int) Math.min(chunkBytes, left);
         chunkLength[k] = n;
-        ticket[k] = stager().toHost(chunkAddress[k], sendSrc + sendIssued, n);
-        sendIssued += n;
-        sendChunksIssued++;
+        ticket[k] = stager().toHost(chunkAddress[k], src, n);
+        txIssued++;
+        return n;
     }
 
     /**
      * Writes the payload begun by {@link #beginSend} to {@code ch}, each chunk once its copy is done,
-     * the next copies in flight meanwhile.
+     * the next copies (this payload's, then the prefetched one's) in flight meanwhile. When it
+     * returns, this payload's copies are done; the prefetched one's may still run.
      *
-     * @throws IOException when the socket fails
+     * @throws IOException when the socket fails (every copy is then done)
      * @throws MooncakeException when a later copy failed: the payload is short, close the connection
      */
     void finishSend(WritableByteChannel ch, Watched watch) throws IOException {
+        long end = curEnd;
         try {
-            while (sendChunksWritten < sendChunksIssued) {
-                int k = (int) (sendChunksWritten % chunks);
+            while (txWritten < curEnd) {
+                int k = (int) (txWritten % chunks);
                 awaitChunk(k);
                 ByteBuffer v = chunkView[k];
                 v.limit(chunkLength[k]).position(0);
@@ -140,57 +232,93 @@ final class DevicePipe implements AutoCloseable {
                         watch.progress();
                     }
                 }
-                sendChunksWritten++;
-                if (sendIssued < sendLength) {
-                    issueSend(); // into the chunk just written
-                }
+                txWritten++;
+                issue(); // into the chunk just written
+            }
+            if (txWritten != end) {
+                // a copy failed meanwhile (waiting for another payload's) and took this one's with it
+                throw new MooncakeException(ErrorCode.TRANSFER_FAILED, "the GPU staging stream failed in the middle"
+                        + " of a payload");
             }
         } catch (MooncakeException e) {
             broken(e);
             throw e;
-        } finally {
-            quiesce();
+        } catch (IOException | RuntimeException | Error e) {
+            abandonSend();
+            throw e;
         }
     }
 
-    /** Gives up the payload begun by {@link #beginSend} (its connection died before it was written). */
+    /**
+     * Gives up the payload begun by {@link #beginSend} (its connection died before it was written)
+     * and the prefetched one: waits for their copies.
+     */
     void abandonSend() {
+        hasNext = false;
         quiesce();
+        resetSend();
+    }
+
+    /** Forgets the chunks of the payload being sent that are not written (their copies are over or lost). */
+    private void resetSend() {
+        txIssued = txWritten;
+        curIssued = curLength;
+        curEnd = txWritten;
     }
 
     // ------------------------------------------------------------------ socket to device
 
     /**
      * Reads a payload of {@code length} bytes (first what {@code in} holds, then the socket) into
-     * device memory at {@code dst}. The whole payload is always consumed, so the stream stays in
-     * step; once request {@code i} of {@code s} has ended (never, when {@code s} is null) the rest
-     * is read and dropped.
+     * device memory at {@code dst} and waits for its copies. The whole payload is always consumed, so
+     * the stream stays in step; once request {@code i} of {@code s} has ended (never, when {@code s}
+     * is null) the rest is read and dropped.
      *
      * @return null when every byte is in device memory, or why a copy failed (the rest dropped)
      * @throws IOException when the socket fails
      */
     String receive(ReadableByteChannel ch, InputStage in, Watched watch, long dst, long length, Submission s, int i)
             throws IOException {
-        String failure = null;
+        receiveUnsettled(ch, in, watch, dst, length, s, i);
+        return settle();
+    }
+
+    /**
+     * As {@link #receive}, but returns once the whole payload is read, the copies of its last chunks
+     * possibly still running: {@link #settle} gives its outcome. At most one payload received before
+     * it may be unsettled; its copies are waited for here only where this one needs their chunks.
+     *
+     * @throws IOException when the socket fails (every copy is then done; this payload needs no
+     *     settling, one received before it still does)
+     * @throws IllegalStateException when two payloads are unsettled already
+     */
+    void receiveUnsettled(ReadableByteChannel ch, InputStage in, Watched watch, long dst, long length,
+            Submission s, int i) throws IOException {
+        if (rxSerial - rxSettled >= 2) {
+            throw new IllegalStateException("settle the payloads received before reading another one");
+        }
+        long me = ++rxSerial;
+        int slot = (int) (me & 1);
+        rxFailure[slot] = null;
         boolean drop = s != null && s.isDone(i);
         long off = 0;
         try {
-            for (int k = 0; off < length; k = (k + 1) % chunks) {
+            while (off < length) {
                 int n = (int) Math.min(chunkBytes, length - off);
-                if (drop || failure != null) {
+                int k = (int) (rxSeq % chunks);
+                if (!drop && rxFailure[slot] == null) {
+                    awaitChunkQuietly(k); // its buffer is free once its last copy is done (a failure fails me too)
+                }
+                if (drop || rxFailure[slot] != null) {
                     in.skipFully(ch, n, watch);
                 } else {
-                    failure = awaitChunkQuietly(k); // its buffer is free once its last copy is done
-                    if (failure == null) {
-                        fillChunk(ch, in, watch, k, n);
-                        try {
-                            ticket[k] = stager().toDevice(dst + off, chunkAddress[k], n);
-                        } catch (MooncakeException e) {
-                            failure = e.getMessage();
-                            broken(e);
-                        }
-                    } else {
-                        in.skipFully(ch, n, watch);
+                    fillChunk(ch, in, watch, k, n);
+                    try {
+                        ticket[k] = stager().toDevice(dst + off, chunkAddress[k], n);
+                        owner[k] = me;
+                        rxSeq++;
+                    } catch (MooncakeException e) {
+                        broken(e);
                     }
                 }
                 off += n;
@@ -198,12 +326,38 @@ final class DevicePipe implements AutoCloseable {
                     drop = true;
                 }
             }
-            for (int k = 0; k < chunks && failure == null; k++) {
-                failure = awaitChunkQuietly(k);
-            }
-        } finally {
+        } catch (IOException | RuntimeException | Error e) {
             quiesce();
+            rxSerial = me - 1; // never read whole: nothing to settle (the connection is going away)
+            throw e;
         }
+    }
+
+    /** Whether a payload received by {@link #receiveUnsettled} has its outcome still to give. */
+    boolean hasUnsettled() {
+        return rxSerial != rxSettled;
+    }
+
+    /**
+     * Waits for the copies of the oldest payload received and not yet settled.
+     *
+     * @return null when every byte of it is in device memory, or why not
+     * @throws IllegalStateException when nothing is unsettled
+     */
+    String settle() {
+        if (rxSerial == rxSettled) {
+            throw new IllegalStateException("no received payload to settle");
+        }
+        long p = rxSettled + 1;
+        for (int k = 0; k < chunks; k++) {
+            if (ticket[k] != 0 && owner[k] == p) {
+                awaitChunkQuietly(k);
+            }
+        }
+        rxSettled = p;
+        int slot = (int) (p & 1);
+        String failure = rxFailure[slot];
+        rxFailure[slot] = null;
         return failure;
     }
 
@@ -266,6 +420,15 @@ final class DevicePipe implements AutoCloseable {
         DeviceStager st = stager;
         stager = null;
         Arrays.fill(ticket, 0);
+        for (long p = rxSettled + 1; p <= rxSerial; p++) {
+            int slot = (int) (p & 1);
+            if (rxFailure[slot] == null) {
+                rxFailure[slot] = e.getMessage(); // its copies' outcome is lost with the stager
+            }
+        }
+        // the copies of the payload being sent are lost (the caller is told), a prefetched one is redone
+        nextFailed = hasNext;
+        resetSend();
         if (st != null) {
             LOG.debug("GPU staging copy failed, reopening the stager: {}", e.getMessage());
             closeStager(st);

@@ -94,6 +94,26 @@ final class StripePlan {
         this.partNext = 0;
     }
 
+    /** Takes {@code other}'s walk as it stands, so that this one can look ahead without moving it. */
+    void copyFrom(StripePlan other) {
+        sub = other.sub;
+        lanes = other.lanes;
+        slice = other.slice;
+        skipLocalGpu = other.skipLocalGpu;
+        lane = other.lane;
+        size = other.size;
+        next = other.next;
+        cursor = other.cursor;
+        acc = other.acc;
+        partsTotal = other.partsTotal;
+        partNext = other.partNext;
+        partBase = other.partBase;
+        partRem = other.partRem;
+        request = other.request;
+        offset = other.offset;
+        length = other.length;
+    }
+
     /** Releases the submission. */
     void clear() {
         sub = null;

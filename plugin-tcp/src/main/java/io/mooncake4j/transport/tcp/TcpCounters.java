@@ -20,6 +20,7 @@ final class TcpCounters {
     final LongAdder lanesKilled = new LongAdder();
     final LongAdder aborts = new LongAdder();
     final LongAdder callerRuns = new LongAdder(); // lane shares sent by the submitting thread
+    final LongAdder gpuPrefetchedParts = new LongAdder(); // GPU WRITE parts staged while the one before was sent
     // target side
     final LongAdder served = new LongAdder();
     final LongAdder servedBytes = new LongAdder();
@@ -33,6 +34,7 @@ final class TcpCounters {
     final LongAdder requestTimeouts = new LongAdder();
     final LongAdder unregisterKills = new LongAdder();
     final LongAdder unauthenticated = new LongAdder(); // data connections that did not prove the secret
+    final LongAdder gpuOverlappedWrites = new LongAdder(); // GPU WRITEs settled after the next request was read
 
     Map<String, Long> snapshot() {
         Map<String, Long> m = new LinkedHashMap<>();
@@ -46,6 +48,7 @@ final class TcpCounters {
         m.put("lanes_killed", lanesKilled.sum());
         m.put("aborts", aborts.sum());
         m.put("caller_runs", callerRuns.sum());
+        m.put("gpu_prefetched_parts", gpuPrefetchedParts.sum());
         m.put("served_requests", served.sum());
         m.put("served_bytes", servedBytes.sum());
         m.put("rejected_requests", rejected.sum());
@@ -58,6 +61,7 @@ final class TcpCounters {
         m.put("request_timeouts", requestTimeouts.sum());
         m.put("unregister_kills", unregisterKills.sum());
         m.put("unauthenticated_connections", unauthenticated.sum());
+        m.put("gpu_overlapped_writes", gpuOverlappedWrites.sum());
         return m;
     }
 }

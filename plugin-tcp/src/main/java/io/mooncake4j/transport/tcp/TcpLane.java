@@ -64,6 +64,8 @@ final class TcpLane {
      */
     private final ReentrantLock sendLock = new ReentrantLock();
     private final StripePlan plan = new StripePlan();
+    /** Looks one part past {@link #plan}, for the next GPU WRITE payload to prefetch. */
+    private final StripePlan ahead = new StripePlan();
     private final GatherWriter writer;
     /** GPU WRITE payloads go out through it; acquired on the first one, under the send lock. */
     private DevicePipe sendPipe;
@@ -377,9 +379,12 @@ final class TcpLane {
     /**
      * A WRITE from GPU memory: the first chunk is copied to pinned memory before anything is written,
      * so a copy that fails there fails this part alone; then the header goes out with what was
-     * gathered before it, and the payload follows chunk by chunk as the copies complete. A copy that
-     * fails later leaves the payload short: the connection is closed (its parts end FAILED with the
-     * reason) and the next part reconnects.
+     * gathered before it, and the payload follows chunk by chunk as the copies complete. Meanwhile
+     * the copies of this lane's next part, when it is a GPU WRITE too, start in the chunks this one
+     * leaves free, so that its first chunk is ready when its turn comes (the part stays unreported,
+     * its memory pinned, until it is sent or its prefetch dropped). A copy that fails later leaves the
+     * payload short: the connection is closed (its parts end FAILED with the reason) and the next part
+     * reconnects.
      */
     private void sendFromDevice(TcpConnection c, Submission s, int i, long local, long remote, long len) {
         DevicePipe pipe;
@@ -388,7 +393,9 @@ final class TcpLane {
                 sendPipe = transport.staging.acquire();
             }
             pipe = sendPipe;
-            pipe.beginSend(local, len);
+            if (pipe.beginSend(local, len)) {
+                counters.gpuPrefetchedParts.increment();
+            }
         } catch (MooncakeException e) {
             fail(s, i, TransferStatus.FAILED, "GPU staging failed before anything was sent: " + e.getMessage());
             return;
@@ -402,6 +409,7 @@ final class TcpLane {
             pipe.abandonSend(); // the part is in the ring: it fails with the connection
             return;
         }
+        prefetchNext(pipe, s);
         writer.writing = true;
         try {
             pipe.finishSend(c.ch, c);
@@ -412,6 +420,28 @@ final class TcpLane {
             c.kill("a GPU staging copy failed in the middle of a WRITE payload: " + e.getMessage());
         } finally {
             writer.writing = false;
+        }
+    }
+
+    /** Starts the copies of the plan's next part when it is a GPU WRITE still to send. */
+    private void prefetchNext(DevicePipe pipe, Submission s) {
+        ahead.copyFrom(plan);
+        try {
+            if (ahead.next()) {
+                int j = ahead.request;
+                if (s.opcode(j) == Opcode.WRITE && s.localIsCuda(j) && !s.isDone(j)) {
+                    pipe.prefetch(s.localAddress(j) + ahead.offset, ahead.length);
+                }
+            }
+        } finally {
+            ahead.clear();
+        }
+    }
+
+    /** A part is reported unsent: the copies prefetched for it (if any) are waited for first. */
+    private void dropPrefetch() {
+        if (sendPipe != null && sendLock.isHeldByCurrentThread()) {
+            sendPipe.dropPrefetch();
         }
     }
 
@@ -577,6 +607,7 @@ final class TcpLane {
             sendLock.lock(); // a caller-run in progress ends (its connection is dead) before close returns
             try {
                 if (snd == null || !snd.isAlive()) {
+                    dropPrefetch();
                     transport.staging.release(sendPipe); // nobody sends any more
                     sendPipe = null;
                 }
@@ -608,6 +639,7 @@ final class TcpLane {
     }
 
     private void fail(Submission s, int i, TransferStatus status, String reason) {
+        dropPrefetch(); // before the part's memory may be let go
         counters.partsFailed.increment();
         s.partFailed(i, status, reason);
     }

@@ -349,6 +349,15 @@ final class TcpServer implements AutoCloseable {
         private WindowCache views;
         /** GPU memory is staged through it; acquired on the first such request, released when the connection ends. */
         private DevicePipe pipe;
+        /**
+         * The pin of a GPU WRITE whose payload is read and whose last copies may still run: its
+         * status frame waits for them ({@link #settleWrite}), while the next request is read.
+         */
+        private volatile PinnedRegion unsettled;
+        private long unsettledAddr;
+        private long unsettledSize;
+        /** The socket's bytes ready to read, without blocking; made on the first GPU WRITE. */
+        private java.io.InputStream readable;
         /** A request is in progress (silence means a stall; the request deadline runs). */
         volatile boolean busy;
         /** When the request in progress started. */
@@ -398,6 +407,10 @@ final class TcpServer implements AutoCloseable {
             if (p != null && p.region().address() == region.address()) {
                 return true;
             }
+            p = unsettled;
+            if (p != null && p.region().address() == region.address()) {
+                return true;
+            }
             for (int i = 0, n = Math.min(heldCount, MAX_HELD); i < n; i++) {
                 PinnedRegion h = held[i]; // set before heldCount was raised
                 if (h != null && h.region().address() == region.address()) {
@@ -431,6 +444,11 @@ final class TcpServer implements AutoCloseable {
             } finally {
                 close("done");
                 releaseHeld();
+                if (unsettled != null) {
+                    pipe.settle(); // its copies end before its pin is let go
+                    unsettled.unpin();
+                    unsettled = null;
+                }
                 deviceStaging.release(pipe);
                 if (st != null) {
                     staging.release(st);
@@ -462,6 +480,9 @@ final class TcpServer implements AutoCloseable {
             final ByteBuffer b = in.buf;
             while (true) {
                 if (in.available() < TcpWire.HEADER_BYTES) {
+                    if (unsettled != null && !headerReady()) {
+                        settleWrite(); // the peer may wait for this status before it sends more
+                    }
                     flushOut();
                     if (in.available() == 0) {
                         in.rpos = 0;
@@ -492,16 +513,21 @@ final class TcpServer implements AutoCloseable {
                 busy = true;
                 try {
                     if (pin != null && pin.region().location().isCuda()) {
-                        boolean keep;
+                        boolean keep = false;
                         try {
-                            keep = serveDevice(op, v2, addr, size);
+                            keep = serveDevice(op, v2, addr, size, pin);
                         } finally {
-                            pin.unpin();
+                            if (pin != unsettled) {
+                                pin.unpin();
+                            }
                         }
                         if (!keep) {
                             return;
                         }
                         continue;
+                    }
+                    if (unsettled != null) {
+                        settleOverlapped(); // status frames go out in request order
                     }
                     if (pin == null) {
                         rejected(op, addr, size);
@@ -565,14 +591,19 @@ final class TcpServer implements AutoCloseable {
 
         /**
          * Serves a request on GPU memory (pinned by the caller), staged through the connection's
-         * {@link DevicePipe}: a WRITE's status frame is queued only once its bytes are in device
-         * memory; a READ's payload is copied out chunk by chunk as it is written. What cannot be
+         * {@link DevicePipe}: a WRITE's payload is read and its copies enqueued, and its status frame
+         * is queued only once its bytes are in device memory, which it leaves to {@link #settleWrite}
+         * (keeping {@code pin} as {@link #unsettled}) so that the next request is read while the last
+         * copies run; a READ's payload is copied out chunk by chunk as it is written. What cannot be
          * staged (no device provider here, a copy failed) is answered with status 1 and the stream
          * kept in step. Returns false when the connection must close (a v1 peer, a READ payload cut
          * short by a failed copy, a huge WRITE that cannot be staged).
          */
-        private boolean serveDevice(int op, boolean v2, long addr, long size) throws IOException {
+        private boolean serveDevice(int op, boolean v2, long addr, long size, PinnedRegion pin) throws IOException {
             boolean write = op == TcpWire.OP_WRITE;
+            if (unsettled != null && !write) {
+                settleOverlapped(); // the READ's status frame follows the WRITE's
+            }
             if (!v2) {
                 stagingFailed(write, addr, size, "the peer speaks tcp protocol v1, which has no status frames");
                 return false;
@@ -597,12 +628,18 @@ final class TcpServer implements AutoCloseable {
                 return true;
             }
             if (write) {
-                String failure = p.receive(ch, in, this, addr, size, null, 0);
-                if (failure != null) {
-                    stagingFailed(true, addr, size, failure);
-                    queueStatus(TcpWire.STATUS_REJECTED);
-                    return true;
+                p.receiveUnsettled(ch, in, this, addr, size, null, 0);
+                PinnedRegion older = unsettled;
+                long olderAddr = unsettledAddr;
+                long olderSize = unsettledSize;
+                unsettled = pin; // from here on the connection's end settles it and lets its pin go
+                unsettledAddr = addr;
+                unsettledSize = size;
+                if (older != null) {
+                    counters.gpuOverlappedWrites.increment();
+                    settleWrite(older, olderAddr, olderSize); // the WRITE before it (its copies are done by now)
                 }
+                return true;
             } else {
                 try {
                     p.beginSend(addr, size);
@@ -623,10 +660,46 @@ final class TcpServer implements AutoCloseable {
             }
             counters.served.increment();
             counters.servedBytes.add(size);
-            if (write) {
-                queueStatus(TcpWire.STATUS_OK); // the bytes are in device memory
-            }
             return true;
+        }
+
+        /** Waits for the copies of the {@link #unsettled} WRITE, queues its status frame and lets its pin go. */
+        private void settleWrite() throws IOException {
+            PinnedRegion pin = unsettled;
+            unsettled = null;
+            settleWrite(pin, unsettledAddr, unsettledSize);
+        }
+
+        /** {@link #settleWrite()} once the next request's header was read while its copies ran. */
+        private void settleOverlapped() throws IOException {
+            counters.gpuOverlappedWrites.increment();
+            settleWrite();
+        }
+
+        /** Settles the oldest GPU WRITE whose copies may still run (at {@code addr}, under {@code pin}). */
+        private void settleWrite(PinnedRegion pin, long addr, long size) throws IOException {
+            String failure;
+            try {
+                failure = pipe.settle();
+            } finally {
+                pin.unpin();
+            }
+            if (failure != null) {
+                stagingFailed(true, addr, size, failure);
+                queueStatus(TcpWire.STATUS_REJECTED);
+                return;
+            }
+            counters.served.increment();
+            counters.servedBytes.add(size);
+            queueStatus(TcpWire.STATUS_OK); // the bytes are in device memory
+        }
+
+        /** Whether a whole request header can be read without waiting for the peer. */
+        private boolean headerReady() throws IOException {
+            if (readable == null) {
+                readable = ch.socket().getInputStream();
+            }
+            return in.available() + readable.available() >= TcpWire.HEADER_BYTES;
         }
 
         private void stagingFailed(boolean write, long addr, long size, String why) {

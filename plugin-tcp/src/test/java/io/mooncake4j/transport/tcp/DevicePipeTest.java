@@ -2,8 +2,10 @@ package io.mooncake4j.transport.tcp;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.nativeio.NativeMemory;
@@ -124,6 +126,103 @@ class DevicePipeTest {
         expected[LEN] = 9;
         assertArrayEquals(expected, got, "the payload and nothing else, then what follows");
         assertTrue(pipe.isReusable());
+    }
+
+    @Test
+    void shouldSendAPrefetchedPayloadAndRedoOneThatWasNotTheNext() throws Exception {
+        try (DeviceAllocation second = FakeGpu.allocateDevice(LEN)) {
+            byte[] a = random(LEN, 5);
+            byte[] b = random(LEN, 6);
+            NativeMemory.wrap(device.address(), LEN).put(a);
+            NativeMemory.wrap(second.address(), LEN).put(b);
+            Pipe p = Pipe.open();
+            CompletableFuture<byte[]> reader = CompletableFuture.supplyAsync(() -> readFully(p, 4 * LEN));
+            assertFalse(pipe.beginSend(device.address(), LEN));
+            pipe.prefetch(second.address(), LEN);
+            pipe.finishSend(p.sink(), watch);
+            assertTrue(pipe.beginSend(second.address(), LEN), "the payload prefetched comes next");
+            pipe.prefetch(device.address(), LEN); // but it is not the next one sent: dropped, then begun afresh
+            pipe.finishSend(p.sink(), watch);
+            assertFalse(pipe.beginSend(second.address() + 1, LEN - 1));
+            pipe.finishSend(p.sink(), watch);
+            assertFalse(pipe.beginSend(device.address(), LEN)); // no prefetch outstanding any more
+            pipe.prefetch(second.address(), LEN);
+            pipe.dropPrefetch(); // its part was reported unsent
+            pipe.finishSend(p.sink(), watch);
+            p.sink().write(ByteBuffer.wrap(new byte[] {9}));
+            byte[] got = reader.get(10, TimeUnit.SECONDS);
+            byte[] expected = new byte[4 * LEN];
+            System.arraycopy(a, 0, expected, 0, LEN);
+            System.arraycopy(b, 0, expected, LEN, LEN);
+            System.arraycopy(b, 1, expected, 2 * LEN, LEN - 1);
+            System.arraycopy(a, 0, expected, 3 * LEN - 1, LEN);
+            expected[4 * LEN - 1] = 9;
+            assertArrayEquals(expected, got, "each payload whole and in order, then what follows");
+            assertTrue(pipe.isReusable());
+        }
+    }
+
+    @Test
+    void shouldReadTheNextPayloadBeforeTheLastCopiesOfOneAreSettled() throws Exception {
+        try (DeviceAllocation second = FakeGpu.allocateDevice(LEN)) {
+            byte[] a = random(LEN, 7);
+            byte[] b = random(LEN, 8);
+            Pipe p = Pipe.open();
+            CompletableFuture<Void> writer = writeAsync(p, a, b, TRAILER);
+            pipe.receiveUnsettled(p.source(), in, watch, device.address(), LEN, null, 0);
+            assertTrue(pipe.hasUnsettled());
+            pipe.receiveUnsettled(p.source(), in, watch, second.address(), LEN, null, 0);
+            assertNull(pipe.settle(), "the first payload");
+            assertArrayEquals(a, bytes(device.address(), LEN));
+            assertNull(pipe.settle(), "the second payload");
+            assertArrayEquals(b, bytes(second.address(), LEN));
+            assertFalse(pipe.hasUnsettled());
+            assertTrailerNext(p);
+            assertTrue(pipe.isReusable());
+            writer.get(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void shouldFailBothUnsettledPayloadsWhenTheOlderOnesLastCopyFailsAndKeepTheStreamInStep() throws Exception {
+        try (DeviceAllocation second = FakeGpu.allocateDevice(LEN)) {
+            byte[] a = random(LEN, 9);
+            Pipe p = Pipe.open();
+            CompletableFuture<Void> writer = writeAsync(p, a, a, TRAILER, a, TRAILER);
+            FakeGpu.STAGED_COPIES_BEFORE_FAILURE.set(3); // the first payload's fourth (last) copy fails
+            FakeGpu.FAIL_STAGED_COPIES.set(1);
+            pipe.receiveUnsettled(p.source(), in, watch, device.address(), LEN, null, 0);
+            pipe.receiveUnsettled(p.source(), in, watch, second.address(), LEN, null, 0);
+            String first = pipe.settle();
+            String next = pipe.settle();
+            assertNotNull(first, "the payload whose copy failed");
+            assertTrue(first.contains("injected copy failure"), first);
+            assertNotNull(next, "the payload read behind it, whose copies went with the stager");
+            assertTrailerNext(p);
+            assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, null, 0), "a new stager after the failure");
+            assertArrayEquals(a, bytes(device.address(), LEN));
+            assertTrailerNext(p);
+            writer.get(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void shouldLeaveNothingToSettleWhenThePeerClosesInsideAPayloadAndReceiveAgain() throws Exception {
+        byte[] payload = random(LEN, 10);
+        Pipe cut = Pipe.open();
+        CompletableFuture<Void> closing = writeAsync(cut, java.util.Arrays.copyOf(payload, 2 * CHUNK + 10))
+                .thenRun(() -> TcpServer.closeQuietly(cut.sink()));
+        assertThrows(java.io.EOFException.class,
+                () -> pipe.receive(cut.source(), in, watch, device.address(), LEN, null, 0));
+        closing.get(10, TimeUnit.SECONDS);
+        assertFalse(pipe.hasUnsettled(), "the payload cut short is not waiting to be settled");
+        assertTrue(pipe.isReusable(), "every copy is done: the pipe goes back to the pool");
+        Pipe p = Pipe.open();
+        CompletableFuture<Void> writer = writeAsync(p, payload, TRAILER);
+        assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, null, 0), "the next connection's payload");
+        assertArrayEquals(payload, bytes(device.address(), LEN));
+        assertTrailerNext(p);
+        writer.get(10, TimeUnit.SECONDS);
     }
 
     private void assertTrailerNext(Pipe p) throws IOException {

@@ -56,6 +56,46 @@ class StripePlanTest {
     }
 
     @Test
+    void shouldLookAheadToExactlyTheNextPartWithoutMovingThePlan() {
+        SplittableRandom rnd = new SplittableRandom(11);
+        long slice = 64 << 10;
+        for (int round = 0; round < 100; round++) {
+            int lanes = 1 + rnd.nextInt(8);
+            int n = 1 + rnd.nextInt(40);
+            TcpTestKit.FakeSubmission s = new TcpTestKit.FakeSubmission(n);
+            for (int i = 0; i < n; i++) {
+                // mostly small requests, so that a lane gathers several before the cursor moves on
+                s.set(i, Opcode.WRITE, 0, 0, rnd.nextInt(4) != 0 ? 1 + rnd.nextInt(16 << 10) : 1 + rnd.nextInt(1 << 20));
+                s.cuda[i] = rnd.nextInt(5) == 0;
+            }
+            boolean skipGpu = rnd.nextBoolean();
+            int lane = rnd.nextInt(lanes);
+            StripePlan p = new StripePlan();
+            p.reset(s, rnd.nextInt(lanes), lane, lanes, slice, skipGpu);
+            StripePlan ahead = new StripePlan(); // a fresh one each time: it must take every field it needs
+            ahead.copyFrom(p); // before the first part, too
+            boolean expected = ahead.next();
+            int steps = 0;
+            while (true) {
+                int request = ahead.request;
+                long offset = ahead.offset;
+                long length = ahead.length;
+                assertEquals(expected, p.next(), "round " + round + ", step " + steps);
+                if (!expected) {
+                    break;
+                }
+                assertEquals(request, p.request);
+                assertEquals(offset, p.offset);
+                assertEquals(length, p.length);
+                ahead = new StripePlan();
+                ahead.copyFrom(p);
+                expected = ahead.next();
+                steps++;
+            }
+        }
+    }
+
+    @Test
     void shouldKeepSmallBatchesOnFewLanes() {
         TcpTestKit.FakeSubmission s = new TcpTestKit.FakeSubmission(128);
         for (int i = 0; i < 128; i++) {

@@ -68,7 +68,7 @@ class TcpGpuMemoryIntegrationTest {
     }
 
     @Test
-    void shouldMoveEveryByteBetweenGpuAndHostMemoryInBothDirectionsAndProcesses() {
+    void shouldMoveEveryByteBetweenGpuAndHostMemoryInBothDirectionsAndProcesses() throws Exception {
         // chunks are 512 KiB: sizes below, at and across chunk and slice (1 MiB) boundaries, and 64 MiB
         long[] sizes = {1, 4097, (512 << 10) + 3, (1 << 20) + 5, (3 << 20) + 7, SIZE};
         long stagedBefore = FakeGpu.STAGED_COPIES.get();
@@ -104,6 +104,16 @@ class TcpGpuMemoryIntegrationTest {
         }
         assertTrue(FakeGpu.STAGED_COPIES.get() > stagedBefore, "the initiator staged its GPU memory");
         assertTrue(FakeGpu.PINNED_BYTES.get() > 0, "staging buffers are pooled while the engine runs");
+        // the target's counters, as GpuTcpBench prints them: every WRITE into its GPU memory was served
+        Map<String, Long> target = new java.util.HashMap<>();
+        String line = child.command("counters tcp.");
+        assertTrue(line.startsWith("COUNTERS tcp."), line);
+        for (String kv : line.substring("COUNTERS ".length()).split(" ")) {
+            String[] p = kv.split("=");
+            target.put(p[0], Long.parseLong(p[1]));
+        }
+        assertTrue(target.get("tcp.served_requests") >= 2L * sizes.length, line);
+        assertTrue(target.containsKey("tcp.gpu_overlapped_writes"), line);
     }
 
     @Test
