@@ -18,7 +18,7 @@ import java.time.Duration;
  *   <li>{@value #SOCKET_BUFFER}: SO_SNDBUF and SO_RCVBUF in bytes; default 4 MiB; 0 leaves them to
  *       the kernel's autotuning.
  *   <li>{@value #GPU_STAGING_CHUNK}: bytes of one pinned staging chunk through which GPU memory
- *       moves between the device and the socket; default 512 KiB (64 KiB to 64 MiB).
+ *       moves between the device and the socket; default 1 MiB (64 KiB to 64 MiB; measured in docs/gpu.md).
  *   <li>{@value #GPU_STAGING_CHUNKS}: staging chunks per lane direction and per served connection
  *       that moves GPU memory, i.e. copies in flight beside the socket I/O; default 4 (2 to 16).
  *   <li>{@value #STALL_TIMEOUT}: seconds a connection may go without moving a byte while a request
@@ -87,7 +87,7 @@ final class TcpSettings {
         this.idleTimeoutNanos = config.getSeconds(IDLE_TIMEOUT, 300).toNanos();
         this.requestTimeoutNanos = config.getSeconds(REQUEST_TIMEOUT, 30).toNanos();
         this.bindAddress = config.tcpBindAddress();
-        this.gpuStagingChunkBytes = (int) config.getLong(GPU_STAGING_CHUNK, 512 << 10, 64 << 10, 64 << 20);
+        this.gpuStagingChunkBytes = (int) config.getLong(GPU_STAGING_CHUNK, 1 << 20, 64 << 10, 64 << 20);
         this.gpuStagingChunks = (int) config.getLong(GPU_STAGING_CHUNKS, 4, 2, 16);
     }
 

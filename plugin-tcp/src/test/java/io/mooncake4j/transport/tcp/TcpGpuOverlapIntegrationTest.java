@@ -56,6 +56,7 @@ class TcpGpuOverlapIntegrationTest {
                 .localHostname("127.0.0.1")
                 .rpcPortRange(0, 0)
                 .tcpLanesPerPeer(1)
+                .set(TcpSettings.GPU_STAGING_CHUNK, Integer.toString(512 << 10)) // two chunks a 1 MiB request
                 .transferTimeout(Duration.ofSeconds(30))
                 .build()));
     }
