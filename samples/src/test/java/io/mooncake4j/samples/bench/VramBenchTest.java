@@ -59,21 +59,24 @@ class VramBenchTest {
         try (TransferEngine engine = FakeGpu.installedFor(() -> TransferEngine.create(EngineConfig.builder()
                 .environment(Map.of()).protocol("tcp").localHostname("127.0.0.1").rpcPortRange(0, 0).build()))) {
             List<MemoryLocation> every = FakeGpu.installedFor(() -> BenchMemory.gpus(BenchMemory.EVERY_GPU));
-            assertEquals(List.of(MemoryLocation.cuda(0)), every, "the fake provider has one GPU");
+            assertEquals(List.of(MemoryLocation.cuda(0), MemoryLocation.cuda(1)), every, "the fake provider has two GPUs");
             assertEquals(List.of(MemoryLocation.cuda(3)), BenchMemory.gpus(3));
-            try (BenchMemory m = BenchMemory.allocate(engine, 3 << 20, true, BenchMemory.EVERY_GPU, true)) {
-                assertEquals(List.of(MemoryLocation.cuda(0)), m.locations());
-                BufferDescriptor published = engine.localDescriptor().bufferContaining(m.addresses()[0], 3 << 20);
-                assertEquals("cuda:0", published.name());
-                byte[] bytes = new byte[3 << 20];
-                NativeMemory.wrap(m.addresses()[0], bytes.length).get(bytes); // the fake device memory
-                for (int i = 0; i < bytes.length; i++) {
-                    if (bytes[i] != (byte) 0xCC) {
-                        throw new AssertionError("byte " + i + " is " + bytes[i] + ", not 0xCC");
+            try (BenchMemory m = FakeGpu.installedFor(
+                    () -> BenchMemory.allocate(engine, 3 << 20, true, BenchMemory.EVERY_GPU, true))) {
+                assertEquals(every, m.locations(), "a buffer on every GPU");
+                for (int g = 0; g < every.size(); g++) {
+                    BufferDescriptor published = engine.localDescriptor().bufferContaining(m.addresses()[g], 3 << 20);
+                    assertEquals(every.get(g).toString(), published.name());
+                    byte[] bytes = new byte[3 << 20];
+                    NativeMemory.wrap(m.addresses()[g], bytes.length).get(bytes); // the fake device memory
+                    for (int i = 0; i < bytes.length; i++) {
+                        if (bytes[i] != (byte) 0xCC) {
+                            throw new AssertionError(every.get(g) + ": byte " + i + " is " + bytes[i] + ", not 0xCC");
+                        }
                     }
                 }
             }
-            assertFalse(engine.localDescriptor().buffers().stream().anyMatch(b -> b.name().equals("cuda:0")),
+            assertFalse(engine.localDescriptor().buffers().stream().anyMatch(b -> b.name().startsWith("cuda:")),
                     "closed buffers are unregistered");
         }
     }
