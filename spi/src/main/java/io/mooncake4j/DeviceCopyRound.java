@@ -5,6 +5,7 @@ import io.mooncake4j.internal.ReleaseLedger;
 import io.mooncake4j.internal.RoundPins;
 import io.mooncake4j.spi.DeviceCopier;
 import io.mooncake4j.spi.PinnedRegion;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -28,9 +29,9 @@ final class DeviceCopyRound {
     private final long[] dst;
     private final long[] src;
     private final long[] len;
-    private final MemoryLocation[] device;
+    private MemoryLocation first; // the device of the first request
+    private MemoryLocation[] device; // the device per request; null while every request is on the first's
     private PinnedRegion[] mappings; // a peer's mapping per request (CUDA IPC); null until the first
-    private boolean mixed; // whether the requests are on more than one device
     private int size;
 
     DeviceCopyRound(TransferBatch batch, int epoch) {
@@ -42,7 +43,6 @@ final class DeviceCopyRound {
         this.dst = new long[capacity];
         this.src = new long[capacity];
         this.len = new long[capacity];
-        this.device = new MemoryLocation[capacity];
     }
 
     /**
@@ -76,9 +76,14 @@ final class DeviceCopyRound {
             src[k] = remote;
         }
         len[k] = batch.length(i);
-        device[k] = gpu;
-        if (k > 0 && gpu != device[0] && !gpu.equals(device[0])) {
-            mixed = true;
+        if (k == 0) {
+            first = gpu;
+        } else if (device != null) {
+            device[k] = gpu;
+        } else if (gpu != first && !gpu.equals(first)) { // the round spans a second device
+            device = new MemoryLocation[index.length];
+            Arrays.fill(device, 0, k, first);
+            device[k] = gpu;
         }
     }
 
@@ -88,6 +93,7 @@ final class DeviceCopyRound {
      */
     void start(Devices devices, RoundPins roundPins) {
         pins = roundPins;
+        boolean mixed = device != null;
         int copies = mixed ? sortByDevice() : 1;
         if (pins != null) {
             pins.releaseAfter(copies);
@@ -109,7 +115,7 @@ final class DeviceCopyRound {
     private void copy(Devices devices, int from, int n) {
         CompletableFuture<Void> done;
         try {
-            done = devices.copier(device[from]).copy(slice(dst, from, n), slice(src, from, n), slice(len, from, n), n);
+            done = devices.copier(device == null ? first : device[from]).copy(slice(dst, from, n), slice(src, from, n), slice(len, from, n), n);
         } catch (RuntimeException e) {
             done = CompletableFuture.failedFuture(e);
         }

@@ -354,14 +354,16 @@ public final class TransferBatch implements AutoCloseable {
         }
         int e = epoch;
         deadlineNanos = deadline;
-        ReleaseLedger l = ledger;
-        // release stores: other threads see the round only through the volatile writes below or
-        // the hand-off to a transport; a report about an earlier round fails its epoch check either way
+        // plain stores: other threads see the round only through the volatile writes below or the
+        // hand-off to a transport; a report about an earlier round fails its epoch check either way
+        int pending = word(e, PENDING);
+        int noFailure = word(e, 0);
+        int[] s = state;
         for (int i = 0; i < size; i++) {
-            INTS.setRelease(state, 2 * i + 1, word(e, 0));
-            l.start(i, e);
-            INTS.setRelease(state, 2 * i, word(e, PENDING));
+            s[2 * i] = pending;
+            s[2 * i + 1] = noFailure;
         }
+        ledger.start(size, e);
         INFLIGHT.setVolatile(this, SUBMITTING);
         REMAINING.setVolatile(this, size + 1);
         submitted = true;

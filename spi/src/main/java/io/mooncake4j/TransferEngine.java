@@ -826,22 +826,20 @@ public final class TransferEngine implements AutoCloseable {
      */
     private DeviceCopyRound copyLocally(TransferBatch b, int i, int e, RoundPins pins, DeviceCopyRound gpu) {
         long len = b.length(i);
-        RegisteredRegion local = pins.pin(b.local(i), len);
-        if (local == null) {
+        int local = pins.pin(b.local(i), len);
+        if (local < 0) {
             b.endLocally(i, TransferStatus.INVALID, notRegistered(b, i), e);
             return gpu;
         }
-        RegisteredRegion target = pins.pin(b.remote(i), len);
-        if (target == null) {
+        int target = pins.pin(b.remote(i), len);
+        if (target < 0) {
             b.endLocally(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
                     + ") is not inside one registered region of the local segment", e);
             return gpu;
         }
-        MemoryLocation from = local.region().location();
-        MemoryLocation to = target.region().location();
-        if (from.isCuda() || to.isCuda()) {
+        if (pins.isCuda(local) || pins.isCuda(target)) {
             DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
-            round.add(i, from.isCuda() ? from : to);
+            round.add(i, pins.location(pins.isCuda(local) ? local : target));
             return round;
         }
         if (b.opcode(i) == Opcode.WRITE) {

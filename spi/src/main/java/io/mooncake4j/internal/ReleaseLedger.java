@@ -26,10 +26,19 @@ public final class ReleaseLedger {
         this.pins = new RegisteredRegion[capacity];
     }
 
-    /** Starts request {@code i} of round {@code epoch}: one part, nothing pinned yet. */
-    public void start(int i, int epoch) {
-        pins[i] = null;
-        LONGS.setRelease(parts, i, ((long) epoch << 32) | 1);
+    /**
+     * Starts requests 0 to {@code size - 1} of round {@code epoch}: one part each, nothing pinned
+     * yet. Unordered stores: the caller publishes the round to other threads with a volatile write (or a
+     * hand-off) after this, and a report about an earlier round fails its epoch check either way.
+     */
+    public void start(int size, int epoch) {
+        long first = ((long) epoch << 32) | 1;
+        for (int i = 0; i < size; i++) {
+            if (pins[i] != null) { // a fresh ledger has none: no reference store (and its GC barrier) per request
+                pins[i] = null;
+            }
+            LONGS.setOpaque(parts, i, first); // atomic, unordered: a late report of an earlier round reads it whole
+        }
     }
 
     /** Records the pin of request {@code i}'s local memory (taken by the submitting thread). */
