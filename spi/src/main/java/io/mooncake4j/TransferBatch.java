@@ -468,7 +468,7 @@ public final class TransferBatch implements AutoCloseable {
         int count = 0;
         for (int k = from; k < from + n; k++) {
             int i = index[k];
-            if (l.reportPart(i, e) && INTS.compareAndSet(state, 2 * i, pending, ended)) {
+            if (l.reportCopy(i, e) && INTS.compareAndSet(state, 2 * i, pending, ended)) {
                 if (reason != null) {
                     setReason(i, reason);
                 }

@@ -88,6 +88,28 @@ public final class ReleaseLedger {
     }
 
     /**
+     * The one part of request {@code i} of round {@code epoch}, a same-process device copy, was
+     * reported by its copy; returns whether it was outstanding. A request holding no pin of its own
+     * (its regions are the round's) is marked reported with a plain read and an opaque write rather
+     * than a compare-and-set: only its copy reports it, and a second report racing it (a failed
+     * submission's {@link #reportAll}) is told apart by the caller's compare-and-set of the status.
+     * The thread ending a round's copies thus takes one atomic update per request, not two, on cache
+     * lines the submitting thread wrote. A request to a peer (its local memory pinned here) reports
+     * as {@link #reportPart} does.
+     */
+    public boolean reportCopy(int i, int epoch) {
+        if (pins[i] != null) {
+            return reportPart(i, epoch);
+        }
+        long one = ((long) epoch << 32) | 1;
+        if ((long) LONGS.getOpaque(parts, i) != one) {
+            return false; // another round, or reported already
+        }
+        LONGS.setOpaque(parts, i, (long) epoch << 32);
+        return true;
+    }
+
+    /**
      * Every part of request {@code i} of round {@code epoch} is reported at once (none was issued);
      * releases the pin. Returns whether anything was left to report.
      */
