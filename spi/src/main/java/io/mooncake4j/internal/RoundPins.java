@@ -58,11 +58,15 @@ public final class RoundPins {
                 return k;
             }
         }
-        RegisteredRegion r = registry.pinRegion(address, length);
-        return r == null ? -1 : hold(r);
+        return pinNew(address, length);
     }
 
-    private int hold(RegisteredRegion r) {
+    /** The first request of the round in a region: the registry's lookup and the new slot. */
+    private int pinNew(long address, long length) {
+        RegisteredRegion r = registry.pinRegion(address, length);
+        if (r == null) {
+            return -1;
+        }
         if (count == held.length) {
             int grown = 2 * count;
             held = Arrays.copyOf(held, grown);
