@@ -457,7 +457,8 @@ public final class TransferBatch implements AutoCloseable {
     }
 
     /**
-     * Requests {@code index[from]} to {@code index[from + n - 1]} of round e, each one same-process
+     * Requests {@code index[from]} to {@code index[from + n - 1]} ({@code from} to {@code from + n - 1}
+     * when {@code index} is null) of round e, each one same-process
      * device copy in one part and holding no pin of its own (their regions are the round's), end
      * with {@code st}: one report each, one update of the count of requests left. Those ended
      * meanwhile (deadline, cancellation) keep their status.
@@ -467,7 +468,7 @@ public final class TransferBatch implements AutoCloseable {
         int ended = word(e, st.code());
         int count = 0;
         for (int k = from; k < from + n; k++) {
-            int i = index[k];
+            int i = index == null ? k : index[k];
             if (l.reportCopy(i, e) && INTS.compareAndSet(state, 2 * i, pending, ended)) {
                 if (reason != null) {
                     setReason(i, reason);
