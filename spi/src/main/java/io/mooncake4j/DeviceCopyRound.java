@@ -58,7 +58,7 @@ final class DeviceCopyRound {
     private static long[][] scratch(int capacity) {
         long[][] arrays = SCRATCH.get();
         if (arrays[0].length < capacity) {
-            arrays = new long[3][Math.max(capacity, 2 * arrays[0].length)];
+            arrays = new long[3][Math.min(SCRATCH_MAX_REQUESTS, Math.max(capacity, 2 * arrays[0].length))];
             SCRATCH.set(arrays);
         }
         return arrays;
