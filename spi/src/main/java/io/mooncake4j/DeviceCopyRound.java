@@ -5,6 +5,7 @@ import io.mooncake4j.internal.ReleaseLedger;
 import io.mooncake4j.internal.RoundPins;
 import io.mooncake4j.spi.DeviceCopier;
 import io.mooncake4j.spi.PinnedRegion;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -20,17 +21,26 @@ import java.util.concurrent.CompletableFuture;
  * threads, as for any transport.
  */
 final class DeviceCopyRound {
+    /**
+     * The most requests a round builds its copier arrays in the submitting thread's scratch arrays
+     * for: {@link DeviceCopier#copy} reads them before it returns, so the thread's next round may
+     * reuse them (no 3 x 8 bytes a request allocated, and written into fresh memory, per round); a
+     * larger round allocates its own.
+     */
+    private static final int SCRATCH_MAX_REQUESTS = 4096;
+    private static final ThreadLocal<long[][]> SCRATCH = ThreadLocal.withInitial(() -> new long[3][0]);
+
     private final TransferBatch batch;
     private final ReleaseLedger ledger;
     private RoundPins pins; // the round's own regions, given at start; null when it has none
     private final int epoch;
-    private final int[] index;
+    private int[] index; // the batch's index per request; null while request k is the batch's k-th
     private final long[] dst;
     private final long[] src;
     private final long[] len;
-    private final MemoryLocation[] device;
+    private MemoryLocation first; // the device of the first request
+    private MemoryLocation[] device; // the device per request; null while every request is on the first's
     private PinnedRegion[] mappings; // a peer's mapping per request (CUDA IPC); null until the first
-    private boolean mixed; // whether the requests are on more than one device
     private int size;
 
     DeviceCopyRound(TransferBatch batch, int epoch) {
@@ -38,11 +48,20 @@ final class DeviceCopyRound {
         this.batch = batch;
         this.ledger = batch.ledger();
         this.epoch = epoch;
-        this.index = new int[capacity];
-        this.dst = new long[capacity];
-        this.src = new long[capacity];
-        this.len = new long[capacity];
-        this.device = new MemoryLocation[capacity];
+        long[][] arrays = capacity <= SCRATCH_MAX_REQUESTS ? scratch(capacity) : new long[3][capacity];
+        this.dst = arrays[0];
+        this.src = arrays[1];
+        this.len = arrays[2];
+    }
+
+    /** This thread's scratch copier arrays, at least {@code capacity} long. */
+    private static long[][] scratch(int capacity) {
+        long[][] arrays = SCRATCH.get();
+        if (arrays[0].length < capacity) {
+            arrays = new long[3][Math.min(SCRATCH_MAX_REQUESTS, Math.max(capacity, 2 * arrays[0].length))];
+            SCRATCH.set(arrays);
+        }
+        return arrays;
     }
 
     /**
@@ -59,7 +78,7 @@ final class DeviceCopyRound {
      */
     void addMapped(int i, long remote, PinnedRegion mapping, MemoryLocation gpu) {
         if (mappings == null) {
-            mappings = new PinnedRegion[index.length];
+            mappings = new PinnedRegion[batch.size()];
         }
         mappings[size] = mapping;
         add(i, remote, gpu);
@@ -67,7 +86,12 @@ final class DeviceCopyRound {
 
     private void add(int i, long remote, MemoryLocation gpu) {
         int k = size++;
-        index[k] = i;
+        if (index != null) {
+            index[k] = i;
+        } else if (i != k) { // a request of the batch is not in the round: from here on, say which
+            index = identity(k);
+            index[k] = i;
+        }
         if (batch.opcode(i) == Opcode.WRITE) {
             dst[k] = remote;
             src[k] = batch.local(i);
@@ -76,9 +100,14 @@ final class DeviceCopyRound {
             src[k] = remote;
         }
         len[k] = batch.length(i);
-        device[k] = gpu;
-        if (k > 0 && gpu != device[0] && !gpu.equals(device[0])) {
-            mixed = true;
+        if (k == 0) {
+            first = gpu;
+        } else if (device != null) {
+            device[k] = gpu;
+        } else if (gpu != first && !gpu.equals(first)) { // the round spans a second device
+            device = new MemoryLocation[batch.size()];
+            Arrays.fill(device, 0, k, first);
+            device[k] = gpu;
         }
     }
 
@@ -88,6 +117,10 @@ final class DeviceCopyRound {
      */
     void start(Devices devices, RoundPins roundPins) {
         pins = roundPins;
+        boolean mixed = device != null;
+        if (mixed && index == null) {
+            index = identity(size); // sorting moves the requests
+        }
         int copies = mixed ? sortByDevice() : 1;
         if (pins != null) {
             pins.releaseAfter(copies);
@@ -109,7 +142,7 @@ final class DeviceCopyRound {
     private void copy(Devices devices, int from, int n) {
         CompletableFuture<Void> done;
         try {
-            done = devices.copier(device[from]).copy(slice(dst, from, n), slice(src, from, n), slice(len, from, n), n);
+            done = devices.copier(device == null ? first : device[from]).copy(slice(dst, from, n), slice(src, from, n), slice(len, from, n), n);
         } catch (RuntimeException e) {
             done = CompletableFuture.failedFuture(e);
         }
@@ -145,6 +178,15 @@ final class DeviceCopyRound {
         if (mappings != null) {
             PinnedRegion m = mappings[a]; mappings[a] = mappings[b]; mappings[b] = m;
         }
+    }
+
+    /** An index per request of the batch, the first {@code k} in the batch's order. */
+    private int[] identity(int k) {
+        int[] in = new int[batch.size()];
+        for (int j = 0; j < k; j++) {
+            in[j] = j;
+        }
+        return in;
     }
 
     private static long[] slice(long[] a, int from, int n) {

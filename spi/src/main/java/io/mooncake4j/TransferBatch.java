@@ -354,14 +354,16 @@ public final class TransferBatch implements AutoCloseable {
         }
         int e = epoch;
         deadlineNanos = deadline;
-        ReleaseLedger l = ledger;
-        // release stores: other threads see the round only through the volatile writes below or
-        // the hand-off to a transport; a report about an earlier round fails its epoch check either way
+        // plain stores: other threads see the round only through the volatile writes below or the
+        // hand-off to a transport; a report about an earlier round fails its epoch check either way
+        int pending = word(e, PENDING);
+        int noFailure = word(e, 0);
+        int[] s = state;
         for (int i = 0; i < size; i++) {
-            INTS.setRelease(state, 2 * i + 1, word(e, 0));
-            l.start(i, e);
-            INTS.setRelease(state, 2 * i, word(e, PENDING));
+            s[2 * i] = pending;
+            s[2 * i + 1] = noFailure;
         }
+        ledger.start(size, e);
         INFLIGHT.setVolatile(this, SUBMITTING);
         REMAINING.setVolatile(this, size + 1);
         submitted = true;
@@ -455,7 +457,8 @@ public final class TransferBatch implements AutoCloseable {
     }
 
     /**
-     * Requests {@code index[from]} to {@code index[from + n - 1]} of round e, each one same-process
+     * Requests {@code index[from]} to {@code index[from + n - 1]} ({@code from} to {@code from + n - 1}
+     * when {@code index} is null) of round e, each one same-process
      * device copy in one part and holding no pin of its own (their regions are the round's), end
      * with {@code st}: one report each, one update of the count of requests left. Those ended
      * meanwhile (deadline, cancellation) keep their status.
@@ -465,8 +468,8 @@ public final class TransferBatch implements AutoCloseable {
         int ended = word(e, st.code());
         int count = 0;
         for (int k = from; k < from + n; k++) {
-            int i = index[k];
-            if (l.reportPart(i, e) && INTS.compareAndSet(state, 2 * i, pending, ended)) {
+            int i = index == null ? k : index[k];
+            if (l.reportCopy(i, e) && INTS.compareAndSet(state, 2 * i, pending, ended)) {
                 if (reason != null) {
                     setReason(i, reason);
                 }

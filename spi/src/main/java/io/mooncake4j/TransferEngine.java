@@ -822,35 +822,40 @@ public final class TransferEngine implements AutoCloseable {
     /**
      * A valid request to this engine's own segment, both sides pinned for the round by {@code pins}:
      * host memory is copied now; a request with GPU memory on either side joins the round's device
-     * copy (returned, created on the first one).
+     * copy (returned, created on the first one). The rare branches are methods of their own.
      */
     private DeviceCopyRound copyLocally(TransferBatch b, int i, int e, RoundPins pins, DeviceCopyRound gpu) {
         long len = b.length(i);
-        RegisteredRegion local = pins.pin(b.local(i), len);
-        if (local == null) {
-            b.endLocally(i, TransferStatus.INVALID, notRegistered(b, i), e);
+        int local = pins.pin(b.local(i), len);
+        int target = local < 0 ? -1 : pins.pin(b.remote(i), len);
+        if (target < 0) {
+            endUnregistered(b, i, e, local < 0);
             return gpu;
         }
-        RegisteredRegion target = pins.pin(b.remote(i), len);
-        if (target == null) {
-            b.endLocally(i, TransferStatus.INVALID, "range [0x" + Long.toHexString(b.remote(i)) + ", +" + len
-                    + ") is not inside one registered region of the local segment", e);
+        boolean fromGpu = pins.isCuda(local);
+        if (!fromGpu && !pins.isCuda(target)) {
+            copyHost(b, i, e);
             return gpu;
         }
-        MemoryLocation from = local.region().location();
-        MemoryLocation to = target.region().location();
-        if (from.isCuda() || to.isCuda()) {
-            DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
-            round.add(i, from.isCuda() ? from : to);
-            return round;
-        }
+        DeviceCopyRound round = gpu != null ? gpu : new DeviceCopyRound(b, e);
+        round.add(i, pins.location(fromGpu ? local : target));
+        return round;
+    }
+
+    /** Request i to this engine's own segment lies outside its registered memory on one side: INVALID. */
+    private static void endUnregistered(TransferBatch b, int i, int e, boolean localSide) {
+        b.endLocally(i, TransferStatus.INVALID, localSide ? notRegistered(b, i) : "range [0x" + Long.toHexString(b.remote(i))
+                + ", +" + b.length(i) + ") is not inside one registered region of the local segment", e);
+    }
+
+    /** Copies request i, host memory on both sides of this engine's own segment, now. */
+    private static void copyHost(TransferBatch b, int i, int e) {
         if (b.opcode(i) == Opcode.WRITE) {
-            NativeMemory.copy(b.remote(i), b.local(i), len);
+            NativeMemory.copy(b.remote(i), b.local(i), b.length(i));
         } else {
-            NativeMemory.copy(b.local(i), b.remote(i), len);
+            NativeMemory.copy(b.local(i), b.remote(i), b.length(i));
         }
         b.endLocally(i, TransferStatus.COMPLETED, null, e);
-        return gpu;
     }
 
     /**

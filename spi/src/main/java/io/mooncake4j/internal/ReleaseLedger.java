@@ -26,10 +26,19 @@ public final class ReleaseLedger {
         this.pins = new RegisteredRegion[capacity];
     }
 
-    /** Starts request {@code i} of round {@code epoch}: one part, nothing pinned yet. */
-    public void start(int i, int epoch) {
-        pins[i] = null;
-        LONGS.setRelease(parts, i, ((long) epoch << 32) | 1);
+    /**
+     * Starts requests 0 to {@code size - 1} of round {@code epoch}: one part each, nothing pinned
+     * yet. Unordered stores: the caller publishes the round to other threads with a volatile write (or a
+     * hand-off) after this, and a report about an earlier round fails its epoch check either way.
+     */
+    public void start(int size, int epoch) {
+        long first = ((long) epoch << 32) | 1;
+        for (int i = 0; i < size; i++) {
+            if (pins[i] != null) { // a fresh ledger has none: no reference store (and its GC barrier) per request
+                pins[i] = null;
+            }
+            LONGS.setOpaque(parts, i, first); // atomic, unordered: a late report of an earlier round reads it whole
+        }
     }
 
     /** Records the pin of request {@code i}'s local memory (taken by the submitting thread). */
@@ -76,6 +85,28 @@ public final class ReleaseLedger {
             return true;
         }
         return false;
+    }
+
+    /**
+     * The one part of request {@code i} of round {@code epoch}, a same-process device copy, was
+     * reported by its copy; returns whether it was outstanding. A request holding no pin of its own
+     * (its regions are the round's) is marked reported with a plain read and an opaque write rather
+     * than a compare-and-set: only its copy reports it, and a second report racing it (a failed
+     * submission's {@link #reportAll}) is told apart by the caller's compare-and-set of the status.
+     * The thread ending a round's copies thus takes one atomic update per request, not two, on cache
+     * lines the submitting thread wrote. A request to a peer (its local memory pinned here) reports
+     * as {@link #reportPart} does.
+     */
+    public boolean reportCopy(int i, int epoch) {
+        if (pins[i] != null) {
+            return reportPart(i, epoch);
+        }
+        long one = ((long) epoch << 32) | 1;
+        if ((long) LONGS.getOpaque(parts, i) != one) {
+            return false; // another round, or reported already
+        }
+        LONGS.setOpaque(parts, i, (long) epoch << 32);
+        return true;
     }
 
     /**

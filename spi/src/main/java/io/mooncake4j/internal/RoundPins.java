@@ -1,5 +1,6 @@
 package io.mooncake4j.internal;
 
+import io.mooncake4j.MemoryLocation;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.Arrays;
@@ -11,6 +12,11 @@ import java.util.Arrays;
  * bounced the counts' cache lines between cores). They are released when the submitting thread has
  * walked the round, or, when the round has device copies, once every copy has reported ({@link
  * #releaseAfter}, {@link #copyReported}).
+ *
+ * <p>Each region the round holds has a slot ({@link #pin}) with its bounds and location copied into
+ * the round's own arrays: a request in a region the round already holds is matched against those,
+ * without the registry's lookup and without reading the region's object, whose cache line the pin
+ * count's updates by the thread ending an earlier round's copies may share.
  *
  * <p>A region stays valid for the whole round once its first request pinned it: unregistration
  * waits for the pin, as if every request of the round had pinned it then. Walked by the submitting
@@ -28,7 +34,11 @@ public final class RoundPins {
     }
 
     private final MemoryRegistry registry;
-    private RegisteredRegion[] held = new RegisteredRegion[4];
+    private RegisteredRegion[] held = new RegisteredRegion[2];
+    private long[] starts = new long[2];
+    private long[] ends = new long[2];
+    private MemoryLocation[] locations = new MemoryLocation[2];
+    private boolean[] cuda = new boolean[2];
     private int count;
     @SuppressWarnings("unused") // through COPIES
     private volatile int copies; // device copies of the round not yet reported
@@ -38,24 +48,55 @@ public final class RoundPins {
     }
 
     /**
-     * The registered region holding {@code [address, address + length)}, pinned for this round, or
-     * null when no single registered region holds it. The range must not wrap around.
+     * The slot of the registered region holding {@code [address, address + length)}, pinned for this
+     * round, or -1 when no single registered region holds it. The range must not wrap around.
      */
-    public RegisteredRegion pin(long address, long length) {
+    public int pin(long address, long length) {
+        long end = address + length;
         for (int k = 0; k < count; k++) {
-            RegisteredRegion r = held[k];
-            if (Long.compareUnsigned(address, r.start()) >= 0 && Long.compareUnsigned(address + length, r.end()) <= 0) {
-                return r;
+            if (Long.compareUnsigned(address, starts[k]) >= 0 && Long.compareUnsigned(end, ends[k]) <= 0) {
+                return k;
             }
         }
+        return pinNew(address, length);
+    }
+
+    /** The first request of the round in a region: the registry's lookup and the new slot. */
+    private int pinNew(long address, long length) {
         RegisteredRegion r = registry.pinRegion(address, length);
-        if (r != null) {
-            if (count == held.length) {
-                held = Arrays.copyOf(held, 2 * count);
-            }
-            held[count++] = r;
+        if (r == null) {
+            return -1;
         }
-        return r;
+        if (count == held.length) {
+            int grown = 2 * count;
+            held = Arrays.copyOf(held, grown);
+            starts = Arrays.copyOf(starts, grown);
+            ends = Arrays.copyOf(ends, grown);
+            locations = Arrays.copyOf(locations, grown);
+            cuda = Arrays.copyOf(cuda, grown);
+        }
+        int k = count++;
+        held[k] = r;
+        starts[k] = r.start();
+        ends[k] = r.end();
+        locations[k] = r.region().location();
+        cuda[k] = locations[k].isCuda();
+        return k;
+    }
+
+    /** The region held in {@code slot} (from {@link #pin}). */
+    public RegisteredRegion region(int slot) {
+        return held[slot];
+    }
+
+    /** Where the region held in {@code slot} lives. */
+    public MemoryLocation location(int slot) {
+        return locations[slot];
+    }
+
+    /** Whether the region held in {@code slot} is GPU memory. */
+    public boolean isCuda(int slot) {
+        return cuda[slot];
     }
 
     /**

@@ -1,7 +1,6 @@
 package io.mooncake4j.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
 import io.mooncake4j.MemoryLocation;
@@ -32,8 +31,8 @@ class RoundPinsTest {
         RegisteredRegion b = register(0x40000, 0x10000);
         RoundPins pins = new RoundPins(registry);
         for (int i = 0; i < 128; i++) {
-            assertSame(a, pins.pin(0x10000 + i * 0x100L, 0x100));
-            assertSame(b, pins.pin(0x40000 + i * 0x100L, 0x100));
+            assertSame(a, pins.region(pins.pin(0x10000 + i * 0x100L, 0x100)));
+            assertSame(b, pins.region(pins.pin(0x40000 + i * 0x100L, 0x100)));
         }
         assertPins(1, a, b);
         pins.releaseAfter(0);
@@ -45,11 +44,11 @@ class RoundPinsTest {
         RegisteredRegion a = register(0x10000, 0x10000);
         register(0x20000, 0x10000);
         RoundPins pins = new RoundPins(registry);
-        assertSame(a, pins.pin(0x10000, 0x10));
-        assertNull(pins.pin(0x1ff00, 0x200), "across two adjacent regions");
-        assertNull(pins.pin(0x8000, 0x10), "below every region");
-        assertNull(pins.pin(0x30000, 0x10), "past every region");
-        assertNull(pins.pin(0x1ffff, 2), "past the end of a held region");
+        assertSame(a, pins.region(pins.pin(0x10000, 0x10)));
+        assertEquals(-1, pins.pin(0x1ff00, 0x200), "across two adjacent regions");
+        assertEquals(-1, pins.pin(0x8000, 0x10), "below every region");
+        assertEquals(-1, pins.pin(0x30000, 0x10), "past every region");
+        assertEquals(-1, pins.pin(0x1ffff, 2), "past the end of a held region");
         pins.releaseAfter(0);
         assertEquals(0, a.pins());
     }
@@ -74,11 +73,11 @@ class RoundPinsTest {
         RegisteredRegion a = register(0x10000, 0x10000);
         register(0x40000, 0x10000);
         RoundPins pins = new RoundPins(registry);
-        assertSame(a, pins.pin(0x10000, 0x100));
+        assertSame(a, pins.region(pins.pin(0x10000, 0x100)));
         registry.remove(0x10000); // unregistration now waits for the round's pin
         registry.remove(0x40000);
-        assertSame(a, pins.pin(0x10100, 0x100), "as if pinned with the round's first request");
-        assertNull(pins.pin(0x40000, 0x100), "removed before the round pinned it");
+        assertSame(a, pins.region(pins.pin(0x10100, 0x100)), "as if pinned with the round's first request");
+        assertEquals(-1, pins.pin(0x40000, 0x100), "removed before the round pinned it");
         pins.releaseAfter(0);
         assertEquals(0, a.pins());
     }
@@ -92,12 +91,29 @@ class RoundPinsTest {
         }
         for (int round = 0; round < 3; round++) {
             for (int k = 0; k < regions.length; k++) {
-                assertSame(regions[k], pins.pin(0x100000L * (k + 1) + 8 * round, 8));
+                assertSame(regions[k], pins.region(pins.pin(0x100000L * (k + 1) + 8 * round, 8)));
             }
         }
         assertPins(1, regions);
         pins.releaseAfter(1);
         pins.copyReported();
         assertPins(0, regions);
+    }
+
+    @Test
+    void shouldGiveEachHeldRegionsLocationWhenTheRoundMixesGpuAndHostRegions() {
+        registry.register(List.of(new MemoryRegion(0x10000, 0x10000, MemoryLocation.cuda(1))), RegionAccess.REMOTE, InstalledTransports.of());
+        register(0x40000, 0x10000);
+        RoundPins pins = new RoundPins(registry);
+        int host = pins.pin(0x40000, 0x100);
+        int gpu = pins.pin(0x10000, 0x100);
+        assertEquals(gpu, pins.pin(0x1ff00, 0x100), "a later request in a held region gets its slot");
+        assertEquals(host, pins.pin(0x4ff00, 0x100));
+        assertEquals(MemoryLocation.cuda(1), pins.location(gpu));
+        assertEquals(MemoryLocation.CPU, pins.location(host));
+        assertEquals(true, pins.isCuda(gpu));
+        assertEquals(false, pins.isCuda(host));
+        pins.releaseAfter(0);
+        assertEquals(0, pins.region(gpu).pins());
     }
 }

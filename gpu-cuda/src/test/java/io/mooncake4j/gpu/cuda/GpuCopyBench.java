@@ -193,18 +193,8 @@ public final class GpuCopyBench {
                         THREADS[k], IN_FLIGHT_EACH, engineBatch, engineBatch / copierBig, engineBatch / copierThreaded[k],
                         BLOCK * BLOCKS / engineBatch / 1e3);
             }
-            double[] submit = new double[REPEATS]; // the submitting thread's time, the rounds joined after the timing
             TransferBatch[] rounds = new TransferBatch[ROUNDS];
-            for (int rep = 0; rep < REPEATS; rep++) {
-                long t0 = System.nanoTime();
-                for (int r = 0; r < ROUNDS; r++) {
-                    rounds[r] = batchRound(engine, self, dst, src, len).submit();
-                }
-                submit[rep] = (System.nanoTime() - t0) / 1e3 / ROUNDS;
-                joinAll(rounds);
-            }
-            Arrays.sort(submit);
-            double submitMicros = submit[REPEATS / 2];
+            double submitMicros = submitMicros(rounds, r -> batchRound(engine, self, dst, src, len));
             double buildMicros = medianMicros(() -> { // the caller's part alone: built, never submitted
                 for (int r = 0; r < ROUNDS; r++) {
                     rounds[r] = batchRound(engine, self, dst, src, len);
@@ -212,7 +202,50 @@ public final class GpuCopyBench {
             }, ROUNDS);
             System.out.printf("  newBatch + 128 writes + submit returns after %8.1f us (host side of a batch, against copier.copy's above);"
                     + " newBatch + 128 writes alone %.1f us%n", submitMicros, buildMicros);
+            // Where the engine's host time goes: per round (one write a batch) or per request (the
+            // rest, over 127 more writes); and whether allocating a batch a round costs (reset batches).
+            double oneMicros = submitMicros(rounds, r -> engine.newBatch(1).write(self, src[0], dst[0], len[0]));
+            TransferBatch[] reused = new TransferBatch[ROUNDS];
+            for (int r = 0; r < ROUNDS; r++) {
+                reused[r] = engine.newBatch(BLOCKS);
+            }
+            double resetMicros = submitMicros(rounds, r -> {
+                TransferBatch round = reused[r].reset();
+                for (int i = 0; i < BLOCKS; i++) {
+                    round.write(self, src[i], dst[i], len[i]);
+                }
+                return round;
+            });
+            System.out.printf("  newBatch + 1 write + submit returns after     %8.1f us (a round's fixed host cost); so %.0f ns a request more;"
+                            + " reset batches + 128 writes + submit %.1f us%n",
+                    oneMicros, (submitMicros - oneMicros) * 1e3 / (BLOCKS - 1), resetMicros);
         }
+    }
+
+    /** A round's batch, built and not submitted yet, for slot {@code r} of the rounds in flight. */
+    private interface Round {
+        TransferBatch build(int r);
+    }
+
+    /**
+     * The median host time, over {@code REPEATS} timings, of building and submitting {@code ROUNDS}
+     * batches back to back (all in flight), the rounds joined after each timing.
+     */
+    private static double submitMicros(TransferBatch[] rounds, Round round) {
+        double[] submit = new double[REPEATS];
+        for (int rep = -1; rep < REPEATS; rep++) { // the first is a warm-up
+            long t0 = System.nanoTime();
+            for (int r = 0; r < ROUNDS; r++) {
+                rounds[r] = round.build(r).submit();
+            }
+            double micros = (System.nanoTime() - t0) / 1e3 / ROUNDS;
+            joinAll(rounds);
+            if (rep >= 0) {
+                submit[rep] = micros;
+            }
+        }
+        Arrays.sort(submit);
+        return submit[REPEATS / 2];
     }
 
     /** A new batch of the {@code BLOCKS} scattered writes, as a user builds one per round. */
