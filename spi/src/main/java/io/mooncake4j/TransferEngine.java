@@ -426,6 +426,15 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     /**
+     * The device memory providers (GPU memory) this engine found when it started, available or not:
+     * what {@link #allocate(long, MemoryLocation)} and registration at {@code cuda:N} use, e.g. to
+     * count the GPUs before allocating on each.
+     */
+    public DeviceMemoryProviders deviceProviders() {
+        return devices.providers();
+    }
+
+    /**
      * Allocates {@code length} bytes of device memory on {@code location} ({@code cuda:N}) and
      * registers it there; for host memory use {@link #allocate(long)}.
      *

@@ -2,14 +2,13 @@ package io.mooncake4j.internal;
 
 import com.google.gson.JsonObject;
 import io.mooncake4j.EngineConfig;
-import io.mooncake4j.ErrorCode;
+import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.spi.DeviceIpcHandle;
 import io.mooncake4j.spi.DeviceIpcMapping;
-import io.mooncake4j.spi.DeviceMemoryProvider;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -155,19 +154,9 @@ public final class CudaIpc implements AutoCloseable {
         return e != null && e.isJsonPrimitive() && bootId.equals(e.getAsString());
     }
 
+    /** Maps a peer's buffer with the CUDA provider (the one TCP staging uses: the provider of {@code cuda:0}). */
     DeviceIpcMapping open(DeviceIpcHandle handle, long length) {
-        DeviceMemoryProvider cuda = null;
-        for (DeviceMemoryProvider p : devices.providers().all()) {
-            if (p.kind().equals("cuda") && p.isAvailable()) {
-                cuda = p;
-                break;
-            }
-        }
-        if (cuda == null) {
-            throw new MooncakeException(ErrorCode.TRANSPORT_UNAVAILABLE,
-                    "no CUDA device provider is available in this process: " + devices.providers().all());
-        }
-        return cuda.openIpc(handle, length);
+        return devices.providers().require(MemoryLocation.cuda(0)).openIpc(handle, length);
     }
 
     IpcMapping track(DeviceIpcMapping mapped, long peerAddress) {

@@ -14,7 +14,6 @@ import io.mooncake4j.samples.cli.Sizes;
 import io.mooncake4j.spi.DeviceMemoryProvider;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.ServiceLoader;
 import java.util.stream.Collectors;
 
 /**
@@ -44,7 +43,7 @@ final class BenchMemory implements AutoCloseable {
     static BenchMemory allocate(TransferEngine engine, long size, boolean vram, int gpuId, boolean initMem) {
         BenchMemory m = new BenchMemory();
         try {
-            for (MemoryLocation where : vram ? gpus(gpuId) : List.of(MemoryLocation.CPU)) {
+            for (MemoryLocation where : vram ? gpus(engine, gpuId) : List.of(MemoryLocation.CPU)) {
                 m.add(engine, size, where, initMem);
             }
             return m;
@@ -73,13 +72,16 @@ final class BenchMemory implements AutoCloseable {
         }
     }
 
-    /** The GPUs a {@code --gpu_id} names: that one, or with -1 each GPU the available providers have. */
-    static List<MemoryLocation> gpus(int gpuId) {
+    /**
+     * The GPUs a {@code --gpu_id} names: that one, or with -1 each GPU of the engine's available
+     * providers.
+     */
+    static List<MemoryLocation> gpus(TransferEngine engine, int gpuId) {
         if (gpuId != EVERY_GPU) {
             return List.of(MemoryLocation.cuda(gpuId));
         }
         int n = 0;
-        for (DeviceMemoryProvider p : ServiceLoader.load(DeviceMemoryProvider.class)) {
+        for (DeviceMemoryProvider p : engine.deviceProviders().all()) {
             if (p.kind().equals("cuda") && p.isAvailable()) {
                 n = Math.max(n, p.deviceCount());
             }

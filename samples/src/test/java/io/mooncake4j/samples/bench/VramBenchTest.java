@@ -58,11 +58,10 @@ class VramBenchTest {
     void shouldFillDeviceBuffersWithInitMemAndSpreadThemOverEveryGpu() {
         try (TransferEngine engine = FakeGpu.installedFor(() -> TransferEngine.create(EngineConfig.builder()
                 .environment(Map.of()).protocol("tcp").localHostname("127.0.0.1").rpcPortRange(0, 0).build()))) {
-            List<MemoryLocation> every = FakeGpu.installedFor(() -> BenchMemory.gpus(BenchMemory.EVERY_GPU));
+            List<MemoryLocation> every = BenchMemory.gpus(engine, BenchMemory.EVERY_GPU);
             assertEquals(List.of(MemoryLocation.cuda(0), MemoryLocation.cuda(1)), every, "the fake provider has two GPUs");
-            assertEquals(List.of(MemoryLocation.cuda(3)), BenchMemory.gpus(3));
-            try (BenchMemory m = FakeGpu.installedFor(
-                    () -> BenchMemory.allocate(engine, 3 << 20, true, BenchMemory.EVERY_GPU, true))) {
+            assertEquals(List.of(MemoryLocation.cuda(3)), BenchMemory.gpus(engine, 3));
+            try (BenchMemory m = BenchMemory.allocate(engine, 3 << 20, true, BenchMemory.EVERY_GPU, true)) {
                 assertEquals(every, m.locations(), "a buffer on every GPU");
                 for (int g = 0; g < every.size(); g++) {
                     BufferDescriptor published = engine.localDescriptor().bufferContaining(m.addresses()[g], 3 << 20);
