@@ -50,7 +50,7 @@ public final class PagedKvPool implements AutoCloseable {
     /** Frees the memory the pool allocated; null when the caller owns it. */
     private final Runnable free;
     /** Host access to a device pool; null for a host pool. */
-    private final DeviceStaging staging;
+    private final DevicePoolAccess staging;
     private final BlockAllocator allocator;
     private final AtomicBoolean closed = new AtomicBoolean();
 
@@ -61,7 +61,7 @@ public final class PagedKvPool implements AutoCloseable {
         this.address = address;
         this.location = location;
         this.free = free;
-        this.staging = location.isCuda() ? new DeviceStaging(engine, layout.totalBytes()) : null;
+        this.staging = location.isCuda() ? new DevicePoolAccess(engine, layout.totalBytes()) : null;
         this.allocator = new BlockAllocator(layout.numBlocks());
     }
 

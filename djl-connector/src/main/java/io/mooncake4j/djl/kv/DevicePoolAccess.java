@@ -15,7 +15,7 @@ import java.nio.ByteBuffer;
  * RegionAccess#LOCAL_ONLY} (peers never see it), allocated on first use and freed by {@link
  * #close()}. One copy at a time.
  */
-final class DeviceStaging implements AutoCloseable {
+final class DevicePoolAccess implements AutoCloseable {
     /** The largest piece one transfer moves; larger copies take several. */
     static final int CHUNK_BYTES = 4 << 20;
 
@@ -25,7 +25,7 @@ final class DeviceStaging implements AutoCloseable {
     private Segment self;
     private boolean closed;
 
-    DeviceStaging(TransferEngine engine, long poolBytes) {
+    DevicePoolAccess(TransferEngine engine, long poolBytes) {
         this.engine = engine;
         this.chunk = (int) Math.min(CHUNK_BYTES, poolBytes);
     }
