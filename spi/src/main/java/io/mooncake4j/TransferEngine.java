@@ -985,14 +985,6 @@ public final class TransferEngine implements AutoCloseable {
     }
 
     /**
-     * Notifications refused because too many were waiting to be polled or one was too large
-     * ({@code MC_NOTIFY_*}); each sender was told.
-     */
-    public long notificationsRefused() {
-        return notifications.refused();
-    }
-
-    /**
      * The engine's counters and gauges for monitoring, by name: {@code handshake.*} (the handshake
      * server: frames served and rejected, connections accepted, refused, closed silent or
      * unauthenticated, open now), {@code notifications.refused}, {@code cuda_ipc.*} (GPU memory moved
