@@ -51,8 +51,10 @@ final class EfaWork {
     }
 
     /**
-     * Skips requests that ended before being issued (refused at submit, or timed out); a split
-     * request that ended part-way has its remaining parts reported instead of started.
+     * Skips requests that ended before being issued (refused at submit, timed out, cancelled),
+     * reporting them: a request the engine ended still holds its pin until its part is reported,
+     * which is a no-op for one already reported (refused at submit). A split request that ended
+     * part-way has its remaining parts reported instead of started.
      */
     boolean hasNext(long slice) {
         while (next < work.size() && work.isDone(next)) {
@@ -62,6 +64,8 @@ final class EfaWork {
                     work.partFailed(next, TransferStatus.CANCELED, "ended before this part was sent");
                 }
                 offset = 0;
+            } else {
+                work.fail(next, TransferStatus.CANCELED, "ended before it was sent");
             }
             next++;
         }

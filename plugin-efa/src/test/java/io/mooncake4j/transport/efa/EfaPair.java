@@ -109,6 +109,8 @@ final class EfaPair implements AutoCloseable {
         final int[] parts;
         final TransferStatus[] status;
         final String[] reason;
+        /** Requests the engine ended (cancelled) while their parts are still to be reported. */
+        private final boolean[] ended;
         private final CountDownLatch done;
 
         Work(Opcode op, long[] local, long[] remote, long[] length, RegionRegistration registration,
@@ -123,6 +125,7 @@ final class EfaPair implements AutoCloseable {
             java.util.Arrays.fill(parts, 1);
             this.status = new TransferStatus[local.length];
             this.reason = new String[local.length];
+            this.ended = new boolean[local.length];
             this.done = new CountDownLatch(local.length);
         }
 
@@ -146,11 +149,28 @@ final class EfaPair implements AutoCloseable {
 
         @Override
         public synchronized void fail(int i, TransferStatus s, String why) {
+            if (parts[i] == 0) {
+                return; // reported already: the engine's fail is a no-op then
+            }
             parts[i] = 1;
             report(i, s, why);
         }
 
-        @Override public synchronized boolean isDone(int i) { return parts[i] == 0; }
+        @Override public synchronized boolean isDone(int i) { return parts[i] == 0 || ended[i]; }
+
+        /** Ends request {@code i} as the engine does on cancellation: done, its part still to be reported. */
+        synchronized void endByEngine(int i) {
+            ended[i] = true;
+        }
+
+        /** Requests whose parts were not all reported. */
+        synchronized int unreported() {
+            int n = 0;
+            for (int p : parts) {
+                n += p > 0 ? 1 : 0;
+            }
+            return n;
+        }
 
         private synchronized void report(int i, TransferStatus s, String why) {
             if (parts[i] <= 0) {

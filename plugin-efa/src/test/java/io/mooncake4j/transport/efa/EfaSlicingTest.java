@@ -78,4 +78,47 @@ class EfaSlicingTest {
         long[] lengths = {(3L << 20) + 5, 4096, 4096};
         assertEquals(6, write(offsets, lengths));
     }
+
+    /**
+     * A request the engine ended (batch closed) before the progress thread issued it, while the
+     * submission is not yet marked aborted (the engine ends the requests first): it is skipped, and
+     * its part still reported, else its memory stays pinned and cannot be unregistered (seen as an
+     * intermittent "transfers still use it" on shm).
+     */
+    @Test
+    void shouldReportRequestsEndedBeforeTheyWereIssued() throws Exception {
+        long len = 1 << 20;
+        long src = NativeMemory.map(len);
+        long dst = NativeMemory.map(len);
+        MemoryRegion s = new MemoryRegion(src, len, MemoryLocation.CPU);
+        MemoryRegion d = new MemoryRegion(dst, len, MemoryLocation.CPU);
+        try (EfaPair pair = new EfaPair(EfaSettings.PROVIDER, "tcp;ofi_rxm", EngineConfig.DEVICE, "lo")) {
+            RegionRegistration sr = pair.a.registerRegion(s);
+            RegionRegistration dr = pair.b.registerRegion(d);
+            SegmentDescriptor peer = EfaPair.describe("127.0.0.1:2", pair.b, d, dr);
+            int n = 8;
+            long[] local = new long[n];
+            long[] remote = new long[n];
+            long[] lengths = new long[n];
+            for (int i = 0; i < n; i++) {
+                local[i] = src + i * 8192L;
+                remote[i] = dst + i * 8192L;
+                lengths[i] = 4096;
+            }
+            EfaPair.Work w = new EfaPair.Work(Opcode.READ, local, remote, lengths, sr, peer.bufferContaining(dst, 1));
+            for (int i = 0; i < n; i += 2) {
+                w.endByEngine(i);
+            }
+            pair.a.submit(peer, w);
+            assertTrue(w.await(), w.unreported() + " of " + n + " requests never reported");
+            for (int i = 1; i < n; i += 2) {
+                assertEquals(TransferStatus.COMPLETED, w.status[i], w.reason[i]);
+            }
+            pair.a.unregisterRegion(s, sr);
+            pair.b.unregisterRegion(d, dr);
+        } finally {
+            NativeMemory.unmap(src, len);
+            NativeMemory.unmap(dst, len);
+        }
+    }
 }

@@ -338,12 +338,17 @@ public final class TcpTransport implements Transport {
         }
     }
 
+    /**
+     * Ends every request of a submission none of whose parts was issued. A request the engine ended
+     * meanwhile (deadline, cancellation) is reported too: its memory stays pinned until it is, and
+     * for one reported already (refused) {@code fail} is a no-op.
+     */
     private void failAll(Submission work, TransferStatus status, String reason) {
         for (int i = 0, n = work.size(); i < n; i++) {
             if (!work.isDone(i)) {
                 counters.partsFailed.increment();
-                work.fail(i, status, reason);
             }
+            work.fail(i, status, reason);
         }
     }
 }

@@ -597,6 +597,12 @@ class TcpTransportIntegrationTest {
             t.submit(peer, after);
             assertTrue(after.await(1000));
             assertEquals(TransferStatus.CANCELED, after.status(0));
+            // ended by the engine (deadline) before the closed transport saw it: its part is still
+            // reported, else its memory stays pinned and can never be unregistered
+            FakeSubmission late = FakeSubmission.of(Opcode.READ, memA.address, 0x10000, 4096);
+            late.endAll(TransferStatus.TIMEOUT, "deadline");
+            t.submit(peer, late);
+            assertEquals(0, late.partsOutstanding(), "parts left unreported");
         }
         long alive =
                 Thread.getAllStackTraces().keySet().stream()
