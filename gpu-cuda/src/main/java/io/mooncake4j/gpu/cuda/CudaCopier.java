@@ -38,6 +38,13 @@ import org.slf4j.LoggerFactory;
  * watches them in order and completes the futures, so no driver callback ever runs user code. Any
  * number of threads may call {@link #copy} at once: each pushes the context and locates its
  * pointers on its own; only numbering and enqueueing a batch take the copier's lock.
+ *
+ * <p>The usual KV batch, 1 to 128 small device-to-device copies, is one gather launch, and the
+ * launch costs the host more than everything else the engine does for the batch (4-7 us on an
+ * H200 VM). So {@link #copy} only fills one of the kernel's ring lists with it and hands it to the
+ * copier's launching thread: the submitting thread's next batch overlaps this one's launch. Any
+ * other batch is enqueued by the calling thread itself once the launching thread has launched what
+ * it was given, so the stream keeps the batches in their numbered order.
  */
 final class CudaCopier implements DeviceCopier {
     /** How long a batch may take on the device before its future fails. */
@@ -61,8 +68,14 @@ final class CudaCopier implements DeviceCopier {
     private final Object lock = new Object();
     private final ConcurrentLinkedQueue<CUevent> idleEvents = new ConcurrentLinkedQueue<>();
     private final ConcurrentLinkedQueue<Pending> pending = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Pending> launches = new ConcurrentLinkedQueue<>(); // ring lists to launch, in order
     private final Thread completer;
+    private final Thread launcher;
     private volatile boolean completerParked; // set by the completer before it parks on an empty queue
+    private volatile boolean launcherParked;
+    /** The last batch whose operations are all on the stream (launched by the launching thread or enqueued by its caller). */
+    private volatile long launched;
+    private long listsHandedOut; // guarded by lock
     private final ThreadLocal<Located> located = ThreadLocal.withInitial(Located::new);
     private long submitted; // guarded by lock: batches numbered from 1
     private volatile boolean closed;
@@ -83,7 +96,10 @@ final class CudaCopier implements DeviceCopier {
         }
         completer = new Thread(this::completeInOrder, "mc4j-cuda-copier-" + device);
         completer.setDaemon(true);
+        launcher = new Thread(this::launchInOrder, "mc4j-cuda-launcher-" + device);
+        launcher.setDaemon(true);
         completer.start();
+        launcher.start();
     }
 
     @Override
@@ -110,7 +126,11 @@ final class CudaCopier implements DeviceCopier {
                     done.completeExceptionally(stopped(broken));
                     return done;
                 }
-                enqueueBatch(dst, src, len, n, where, done);
+                if (where.oneGather) {
+                    handOff(dst, src, len, n, where.longest, done);
+                } else {
+                    enqueueBatch(dst, src, len, n, where, done);
+                }
             }
         } catch (MooncakeException e) {
             if (e.code() == ErrorCode.INVALID_ARGUMENT || e.code() == ErrorCode.CLOSED) {
@@ -125,22 +145,65 @@ final class CudaCopier implements DeviceCopier {
         return new MooncakeException(ErrorCode.CLOSED, "the CUDA copier of cuda:" + device + " was closed");
     }
 
-    /** Under {@code lock}, with the context current: numbers the batch, enqueues it and tracks it. */
+    /**
+     * Under {@code lock}: numbers a batch that is one gather launch, fills a ring list with it and
+     * hands it to the launching thread (waiting for a free list while {@link GatherKernel#RING} wait).
+     */
+    private void handOff(long[] dst, long[] src, long[] len, int n, long longest, CompletableFuture<Void> done) {
+        awaitLaunched(submitted - GatherKernel.RING + 1); // every batch not launched yet holds a list
+        long batch = ++submitted;
+        int list = (int) (listsHandedOut++ % GatherKernel.RING);
+        gather.fill(list, dst, src, len, n, longest, batch);
+        Pending p = new Pending(null, done, batch, list, System.nanoTime() + COMPLETION_BOUND_NANOS);
+        pending.add(p);
+        launches.add(p);
+        if (launcherParked) {
+            LockSupport.unpark(launcher);
+        }
+        if (completerParked) {
+            LockSupport.unpark(completer);
+        }
+    }
+
+    /**
+     * Under {@code lock}, with the context current: numbers any other batch, enqueues it and tracks
+     * it, once the launching thread has launched every batch numbered before.
+     */
     private void enqueueBatch(long[] dst, long[] src, long[] len, int n, Located where, CompletableFuture<Void> done) {
+        awaitLaunched(submitted);
+        long batch = ++submitted;
         try {
-            long batch = ++submitted;
             CUevent event = null; // a batch ending with a gather launch is signalled by the kernel
             if (!enqueue(dst, src, len, n, where, batch)) {
                 event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
                 CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
             }
-            pending.add(new Pending(event, done, batch, System.nanoTime() + COMPLETION_BOUND_NANOS));
+            pending.add(new Pending(event, done, batch, -1, System.nanoTime() + COMPLETION_BOUND_NANOS));
             if (completerParked) {
                 LockSupport.unpark(completer);
             }
         } catch (MooncakeException e) {
             gather.discard(); // a list left half-filled must not ride along with the next batch
             throw e;
+        } finally {
+            launched = batch;
+        }
+    }
+
+    /** Under {@code lock}: waits until the launching thread has launched batch {@code batch} and those before. */
+    private void awaitLaunched(long batch) {
+        for (int spins = 0; launched < batch; spins++) {
+            if (broken != null) {
+                throw stopped(broken);
+            }
+            if (launcherParked) {
+                LockSupport.unpark(launcher);
+            }
+            if (spins < 1_000) {
+                Thread.onSpinWait();
+            } else {
+                Thread.yield();
+            }
         }
     }
 
@@ -188,10 +251,6 @@ final class CudaCopier implements DeviceCopier {
 
     /** Enqueues the copies as batch {@code batch}; true when the gather kernel will signal it. */
     private boolean enqueue(long[] dst, long[] src, long[] len, int n, Located where, long batch) {
-        if (where.oneGather) { // the usual KV batch: the list in three bulk copies, one launch
-            gather.addAll(dst, src, len, n, where.longest);
-            return gather.flush(batch, stream);
-        }
         int[] to = where.to;
         int[] from = where.from;
         for (int i = 0; i < n; i++) {
@@ -223,6 +282,42 @@ final class CudaCopier implements DeviceCopier {
         return event;
     }
 
+    /**
+     * The launching thread: launches the ring lists handed to it, in order. Its own thread, so
+     * making the primary context current here is no side effect. A launch that fails fails its
+     * batch (the completion thread reports it).
+     */
+    private void launchInOrder() {
+        try {
+            CudaDriver.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+            for (int idle = 0; ; idle++) {
+                Pending p = launches.poll();
+                if (p != null) {
+                    try {
+                        gather.launch(p.list, stream);
+                    } catch (MooncakeException e) {
+                        p.launchFailure = e;
+                    }
+                    launched = p.batch; // publishes launchFailure, and frees the list
+                    idle = 0;
+                } else if (closed && launches.isEmpty()) { // nothing is handed over once closed is set
+                    return;
+                } else if (idle < IDLE_SPINS) {
+                    Thread.onSpinWait();
+                } else {
+                    launcherParked = true;
+                    if (launches.isEmpty() && !closed) {
+                        LockSupport.parkNanos(IDLE_PARK_NANOS);
+                    }
+                    launcherParked = false;
+                }
+            }
+        } catch (RuntimeException | Error e) {
+            LOG.error("the launching thread of the CUDA copier of cuda:{} stopped", device, e);
+            broken = e; // the completion thread fails what it was waiting to launch
+        }
+    }
+
     /** The completion thread: its own thread, so making the primary context current here is no side effect. */
     private void completeInOrder() {
         Pending p = null;
@@ -233,7 +328,7 @@ final class CudaCopier implements DeviceCopier {
                 if (p != null) {
                     await(p);
                     idle = 0;
-                } else if (closed) {
+                } else if (closed && pending.isEmpty()) { // nothing is added once closed is set
                     return;
                 } else if (idle < IDLE_SPINS) {
                     Thread.onSpinWait(); // a pipelining caller submits again within microseconds
@@ -277,9 +372,17 @@ final class CudaCopier implements DeviceCopier {
                 p.done.complete(null);
                 return;
             }
+            if (result == LAUNCH_FAILED) {
+                p.done.completeExceptionally(p.launchFailure);
+                return;
+            }
             if (result != CUresult.CUDA_ERROR_NOT_READY) {
                 p.done.completeExceptionally(new MooncakeException(
                         ErrorCode.TRANSFER_FAILED, "a copy on cuda:" + device + " failed: " + CudaDriver.errorName(result)));
+                return;
+            }
+            if (launched < p.batch && broken != null) { // the launching thread stopped before launching it
+                p.done.completeExceptionally(stopped(broken));
                 return;
             }
             if (System.nanoTime() - p.deadline > 0) {
@@ -299,13 +402,20 @@ final class CudaCopier implements DeviceCopier {
     }
 
     /**
-     * SUCCESS, NOT_READY or the driver's error. A kernel-signalled batch is read from host memory;
-     * now and then the stream is asked too, so that a device error (which no kernel would signal)
-     * still ends the wait at once, and an idle stream means done whatever the signal says.
+     * SUCCESS, NOT_READY, {@link #LAUNCH_FAILED} or the driver's error. A kernel-signalled batch is
+     * read from host memory once it is launched; now and then the stream is asked too, so that a
+     * device error (which no kernel would signal) still ends the wait at once, and an idle stream
+     * means done whatever the signal says.
      */
     private int isDone(Pending p, int polls) {
         if (p.event != null) {
             return cuEventQuery(p.event);
+        }
+        if (launched < p.batch) {
+            return CUresult.CUDA_ERROR_NOT_READY; // still with the launching thread
+        }
+        if (p.launchFailure != null) {
+            return LAUNCH_FAILED;
         }
         if (gather.signalled() >= p.batch) {
             return CUresult.CUDA_SUCCESS;
@@ -321,13 +431,15 @@ final class CudaCopier implements DeviceCopier {
             }
             closed = true;
         }
+        LockSupport.unpark(launcher);
         LockSupport.unpark(completer);
         try {
+            launcher.join(TimeUnit.NANOSECONDS.toMillis(COMPLETION_BOUND_NANOS));
             completer.join(TimeUnit.NANOSECONDS.toMillis(COMPLETION_BOUND_NANOS) + 1_000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (completer.isAlive()) {
+        if (completer.isAlive() || launcher.isAlive()) {
             LOG.warn("the CUDA copier of cuda:{} still has copies in flight after {} s; its stream is left allocated",
                     device, TimeUnit.NANOSECONDS.toSeconds(COMPLETION_BOUND_NANOS));
             return;
@@ -341,5 +453,25 @@ final class CudaCopier implements DeviceCopier {
         }
     }
 
-    private record Pending(CUevent event, CompletableFuture<Void> done, long batch, long deadline) {}
+    /** {@link #isDone}: the launching thread could not launch the batch ({@link Pending#launchFailure}). */
+    private static final int LAUNCH_FAILED = -1;
+
+    /** A batch on its way: {@code list} is its ring list (-1 when its caller enqueued it). */
+    private static final class Pending {
+        final CUevent event;
+        final CompletableFuture<Void> done;
+        final long batch;
+        final int list;
+        final long deadline;
+        /** Set by the launching thread before it publishes {@link #launched}. */
+        MooncakeException launchFailure;
+
+        Pending(CUevent event, CompletableFuture<Void> done, long batch, int list, long deadline) {
+            this.event = event;
+            this.done = done;
+            this.batch = batch;
+            this.list = list;
+            this.deadline = deadline;
+        }
+    }
 }

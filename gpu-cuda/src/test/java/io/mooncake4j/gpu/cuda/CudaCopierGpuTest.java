@@ -329,6 +329,46 @@ class CudaCopierGpuTest {
         }
     }
 
+    /**
+     * Gather batches go to the copier's launching thread, other batches are enqueued by the caller:
+     * round after round, a gather batch fills a staging area and the next batch (device to host)
+     * reads it, all in flight at once, so any batch run out of its order leaves another round's bytes.
+     */
+    @Test
+    void shouldKeepTheOrderOfBatchesWhenGatherBatchesAndOtherBatchesInterleave() throws Exception {
+        int rounds = 200;
+        int n = 16;
+        int block = 4096;
+        int per = n * block;
+        try (DeviceAllocation from = cuda.allocate(MemoryLocation.cuda(0), (long) rounds * per);
+                DeviceAllocation staging = cuda.allocate(MemoryLocation.cuda(0), per);
+                GpuMemory.Host host = new GpuMemory.Host(rounds * per)) {
+            byte[] source = GpuMemory.pattern(rounds * per, 10);
+            GpuMemory.write(from.address(), source);
+            List<CompletableFuture<Void>> done = new ArrayList<>();
+            long[] dst = new long[n];
+            long[] src = new long[n];
+            long[] len = new long[n];
+            for (int r = 0; r < rounds; r++) {
+                for (int i = 0; i < n; i++) { // round r's blocks, reversed, into the staging area
+                    src[i] = from.address() + (long) r * per + (long) (n - 1 - i) * block;
+                    dst[i] = staging.address() + (long) i * block;
+                    len[i] = block;
+                }
+                done.add(copier.copy(dst, src, len, n));
+                done.add(copier.copy(new long[] {host.address + (long) r * per}, new long[] {staging.address()}, new long[] {per}, 1));
+            }
+            CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0])).get(60, TimeUnit.SECONDS);
+            for (int r = 0; r < rounds; r++) {
+                for (int i = 0; i < n; i++) {
+                    int want = r * per + (n - 1 - i) * block;
+                    assertArrayEquals(java.util.Arrays.copyOfRange(source, want, want + block),
+                            host.get(r * per + i * block, block), "round " + r + ", block " + i);
+                }
+            }
+        }
+    }
+
     @Test
     void shouldLocateDeviceAndHostMemoryWhenAskedForStar() {
         try (GpuMemory.Host host = new GpuMemory.Host(4096);

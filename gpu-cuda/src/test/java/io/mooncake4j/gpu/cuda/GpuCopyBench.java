@@ -349,8 +349,9 @@ public final class GpuCopyBench {
                     long t0 = System.nanoTime();
                     CudaDriver.check(cuEventRecord(start, stream), "cuEventRecord");
                     for (int r = 0; r < ROUNDS; r++) {
-                        kernel.addAll(dst, src, len, BLOCKS, BLOCK); // as the copier fills a batch's list
-                        kernel.flush(r + 1, stream);
+                        int list = r % GatherKernel.RING; // as the copier fills a batch's list, and launches it
+                        kernel.fill(list, dst, src, len, BLOCKS, BLOCK, r + 1);
+                        kernel.launch(list, stream);
                     }
                     CudaDriver.check(cuEventRecord(stop, stream), "cuEventRecord");
                     long t1 = System.nanoTime();
@@ -407,8 +408,7 @@ public final class GpuCopyBench {
                 }
                 f1 = System.nanoTime();
                 for (int j = 0; j < calls; j++) {
-                    kernel.addAll(dst, src, len, BLOCKS, BLOCK);
-                    kernel.discard();
+                    kernel.fill(j % GatherKernel.RING, dst, src, len, BLOCKS, BLOCK, j + 1);
                 }
                 f2 = System.nanoTime();
             }
