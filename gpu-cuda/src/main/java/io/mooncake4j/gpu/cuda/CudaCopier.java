@@ -67,12 +67,10 @@ final class CudaCopier implements DeviceCopier {
     private final GatherKernel gather;
     private final Object lock = new Object();
     private final ConcurrentLinkedQueue<CUevent> idleEvents = new ConcurrentLinkedQueue<>();
-    private final ConcurrentLinkedQueue<Pending> pending = new ConcurrentLinkedQueue<>();
-    private final ConcurrentLinkedQueue<Pending> launches = new ConcurrentLinkedQueue<>(); // ring lists to launch, in order
+    private final BatchQueue pending = new BatchQueue(); // batches to complete, in order
+    private final BatchQueue launches = new BatchQueue(); // ring lists to launch, in order
     private final Thread completer;
     private final Thread launcher;
-    private volatile boolean completerParked; // set by the completer before it parks on an empty queue
-    private volatile boolean launcherParked;
     /** The last batch whose operations are all on the stream (launched by the launching thread or enqueued by its caller). */
     private volatile long launched;
     private long listsHandedOut; // guarded by lock
@@ -155,14 +153,8 @@ final class CudaCopier implements DeviceCopier {
         int list = (int) (listsHandedOut++ % GatherKernel.RING);
         gather.fill(list, dst, src, len, n, longest, batch);
         Pending p = new Pending(null, done, batch, list, System.nanoTime() + COMPLETION_BOUND_NANOS);
-        pending.add(p);
-        launches.add(p);
-        if (launcherParked) {
-            LockSupport.unpark(launcher);
-        }
-        if (completerParked) {
-            LockSupport.unpark(completer);
-        }
+        pending.add(p, completer);
+        launches.add(p, launcher);
     }
 
     /**
@@ -178,10 +170,7 @@ final class CudaCopier implements DeviceCopier {
                 event = idleEvents.isEmpty() ? newEvent() : idleEvents.poll();
                 CudaDriver.check(cuEventRecord(event, stream), "cuEventRecord");
             }
-            pending.add(new Pending(event, done, batch, -1, System.nanoTime() + COMPLETION_BOUND_NANOS));
-            if (completerParked) {
-                LockSupport.unpark(completer);
-            }
+            pending.add(new Pending(event, done, batch, -1, System.nanoTime() + COMPLETION_BOUND_NANOS), completer);
         } catch (MooncakeException e) {
             gather.discard(); // a list left half-filled must not ride along with the next batch
             throw e;
@@ -196,9 +185,7 @@ final class CudaCopier implements DeviceCopier {
             if (broken != null) {
                 throw stopped(broken);
             }
-            if (launcherParked) {
-                LockSupport.unpark(launcher);
-            }
+            launches.wake(launcher);
             if (spins < 1_000) {
                 Thread.onSpinWait();
             } else {
@@ -218,6 +205,9 @@ final class CudaCopier implements DeviceCopier {
         private long longest;
 
         void locate(long[] dst, long[] src, long[] len, int n) {
+            if (isOneGatherWithin(dst, src, len, n)) {
+                return;
+            }
             if (to.length < n) {
                 to = new int[n];
                 from = new int[n];
@@ -241,6 +231,41 @@ final class CudaCopier implements DeviceCopier {
                 oneGather &= isGatherEntry(to[i], from[i], len[i]);
                 longest = Math.max(longest, len[i]);
             }
+        }
+
+        /**
+         * The usual KV batch, checked with a few comparisons a copy: every destination in the
+         * allocation of the first, every source in that of the first, both on this copier's device,
+         * each copy a gather entry. Sets {@code oneGather} and {@code longest} when so (the
+         * per-copy sides are then not needed); false sends the batch to the general loop.
+         */
+        private boolean isOneGatherWithin(long[] dst, long[] src, long[] len, int n) {
+            if (n < 1 || n > GatherKernel.MAX_ENTRIES) {
+                return false;
+            }
+            DeviceRanges.Range to = driver.rangeOf(dst[0]);
+            DeviceRanges.Range from = driver.rangeOf(src[0]);
+            if (to == null || from == null || to.device() != device || from.device() != device) {
+                return false;
+            }
+            long toStart = to.start();
+            long toSize = to.end() - toStart;
+            long fromStart = from.start();
+            long fromSize = from.end() - fromStart;
+            boolean all = true;
+            long max = 0;
+            for (int i = 0; i < n; i++) {
+                long bytes = len[i];
+                all &= Long.compareUnsigned(dst[i] - toStart, toSize) < 0
+                        & Long.compareUnsigned(src[i] - fromStart, fromSize) < 0
+                        & Long.compareUnsigned(bytes - 1, GatherKernel.MAX_ENTRY_BYTES) < 0; // 1 to MAX_ENTRY_BYTES
+                max = Math.max(max, bytes);
+            }
+            if (all) {
+                oneGather = true;
+                longest = max;
+            }
+            return all;
         }
     }
 
@@ -290,27 +315,13 @@ final class CudaCopier implements DeviceCopier {
     private void launchInOrder() {
         try {
             CudaDriver.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
-            for (int idle = 0; ; idle++) {
-                Pending p = launches.poll();
-                if (p != null) {
-                    try {
-                        gather.launch(p.list, stream);
-                    } catch (MooncakeException e) {
-                        p.launchFailure = e;
-                    }
-                    launched = p.batch; // publishes launchFailure, and frees the list
-                    idle = 0;
-                } else if (closed && launches.isEmpty()) { // nothing is handed over once closed is set
-                    return;
-                } else if (idle < IDLE_SPINS) {
-                    Thread.onSpinWait();
-                } else {
-                    launcherParked = true;
-                    if (launches.isEmpty() && !closed) {
-                        LockSupport.parkNanos(IDLE_PARK_NANOS);
-                    }
-                    launcherParked = false;
+            for (Pending p; (p = launches.next()) != null; ) {
+                try {
+                    gather.launch(p.list, stream);
+                } catch (MooncakeException e) {
+                    p.launchFailure = e;
                 }
+                launched = p.batch; // publishes launchFailure, and frees the list
             }
         } catch (RuntimeException | Error e) {
             LOG.error("the launching thread of the CUDA copier of cuda:{} stopped", device, e);
@@ -323,22 +334,8 @@ final class CudaCopier implements DeviceCopier {
         Pending p = null;
         try {
             CudaDriver.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
-            for (int idle = 0; ; idle++) {
-                p = pending.poll();
-                if (p != null) {
-                    await(p);
-                    idle = 0;
-                } else if (closed && pending.isEmpty()) { // nothing is added once closed is set
-                    return;
-                } else if (idle < IDLE_SPINS) {
-                    Thread.onSpinWait(); // a pipelining caller submits again within microseconds
-                } else {
-                    completerParked = true;
-                    if (pending.isEmpty() && !closed) {
-                        LockSupport.parkNanos(IDLE_PARK_NANOS);
-                    }
-                    completerParked = false;
-                }
+            while ((p = pending.next()) != null) {
+                await(p);
             }
         } catch (RuntimeException | Error e) {
             stop(p, e);
@@ -450,6 +447,53 @@ final class CudaCopier implements DeviceCopier {
             }
             gather.unload();
             CudaDriver.check(cuStreamDestroy(stream), "cuStreamDestroy");
+        }
+    }
+
+    /**
+     * Batches handed to one of the copier's threads, which takes them in order ({@link #next}):
+     * when it runs dry it spins about a millisecond (a pipelining caller submits again within
+     * microseconds), then parks until {@link #add} or {@link #wake} wakes it.
+     */
+    private final class BatchQueue {
+        private final ConcurrentLinkedQueue<Pending> queue = new ConcurrentLinkedQueue<>();
+        private volatile boolean parked;
+
+        void add(Pending p, Thread taker) {
+            queue.add(p);
+            wake(taker);
+        }
+
+        void wake(Thread taker) {
+            if (parked) {
+                LockSupport.unpark(taker);
+            }
+        }
+
+        Pending poll() {
+            return queue.poll();
+        }
+
+        /** The next batch, waiting for one; null once the copier is closed and the queue empty. */
+        Pending next() {
+            for (int idle = 0; ; idle++) {
+                Pending p = queue.poll();
+                if (p != null) {
+                    return p;
+                }
+                if (closed && queue.isEmpty()) { // nothing is added once closed is set
+                    return null;
+                }
+                if (idle < IDLE_SPINS) {
+                    Thread.onSpinWait();
+                } else {
+                    parked = true;
+                    if (queue.isEmpty() && !closed) {
+                        LockSupport.parkNanos(IDLE_PARK_NANOS);
+                    }
+                    parked = false;
+                }
+            }
         }
     }
 

@@ -48,7 +48,7 @@ import jcuda.driver.CUstream_flags;
 public final class GpuCopyBench {
     private static final int REPEATS = 7;
     private static final int ROUNDS = 100;
-    private static final long WARM_UP_NANOS = 500_000_000L; // the GPU idles at low clocks: load it first
+    private static final long WARM_UP_NANOS = 2_000_000_000L; // the GPU idles at low clocks: load it first
     private static final long BIG = 64L << 20;
     private static final int BLOCKS = 128;
     private static final long BLOCK = 64L << 10;
