@@ -30,7 +30,7 @@ mkdir -p "$pack/lib"
     -DoutputDirectory="$pack/lib"
 # the spi's test jar brings the in-memory test transport the engine-level GPU tests and bench start on
 cp native/target/mooncake4j-native-*[0-9T].jar spi/target/mooncake4j-spi-*[0-9T].jar spi/target/mooncake4j-spi-*-tests.jar \
-    plugin-tcp/target/mooncake4j-plugin-tcp-*[0-9T].jar djl-connector/target/mooncake4j-djl-connector-*[0-9T].jar \
+    plugin-tcp/target/mooncake4j-plugin-tcp-*[0-9T].jar plugin-efa/target/mooncake4j-plugin-efa-*[0-9T].jar djl-connector/target/mooncake4j-djl-connector-*[0-9T].jar \
     gpu-cuda/target/mooncake4j-gpu-cuda-*[0-9T].jar samples/target/mooncake4j-samples-*[0-9T].jar "$pack/lib/"
 cp -r gpu-cuda/target/test-classes "$pack/test-classes"
 ./mvnw -B -ntp $offline -q dependency:copy -Dartifact=org.slf4j:slf4j-simple:2.0.16 -DoutputDirectory="$pack/lib"

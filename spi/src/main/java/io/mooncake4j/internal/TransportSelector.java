@@ -48,14 +48,14 @@ public final class TransportSelector {
                 if (protocol.equals(primaryProtocol)) {
                     continue;
                 }
-                TransportProvider p = best(providers, protocol, false);
+                TransportProvider p = best(config, providers, protocol, false);
                 if (p == null) {
                     throw new MooncakeException(
                             ErrorCode.TRANSPORT_UNAVAILABLE,
                             EngineConfig.INSTALLED_TRANSPORTS + " names protocol '" + protocol + "' ("
                                     + config.sourceOf(EngineConfig.INSTALLED_TRANSPORTS) + ") but it is "
                                     + (has(providers, protocol) ? "not available here" : "unknown")
-                                    + ": " + describeAll(providers)
+                                    + ": " + describeAll(config, providers)
                                     + ". Put its plugin on the classpath or remove it from the list");
                 }
                 out.add(p);
@@ -66,7 +66,7 @@ public final class TransportSelector {
         for (TransportProvider p : providers) {
             String protocol = p.protocol().toLowerCase(Locale.ROOT);
             if (!protocol.equals(primaryProtocol) && !byProtocol.containsKey(protocol)) {
-                TransportProvider b = best(providers, protocol, true);
+                TransportProvider b = best(config, providers, protocol, true);
                 if (b != null) {
                     byProtocol.put(protocol, b);
                 }
@@ -77,11 +77,11 @@ public final class TransportSelector {
     }
 
     /** The available provider of {@code protocol} with the highest priority (ties: class name), or null. */
-    private static TransportProvider best(List<TransportProvider> providers, String protocol, boolean autoOnly) {
+    private static TransportProvider best(EngineConfig config, List<TransportProvider> providers, String protocol, boolean autoOnly) {
         return providers.stream()
                 .filter(p -> p.protocol().toLowerCase(Locale.ROOT).equals(protocol)
-                        && (!autoOnly || p.isAutoSelectable())
-                        && safeAvailable(p))
+                        && (!autoOnly || safeAutoSelectable(p, config))
+                        && safeCause(p, config) == null)
                 .max(PRIORITY)
                 .orElse(null);
     }
@@ -101,32 +101,32 @@ public final class TransportSelector {
         if (wanted != null) {
             for (TransportProvider p : providers) {
                 if (p.protocol().toLowerCase(Locale.ROOT).equals(wanted)) {
-                    if (safeAvailable(p)) {
+                    if (safeCause(p, config) == null) {
                         return p;
                     }
                     throw new MooncakeException(
                             ErrorCode.TRANSPORT_UNAVAILABLE,
                             "protocol '" + wanted + "' (" + config.sourceOf(EngineConfig.PROTOCOL)
-                                    + ") is not available here: " + describeAll(providers));
+                                    + ") is not available here: " + describeAll(config, providers));
                 }
             }
             throw new MooncakeException(
                     ErrorCode.TRANSPORT_UNAVAILABLE,
                     "unknown protocol '" + wanted + "' (" + config.sourceOf(EngineConfig.PROTOCOL)
-                            + "); known: " + describeAll(providers)
+                            + "); known: " + describeAll(config, providers)
                             + ". Put the plugin jar on the classpath or set MOONCAKE_PROTOCOL to a known one");
         }
         return providers.stream()
-                .filter(p -> p.isAutoSelectable() && safeAvailable(p))
+                .filter(p -> safeAutoSelectable(p, config) && safeCause(p, config) == null)
                 .max(PRIORITY)
                 .orElseThrow(() -> new MooncakeException(
                         ErrorCode.TRANSPORT_UNAVAILABLE,
-                        "no transport available: " + describeAll(providers)
+                        "no transport available: " + describeAll(config, providers)
                                 + ". Add mooncake4j-plugin-tcp to the classpath"));
     }
 
-    /** One line per provider: its protocol and whether (or why not) it is available. */
-    public static String describeAll(List<TransportProvider> providers) {
+    /** One line per provider: its protocol and whether (or why not) it is available to an engine with {@code config}. */
+    public static String describeAll(EngineConfig config, List<TransportProvider> providers) {
         if (providers.isEmpty()) {
             return "no transport plugins found on the classpath";
         }
@@ -136,30 +136,31 @@ public final class TransportSelector {
                 sb.append("; ");
             }
             sb.append(p.protocol()).append(" (").append(p.getClass().getName()).append(", ");
-            if (safeAvailable(p)) {
+            Throwable cause = safeCause(p, config);
+            if (cause == null) {
                 sb.append("available, priority ").append(p.priority());
             } else {
-                Throwable cause = safeCause(p);
-                sb.append("unavailable: ").append(cause == null ? "no reason given" : cause.toString());
+                sb.append("unavailable: ").append(cause);
             }
             sb.append(')');
         }
         return sb.toString();
     }
 
-    private static boolean safeAvailable(TransportProvider p) {
+    /** Why {@code p} cannot serve an engine with {@code config}, or null; a provider that throws is unavailable. */
+    private static Throwable safeCause(TransportProvider p, EngineConfig config) {
         try {
-            return p.isAvailable();
+            return p.unavailabilityCause(config);
         } catch (RuntimeException | LinkageError e) {
-            return false;
+            return e;
         }
     }
 
-    private static Throwable safeCause(TransportProvider p) {
+    private static boolean safeAutoSelectable(TransportProvider p, EngineConfig config) {
         try {
-            return p.unavailabilityCause();
+            return p.isAutoSelectable(config);
         } catch (RuntimeException | LinkageError e) {
-            return e;
+            return false;
         }
     }
 }

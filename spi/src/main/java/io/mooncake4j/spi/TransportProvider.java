@@ -12,7 +12,10 @@ import io.mooncake4j.EngineConfig;
  *   <li>a public no-argument constructor that does no heavy work;
  *   <li>a {@code META-INF/services/io.mooncake4j.spi.TransportProvider} file naming the class;
  *   <li>{@link #isAvailable()} and {@link #unavailabilityCause()} never throw; compute availability
- *       once (native library loaded, device present) and keep the cause;
+ *       once (native library loaded, device present) and keep the cause; when it depends on the
+ *       engine's own settings (which device or provider), also override {@link
+ *       #unavailabilityCause(EngineConfig)} and {@link #isAutoSelectable(EngineConfig)}, which the
+ *       engine asks;
  *   <li>{@link #priority()} from 0 to 10, 5 by default, higher wins when no protocol is named;
  *   <li>{@link #create} may throw {@link io.mooncake4j.MooncakeException} if setup fails, and must
  *       release what it acquired before throwing.
@@ -30,6 +33,19 @@ public abstract class TransportProvider {
         return null;
     }
 
+    /**
+     * Why this transport cannot run for an engine with {@code config}, or null when it can; what the
+     * engine asks when it chooses its transports. Never throws. By default the engine's settings do
+     * not matter: {@link #unavailabilityCause()} when {@link #isAvailable()} is false.
+     */
+    public Throwable unavailabilityCause(EngineConfig config) {
+        if (isAvailable()) {
+            return null;
+        }
+        Throwable cause = unavailabilityCause();
+        return cause != null ? cause : new IllegalStateException(protocol() + " is unavailable (no reason given)");
+    }
+
     /** 0 to 10; 5 is the default. Among available providers the highest wins. */
     public int priority() {
         return 5;
@@ -45,6 +61,11 @@ public abstract class TransportProvider {
      */
     public boolean isAutoSelectable() {
         return true;
+    }
+
+    /** {@link #isAutoSelectable()} for an engine with {@code config}, which the engine asks; by default the same. */
+    public boolean isAutoSelectable(EngineConfig config) {
+        return isAutoSelectable();
     }
 
     @Override

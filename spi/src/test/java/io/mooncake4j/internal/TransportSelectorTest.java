@@ -197,4 +197,40 @@ class TransportSelectorTest {
             t.setContextClassLoader(saved);
         }
     }
+
+    /**
+     * A provider whose availability depends on the engine's own settings (which device it is told to
+     * use), as efa's does on its libfabric provider: the engine's settings decide, not the process
+     * environment that the no-argument methods read.
+     */
+    static final class SettingDependent extends Fake {
+        SettingDependent() {
+            super("dev", false, 7);
+        }
+
+        @Override
+        public Throwable unavailabilityCause(EngineConfig config) {
+            String device = config.get("TEST_DEVICE", "none");
+            return device.equals("present") ? null : new IllegalStateException("no device '" + device + "'");
+        }
+
+        @Override
+        public boolean isAutoSelectable(EngineConfig config) {
+            return config.get("TEST_DEVICE", "none").equals("present");
+        }
+    }
+
+    @Test
+    void shouldAskProvidersAboutTheEnginesOwnSettings() {
+        TransportProvider dev = new SettingDependent();
+        TransportProvider tcp = new Fake("tcp", true, 5);
+        EngineConfig told = EngineConfig.builder().environment(Map.of()).protocol("dev").set("TEST_DEVICE", "present").build();
+        assertSame(dev, TransportSelector.select(told, List.of(tcp, dev)), "named, and available with these settings");
+        EngineConfig auto = EngineConfig.builder().environment(Map.of()).set("TEST_DEVICE", "present").build();
+        assertSame(dev, TransportSelector.select(auto, List.of(tcp, dev)), "auto-selected with these settings (priority 7)");
+        assertSame(tcp, TransportSelector.select(config(Map.of()), List.of(tcp, dev)), "not without them");
+        MooncakeException e = assertThrows(MooncakeException.class, () -> TransportSelector.select(
+                EngineConfig.builder().environment(Map.of()).protocol("dev").set("TEST_DEVICE", "gone").build(), List.of(tcp, dev)));
+        assertTrue(e.getMessage().contains("no device 'gone'"), e.getMessage());
+    }
 }

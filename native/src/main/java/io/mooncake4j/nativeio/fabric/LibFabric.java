@@ -43,6 +43,8 @@ public final class LibFabric {
     public static final long FI_ORDER_WAW = 1L << 4;
     /** {@code FI_EAGAIN}: resource temporarily unavailable (back-pressure). */
     public static final int FI_EAGAIN = 11;
+    /** {@code FI_ENOSYS}: not implemented (e.g. a CUDA registration in a libfabric built without CUDA). */
+    public static final int FI_ENOSYS = 38;
     /** {@code FI_EAVAIL}: an error entry is waiting on the completion queue. */
     public static final int FI_EAVAIL = 259;
 

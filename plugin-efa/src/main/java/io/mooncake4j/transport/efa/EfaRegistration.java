@@ -5,6 +5,7 @@ import com.google.gson.JsonObject;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
+import io.mooncake4j.nativeio.fabric.FabricException;
 import io.mooncake4j.nativeio.fabric.FabricMemoryRegion;
 import io.mooncake4j.nativeio.fabric.LibFabric;
 import io.mooncake4j.spi.RegionRegistration;
@@ -60,11 +61,23 @@ final class EfaRegistration implements RegionRegistration {
                 throw new MooncakeException(
                         ErrorCode.REGISTRATION,
                         "EFA: NIC " + nic + " refused " + region + ": " + e.getMessage()
-                                + "; nothing was registered",
+                                + "; nothing was registered" + (iface == LibFabric.FI_HMEM_CUDA ? withoutCuda(e) : ""),
                         e);
             }
         }
         return new EfaRegistration(region, handles);
+    }
+
+    /**
+     * What to do when a CUDA registration is not implemented: a libfabric built without CUDA may still
+     * list {@code FI_HMEM} (Ubuntu's 1.17 shm does, then answers {@code FI_ENOSYS}).
+     */
+    private static String withoutCuda(RuntimeException e) {
+        return e instanceof FabricException f && f.errno() == LibFabric.FI_ENOSYS
+                ? ". This libfabric (" + LibFabric.path() + ") lists FI_HMEM but was built without CUDA: install AWS's"
+                        + " libfabric (the EFA installer) and set " + LibFabric.PATH_SETTING
+                        + "=/opt/amazon/efa/lib/libfabric.so.1"
+                : "";
     }
 
     /** Mooncake's per-buffer fields: {@code rkey} and {@code lkey}, one per device. */

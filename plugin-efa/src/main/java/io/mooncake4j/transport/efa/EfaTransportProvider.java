@@ -33,10 +33,17 @@ public final class EfaTransportProvider extends TransportProvider {
         return unavailabilityCause() == null;
     }
 
+    /** For the libfabric provider the process environment names ({@code MC_EFA_PROVIDER}, {@code FI_PROVIDER}). */
     @Override
     public Throwable unavailabilityCause() {
+        return unavailabilityCause(EngineConfig.fromEnvironment());
+    }
+
+    /** For the libfabric provider the engine's settings name: probed once per provider name. */
+    @Override
+    public Throwable unavailabilityCause(EngineConfig config) {
         try {
-            String provider = EfaSettings.provider(EngineConfig.fromEnvironment());
+            String provider = EfaSettings.provider(config);
             Throwable cause = CAUSES.computeIfAbsent(provider, EfaTransportProvider::probe);
             return cause == AVAILABLE ? null : cause;
         } catch (RuntimeException | LinkageError e) {
@@ -80,8 +87,13 @@ public final class EfaTransportProvider extends TransportProvider {
      */
     @Override
     public boolean isAutoSelectable() {
+        return isAutoSelectable(EngineConfig.fromEnvironment());
+    }
+
+    @Override
+    public boolean isAutoSelectable(EngineConfig config) {
         try {
-            return EfaSettings.DEFAULT_PROVIDER.equals(EfaSettings.provider(EngineConfig.fromEnvironment()));
+            return EfaSettings.DEFAULT_PROVIDER.equals(EfaSettings.provider(config));
         } catch (RuntimeException e) {
             return false;
         }

@@ -93,4 +93,23 @@ class EfaGpuMemoryTest {
             engine.unregisterMemory(gpu.address());
         }
     }
+
+    /**
+     * A libfabric that lists FI_HMEM but was built without CUDA (Ubuntu's 1.17 shm, seen on the H200
+     * machine) answers a CUDA registration with FI_ENOSYS: refused saying which libfabric to install.
+     */
+    @Test
+    void shouldSayWhichLibfabricToInstallWhenACudaRegistrationIsNotImplemented() {
+        FabricFaults.pretendHmem();
+        FabricFaults.failRegistration(1, LibFabric.FI_ENOSYS);
+        try (TransferEngine engine = gpuEngine();
+                DeviceAllocation gpu = FakeGpu.allocateDevice(LENGTH)) {
+            MooncakeException e = assertThrows(MooncakeException.class,
+                    () -> engine.registerMemory(gpu.address(), LENGTH, MemoryLocation.cuda(0)));
+            assertEquals(ErrorCode.REGISTRATION, e.code(), e.getMessage());
+            assertTrue(e.getMessage().contains("built without CUDA")
+                    && e.getMessage().contains(LibFabric.PATH_SETTING + "=/opt/amazon/efa/lib/libfabric.so.1"), e.getMessage());
+            assertNull(engine.localDescriptor().bufferContaining(gpu.address(), 1), "nothing stays registered");
+        }
+    }
 }
