@@ -80,6 +80,8 @@ final class TcpServer implements AutoCloseable {
     private final TcpCounters counters;
     private final ServerSocketChannel server;
     private final ThreadPoolExecutor threads;
+    /** The pool's threads, dead ones pruned as new ones start: joined on close. */
+    private final Set<Thread> servingThreads;
     private final StagingPool staging = new StagingPool(MAX_IDLE_STAGING, MAX_IOV);
     private final DeviceStaging deviceStaging;
     private final Set<Served> connections = ConcurrentHashMap.newKeySet();
@@ -111,6 +113,7 @@ final class TcpServer implements AutoCloseable {
         }
         this.server = ch;
         AtomicInteger serial = new AtomicInteger();
+        this.servingThreads = ConcurrentHashMap.newKeySet();
         // one thread per connection plus the accepting one, kept a while for the next connection;
         // killed connections end promptly, so twice the cap leaves room for those still ending
         this.threads =
@@ -123,6 +126,8 @@ final class TcpServer implements AutoCloseable {
                         r -> {
                             Thread t = new Thread(r, "mc-tcp-serve-" + port + "-" + serial.incrementAndGet());
                             t.setDaemon(true);
+                            servingThreads.removeIf(old -> !old.isAlive());
+                            servingThreads.add(t);
                             return t;
                         });
         try {
@@ -328,6 +333,11 @@ final class TcpServer implements AutoCloseable {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+        // the pool reports termination from inside its last thread's exit: once close returns, none of
+        // this server's threads is alive (a container reloading the engine counts them)
+        for (Thread t : servingThreads) {
+            join(t);
         }
         staging.close();
     }

@@ -236,11 +236,12 @@ class TcpCallerRunTest {
                     }
                     runs += a.counters().get("caller_runs");
                     int port = a.dataPort();
-                    long alive = Thread.getAllStackTraces().keySet().stream()
+                    List<String> alive = Thread.getAllStackTraces().keySet().stream()
                             .filter(th -> th.getName().contains("-" + port + "-"))
                             .filter(Thread::isAlive)
-                            .count();
-                    assertEquals(0, alive, "threads of the closed transport");
+                            .map(Thread::getName)
+                            .toList();
+                    assertEquals(List.of(), alive, "threads of the closed transport");
                 }
                 assertTrue(runs > 0, "no caller-run happened");
                 long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
