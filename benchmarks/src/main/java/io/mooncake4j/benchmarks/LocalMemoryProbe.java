@@ -50,12 +50,12 @@ public final class LocalMemoryProbe extends TransportProvider {
     }
 
     @Override
-    public boolean isAvailable() {
-        return true;
+    public Throwable unavailabilityCause(EngineConfig config) {
+        return null;
     }
 
     @Override
-    public boolean isAutoSelectable() {
+    public boolean isAutoSelectable(EngineConfig config) {
         return false;
     }
 

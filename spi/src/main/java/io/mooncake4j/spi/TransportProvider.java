@@ -11,11 +11,8 @@ import io.mooncake4j.EngineConfig;
  * <ul>
  *   <li>a public no-argument constructor that does no heavy work;
  *   <li>a {@code META-INF/services/io.mooncake4j.spi.TransportProvider} file naming the class;
- *   <li>{@link #isAvailable()} and {@link #unavailabilityCause()} never throw; compute availability
- *       once (native library loaded, device present) and keep the cause; when it depends on the
- *       engine's own settings (which device or provider), also override {@link
- *       #unavailabilityCause(EngineConfig)} and {@link #isAutoSelectable(EngineConfig)}, which the
- *       engine asks;
+ *   <li>{@link #unavailabilityCause(EngineConfig)} never throws; compute what does not depend on
+ *       the engine's settings once (native library loaded, device present) and keep the cause;
  *   <li>{@link #priority()} from 0 to 10, 5 by default, higher wins when no protocol is named;
  *   <li>{@link #create} may throw {@link io.mooncake4j.MooncakeException} if setup fails, and must
  *       release what it acquired before throwing.
@@ -25,26 +22,11 @@ public abstract class TransportProvider {
     /** The protocol name users pass in {@code MOONCAKE_PROTOCOL}, lower case (e.g. {@code tcp}). */
     public abstract String protocol();
 
-    /** Whether the transport can run here. Never throws. */
-    public abstract boolean isAvailable();
-
-    /** Why {@link #isAvailable()} is false, or null when it is available. Never throws. */
-    public Throwable unavailabilityCause() {
-        return null;
-    }
-
     /**
-     * Why this transport cannot run for an engine with {@code config}, or null when it can; what the
-     * engine asks when it chooses its transports. Never throws. By default the engine's settings do
-     * not matter: {@link #unavailabilityCause()} when {@link #isAvailable()} is false.
+     * Why this transport cannot run for an engine with {@code config} (its own settings, e.g. which
+     * device or provider to use), or null when it can. Never throws.
      */
-    public Throwable unavailabilityCause(EngineConfig config) {
-        if (isAvailable()) {
-            return null;
-        }
-        Throwable cause = unavailabilityCause();
-        return cause != null ? cause : new IllegalStateException(protocol() + " is unavailable (no reason given)");
-    }
+    public abstract Throwable unavailabilityCause(EngineConfig config);
 
     /** 0 to 10; 5 is the default. Among available providers the highest wins. */
     public int priority() {
@@ -59,13 +41,8 @@ public abstract class TransportProvider {
      * protocol is set, or installed beside the primary one when {@code MC_INSTALLED_TRANSPORTS} is not
      * set. A test or fake provider says no: it is used only where a setting names it.
      */
-    public boolean isAutoSelectable() {
-        return true;
-    }
-
-    /** {@link #isAutoSelectable()} for an engine with {@code config}, which the engine asks; by default the same. */
     public boolean isAutoSelectable(EngineConfig config) {
-        return isAutoSelectable();
+        return true;
     }
 
     @Override

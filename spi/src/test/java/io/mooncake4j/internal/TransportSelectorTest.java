@@ -40,12 +40,7 @@ class TransportSelectorTest {
         }
 
         @Override
-        public boolean isAvailable() {
-            return available;
-        }
-
-        @Override
-        public Throwable unavailabilityCause() {
+        public Throwable unavailabilityCause(EngineConfig config) {
             return available ? null : new IllegalStateException("no " + protocol + " device found");
         }
 

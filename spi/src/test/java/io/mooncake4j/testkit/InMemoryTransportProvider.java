@@ -1,6 +1,7 @@
 package io.mooncake4j.testkit;
 
 import com.google.gson.JsonObject;
+import io.mooncake4j.EngineConfig;
 import io.mooncake4j.ErrorCode;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
@@ -69,12 +70,12 @@ public class InMemoryTransportProvider extends TransportProvider {
     }
 
     @Override
-    public boolean isAvailable() {
-        return true;
+    public Throwable unavailabilityCause(EngineConfig config) {
+        return null;
     }
 
     @Override
-    public boolean isAutoSelectable() {
+    public boolean isAutoSelectable(EngineConfig config) {
         return false;
     }
 

@@ -1,6 +1,7 @@
 package io.mooncake4j.djl.serving;
 
 import com.google.gson.JsonObject;
+import io.mooncake4j.EngineConfig;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.metadata.SegmentDescriptor;
 import io.mooncake4j.spi.RegionRegistration;
@@ -24,12 +25,12 @@ public final class ContextOnlyTransportProvider extends TransportProvider {
     }
 
     @Override
-    public boolean isAvailable() {
-        return true;
+    public Throwable unavailabilityCause(EngineConfig config) {
+        return null;
     }
 
     @Override
-    public boolean isAutoSelectable() {
+    public boolean isAutoSelectable(EngineConfig config) {
         return false;
     }
 

@@ -28,17 +28,6 @@ public final class EfaTransportProvider extends TransportProvider {
         return "efa";
     }
 
-    @Override
-    public boolean isAvailable() {
-        return unavailabilityCause() == null;
-    }
-
-    /** For the libfabric provider the process environment names ({@code MC_EFA_PROVIDER}, {@code FI_PROVIDER}). */
-    @Override
-    public Throwable unavailabilityCause() {
-        return unavailabilityCause(EngineConfig.fromEnvironment());
-    }
-
     /** For the libfabric provider the engine's settings name: probed once per provider name. */
     @Override
     public Throwable unavailabilityCause(EngineConfig config) {
@@ -85,11 +74,6 @@ public final class EfaTransportProvider extends TransportProvider {
      * libfabric's {@code tcp;ofi_rxm}. With a software provider, name the protocol ({@code
      * MOONCAKE_PROTOCOL=efa}, or {@code efa} in {@code MC_INSTALLED_TRANSPORTS}).
      */
-    @Override
-    public boolean isAutoSelectable() {
-        return isAutoSelectable(EngineConfig.fromEnvironment());
-    }
-
     @Override
     public boolean isAutoSelectable(EngineConfig config) {
         try {

@@ -13,9 +13,11 @@ public final class EfaAvailabilityProbe {
 
     public static void main(String[] args) {
         EfaTransportProvider p = new EfaTransportProvider();
-        System.out.println("available=" + p.isAvailable());
-        System.out.println("cause=" + p.unavailabilityCause());
-        System.out.println("autoSelectable=" + p.isAutoSelectable());
+        EngineConfig environment = EngineConfig.fromEnvironment();
+        Throwable cause = p.unavailabilityCause(environment);
+        System.out.println("available=" + (cause == null));
+        System.out.println("cause=" + cause);
+        System.out.println("autoSelectable=" + p.isAutoSelectable(environment));
         try (TransferEngine e = TransferEngine.create(EngineConfig.builder()
                 .localHostname("127.0.0.1")
                 .rpcPortRange(0, 0)

@@ -1,5 +1,6 @@
 package io.mooncake4j.transport.tcp;
 
+import io.mooncake4j.EngineConfig;
 import io.mooncake4j.spi.Transport;
 import io.mooncake4j.spi.TransportContext;
 import io.mooncake4j.spi.TransportProvider;
@@ -18,8 +19,8 @@ public final class TcpTransportProvider extends TransportProvider {
     }
 
     @Override
-    public boolean isAvailable() {
-        return true;
+    public Throwable unavailabilityCause(EngineConfig config) {
+        return null;
     }
 
     @Override

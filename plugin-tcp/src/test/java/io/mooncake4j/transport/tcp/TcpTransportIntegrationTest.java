@@ -9,9 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.mooncake4j.EngineConfig;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
 import io.mooncake4j.MooncakeException;
@@ -621,7 +623,7 @@ class TcpTransportIntegrationTest {
             }
         }
         assertNotNull(found);
-        assertTrue(found.isAvailable());
+        assertNull(found.unavailabilityCause(EngineConfig.fromEnvironment()));
         assertEquals(5, found.priority());
     }
 
