@@ -84,6 +84,11 @@ public final class TransferEngine implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TransferEngine.class);
     /** Seconds pins get to drain after the transport stopped the transfers still holding them. */
     static final int USERS_STOPPED_WAIT_SECONDS = 5;
+    /**
+     * The transport of the empty submission that stands for a round of same-process device copies
+     * only: the watchdog tracks it as any round, and no transport is asked to abort it.
+     */
+    private static final int DEVICE_COPIES_ONLY = -2;
 
     private final EngineConfig config;
     private final String hostname;
@@ -105,6 +110,7 @@ public final class TransferEngine implements AutoCloseable {
     private Devices devices;
     private CudaIpc ipc;
     private final CompletionThreads completions = new CompletionThreads();
+    private final LocalCopies localCopies = new LocalCopies(this, registry);
     private DeadlineWatchdog<TransferBatch> watchdog;
     private String localName;
     private Segment localSegment;
@@ -587,6 +593,35 @@ public final class TransferEngine implements AutoCloseable {
         transferSync(Opcode.WRITE, segment, localAddress, remoteAddress, length);
     }
 
+    /**
+     * Copies {@code src.remaining()} bytes from a Java buffer (heap or direct) into memory registered
+     * with this engine, host or device, starting at {@code address}, advancing {@code src}'s position;
+     * returns once the bytes are in place. This is how to fill GPU memory ({@code cuda:N}) without a GPU
+     * library in your own code: device memory is written through a host staging region of this engine
+     * (allocated on first use, never published) and its device copier, 4 MiB at a time; host memory is
+     * copied directly. One staged copy runs at a time.
+     *
+     * @throws MooncakeException INVALID_ARGUMENT when the range is not inside one region registered
+     *     with this engine (nothing is copied); TRANSFER_FAILED when a device copy did not complete
+     *     within the transfer timeout (bytes before the failed piece are in place); CLOSED
+     */
+    public void copyIn(long address, ByteBuffer src) {
+        ensureOpen();
+        localCopies.copy(Opcode.WRITE, address, src);
+    }
+
+    /**
+     * Copies {@code dst.remaining()} bytes of memory registered with this engine, host or device,
+     * starting at {@code address}, into a Java buffer, advancing its position; the counterpart of
+     * {@link #copyIn}.
+     *
+     * @throws MooncakeException as {@link #copyIn} does
+     */
+    public void copyOut(long address, ByteBuffer dst) {
+        ensureOpen();
+        localCopies.copy(Opcode.READ, address, dst);
+    }
+
     private void transferSync(Opcode op, Segment segment, long local, long remote, long length) {
         TransferBatch b = newBatch(1).add(op, segment, local, remote, length).submit().join();
         TransferStatus st = b.status(0);
@@ -721,6 +756,9 @@ public final class TransferEngine implements AutoCloseable {
             }
         }
         if (single == null) {
+            if (gpu != null) { // only device copies: tracked too, so they end by the deadline and close() cuts them short
+                track(b, new SegmentSubmission(b, null, 0, e, deadline, DEVICE_COPIES_ONLY));
+            }
             return;
         }
         SegmentSubmission first = new SegmentSubmission(b, singleIdx, singleCount, e, deadline, route(single));
@@ -944,6 +982,9 @@ public final class TransferEngine implements AutoCloseable {
 
     private void abort(SegmentSubmission[] subs) {
         for (SegmentSubmission sub : subs) {
+            if (sub.transport() == DEVICE_COPIES_ONLY) {
+                continue; // the copier reports on its own; the round's pins wait for it
+            }
             Transport t = transports.get(sub.transport());
             try {
                 t.abort(sub);
@@ -1072,6 +1113,7 @@ public final class TransferEngine implements AutoCloseable {
         closeQuietly(watchdog);
         closeQuietly(transports);
         closeQuietly(devices); // waits (bounded) for same-process and IPC GPU copies in flight
+        closeQuietly(localCopies); // frees its staging region, which no copy holds any more
         closeQuietly(ipc); // then unmaps the peers' buffers no copy holds any more
         closeQuietly(handshake);
         closeQuietly(store);

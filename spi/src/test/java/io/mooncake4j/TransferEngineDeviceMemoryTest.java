@@ -310,4 +310,70 @@ class TransferEngineDeviceMemoryTest {
             }
         }
     }
+
+    @Test
+    void shouldEndARoundOfDeviceCopiesOnlyAtItsDeadlineAndKeepItsPinsUntilTheCopierReports() throws Exception {
+        java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+        try (TransferEngine engine = FakeGpu.installedFor(() -> TransferEngine.create(
+                        TransferEngineTest.config().transferTimeout(java.time.Duration.ofMillis(300)).build()));
+                HostMemory host = engine.allocate(8192)) {
+            DeviceMemory gpu = engine.allocate(8192, MemoryLocation.cuda(0));
+            Segment self = engine.openSegment(engine.localSegmentName());
+            FakeGpu.gate = gate; // the device never finishes until the gate opens
+            try {
+                TransferBatch b = engine.newBatch(2)
+                        .write(self, host.address(), gpu.address(), 4096)
+                        .read(self, host.address() + 4096, gpu.address() + 4096, 4096)
+                        .submit();
+                assertTrue(b.await(java.time.Duration.ofSeconds(5)), "the round ends at its deadline");
+                for (int i = 0; i < 2; i++) {
+                    assertEquals(TransferStatus.TIMEOUT, b.status(i));
+                    assertTrue(b.failureReason(i).contains("MC_TRANSFER_TIMEOUT"), b.failureReason(i));
+                }
+                FakeGpu.gate = null;
+                gate.countDown();
+                long leaked = DeviceMemory.leakedBytes();
+                gpu.close(); // the copier reports now; then nothing pins the memory
+                assertEquals(leaked, DeviceMemory.leakedBytes());
+            } finally {
+                FakeGpu.gate = null;
+                gate.countDown();
+                gpu.close();
+            }
+        }
+    }
+
+    @Test
+    void shouldCancelARoundOfDeviceCopiesOnlyWhenTheBatchOrTheEngineCloses() throws Exception {
+        java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+        TransferEngine engine = engineWithFakeGpu();
+        HostMemory host = engine.allocate(4096);
+        DeviceMemory gpu = engine.allocate(4096, MemoryLocation.cuda(0));
+        FakeGpu.gate = gate;
+        Thread closing = null;
+        try {
+            Segment self = engine.openSegment(engine.localSegmentName());
+            TransferBatch closed = engine.newBatch(1).write(self, host.address(), gpu.address(), 4096).submit();
+            closed.close();
+            assertTrue(closed.isDone(), "close() ends the round at once");
+            assertEquals(TransferStatus.CANCELED, closed.status(0));
+
+            TransferBatch inFlight = engine.newBatch(1).write(self, host.address(), gpu.address(), 4096).submit();
+            closing = new Thread(engine::close, "closing-engine"); // closing the copier waits for the gate
+            closing.start();
+            assertTrue(inFlight.await(java.time.Duration.ofSeconds(5)), "the engine's close ends the round");
+            assertEquals(TransferStatus.CANCELED, inFlight.status(0));
+        } finally {
+            FakeGpu.gate = null;
+            gate.countDown();
+            if (closing != null) {
+                closing.join(10_000);
+            }
+            engine.close();
+            long leaked = DeviceMemory.leakedBytes();
+            gpu.close();
+            host.close();
+            assertEquals(leaked, DeviceMemory.leakedBytes());
+        }
+    }
 }

@@ -102,12 +102,17 @@ public final class MemoryRegistry implements LocalMemory {
 
     /** Whether a region starts at {@code address}. */
     public boolean isRegisteredAt(long address) {
+        return at(address) != null;
+    }
+
+    /** The region that starts at {@code address}, or null. */
+    public RegisteredRegion at(long address) {
         for (RegisteredRegion r : regions) {
             if (r.start() == address) {
-                return true;
+                return r;
             }
         }
-        return false;
+        return null;
     }
 
     /** For a peer's request: refuses {@link RegionAccess#LOCAL_ONLY} regions as if unregistered. */

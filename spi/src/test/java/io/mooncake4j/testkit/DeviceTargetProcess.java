@@ -4,11 +4,11 @@ import io.mooncake4j.DeviceMemory;
 import io.mooncake4j.EngineConfig;
 import io.mooncake4j.HostMemory;
 import io.mooncake4j.MemoryLocation;
-import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.function.Supplier;
@@ -78,9 +78,7 @@ public final class DeviceTargetProcess {
         Supplier<TransferEngine> create = () -> TransferEngine.create(config);
         boolean fake = Boolean.getBoolean("mooncake4j.target.fakegpu");
         try (TransferEngine engine = fake ? FakeGpu.installedFor(create) : create.get();
-                HostMemory host = engine.allocate(bytes);
-                HostMemory staging = engine.allocate(bytes)) {
-            Segment self = engine.openSegment(engine.localSegmentName());
+                HostMemory host = engine.allocate(bytes)) {
             DeviceMemory gpu = engine.allocate(bytes, MemoryLocation.cuda(0));
             System.out.println("READY " + engine.localSegmentName() + " " + gpu.address() + " " + gpu.length() + " "
                     + host.address());
@@ -91,16 +89,14 @@ public final class DeviceTargetProcess {
                 String answer;
                 switch (c[0]) {
                     case "fill":
-                        staging.buffer().put(0, pattern(Integer.parseInt(c[1]), 0, (int) bytes));
-                        engine.write(self, staging.address(), gpu.address(), bytes);
+                        engine.copyIn(gpu.address(), ByteBuffer.wrap(pattern(Integer.parseInt(c[1]), 0, (int) bytes)));
                         answer = "OK";
                         break;
                     case "crc":
                         long offset = Long.parseLong(c[1]);
                         int length = Integer.parseInt(c[2]);
-                        engine.read(self, staging.address(), gpu.address() + offset, length);
                         byte[] got = new byte[length];
-                        staging.buffer().get(0, got);
+                        engine.copyOut(gpu.address() + offset, ByteBuffer.wrap(got));
                         answer = "CRC " + crc(got);
                         break;
                     case "reallocate":

@@ -61,6 +61,15 @@ public final class FakeGpu extends DeviceMemoryProvider {
      * still running on the "device".
      */
     public static volatile java.util.concurrent.CountDownLatch gate;
+
+    /** Opens the {@link #gate}, if any, and clears it: the copies it holds run, later ones do not wait. */
+    public static void openGate() {
+        java.util.concurrent.CountDownLatch g = gate;
+        gate = null;
+        if (g != null) {
+            g.countDown();
+        }
+    }
     /**
      * When set, copies move no byte and their futures are complete when {@code copy} returns (the
      * engine's own cost per batch, as {@code DeviceLoopbackBench} measures it).

@@ -49,8 +49,6 @@ public final class PagedKvPool implements AutoCloseable {
     private final MemoryLocation location;
     /** Frees the memory the pool allocated; null when the caller owns it. */
     private final Runnable free;
-    /** Host access to a device pool; null for a host pool. */
-    private final DevicePoolAccess staging;
     private final BlockAllocator allocator;
     private final AtomicBoolean closed = new AtomicBoolean();
 
@@ -61,7 +59,6 @@ public final class PagedKvPool implements AutoCloseable {
         this.address = address;
         this.location = location;
         this.free = free;
-        this.staging = location.isCuda() ? new DevicePoolAccess(engine, layout.totalBytes()) : null;
         this.allocator = new BlockAllocator(layout.numBlocks());
     }
 
@@ -158,7 +155,7 @@ public final class PagedKvPool implements AutoCloseable {
 
     /** Whether the memory is host memory, which {@link #view} and {@link #buffer} can wrap. */
     public boolean hasHostViews() {
-        return staging == null;
+        return !location.isCuda();
     }
 
     /** The segment name peers open to reach this pool. */
@@ -222,18 +219,15 @@ public final class PagedKvPool implements AutoCloseable {
     /**
      * Copies {@code src.remaining()} bytes into a (layer, part) of the pool at byte {@code offset}
      * (block {@code b} starts at {@code b * layout().blockBytes()}), advancing {@code src}'s
-     * position. Works on host and device pools alike: a device pool is written through a registered
-     * host staging region and the engine's device copier.
+     * position. Works on host and device pools alike ({@link TransferEngine#copyIn}: a device pool is
+     * written through the engine's staging region and device copier).
      *
      * @throws KvException INVALID_PARAMS when the range is outside the (layer, part); CLOSED
+     * @throws io.mooncake4j.MooncakeException TRANSFER_FAILED when a device copy did not complete
      */
     public void write(int layer, KvPart part, long offset, ByteBuffer src) {
         long at = rangeAddress(layer, part, offset, src.remaining());
-        if (staging != null) {
-            staging.copyIn(at, src);
-        } else {
-            NativeMemory.wrap(at, src.remaining()).put(src);
-        }
+        engine.copyIn(at, src);
     }
 
     /**
@@ -244,11 +238,7 @@ public final class PagedKvPool implements AutoCloseable {
      */
     public void read(int layer, KvPart part, long offset, ByteBuffer dst) {
         long at = rangeAddress(layer, part, offset, dst.remaining());
-        if (staging != null) {
-            staging.copyOut(at, dst);
-        } else {
-            dst.put(NativeMemory.wrap(at, dst.remaining()));
-        }
+        engine.copyOut(at, dst);
     }
 
     private long rangeAddress(int layer, KvPart part, long offset, int length) {
@@ -261,7 +251,7 @@ public final class PagedKvPool implements AutoCloseable {
     }
 
     private void ensureHostViews() {
-        if (staging != null) {
+        if (location.isCuda()) {
             throw new KvException(KvError.INVALID_PARAMS, "KV pool " + layout + " is in " + location
                     + " memory, which DJL arrays and ByteBuffers cannot wrap: copy blocks with write/read"
                     + " (through the engine's device copier), or give the model a host pool (MC_KV_LOCATION=cpu:0)");
@@ -368,8 +358,8 @@ public final class PagedKvPool implements AutoCloseable {
     }
 
     /**
-     * Frees the memory if the pool allocated it (unregistering waits for transfers still using it),
-     * and a device pool's staging region. Idempotent.
+     * Frees the memory if the pool allocated it (unregistering waits for transfers still using it).
+     * Idempotent.
      */
     @Override
     public void close() {
@@ -380,9 +370,6 @@ public final class PagedKvPool implements AutoCloseable {
         int used = allocator.usedBlocks();
         if (used > 0) {
             LOG.debug("closing KV pool with {} blocks still referenced", used);
-        }
-        if (staging != null) {
-            staging.close();
         }
         if (free != null) {
             free.run();

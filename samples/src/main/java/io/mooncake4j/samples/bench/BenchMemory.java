@@ -4,15 +4,15 @@ import io.mooncake4j.DeviceMemory;
 import io.mooncake4j.HostMemory;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.MemoryRegion;
-import io.mooncake4j.RegionAccess;
-import io.mooncake4j.Segment;
 import io.mooncake4j.TransferEngine;
 import io.mooncake4j.metadata.BufferDescriptor;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.samples.cli.CommandFailure;
 import io.mooncake4j.samples.cli.Sizes;
 import io.mooncake4j.spi.DeviceMemoryProvider;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Collectors;
 
@@ -21,13 +21,13 @@ import java.util.stream.Collectors;
  * host buffer of {@code --buffer_size}, or with {@code --use_vram} one on GPU {@code --gpu_id}, or
  * with {@code --gpu_id=-1} one on every GPU (thread {@code t} uses buffer {@code t % buffers}). With
  * {@code --init_mem} every byte is 0xCC, as Mooncake sets GPU buffers; device memory is filled
- * through a host staging region and the engine's device copier.
+ * through {@link TransferEngine#copyIn}.
  */
 final class BenchMemory implements AutoCloseable {
     /** {@code --gpu_id} that spreads the buffers over every GPU. */
     static final int EVERY_GPU = -1;
-    /** The most bytes one staged fill copies at a time. */
-    private static final long FILL_CHUNK = 64L << 20;
+    /** The most bytes one fill piece holds. */
+    private static final long FILL_CHUNK = 4L << 20;
 
     private final List<MemoryRegion> regions = new ArrayList<>();
     private final List<Runnable> frees = new ArrayList<>();
@@ -93,14 +93,12 @@ final class BenchMemory implements AutoCloseable {
         return all;
     }
 
-    /** Sets {@code length} bytes of device memory to {@code value} through a staging region and the copier. */
-    static void fill(TransferEngine engine, long device, long length, int value) {
-        Segment self = engine.openSegment(engine.localSegmentName());
-        try (HostMemory staging = engine.allocate(Math.min(length, FILL_CHUNK), RegionAccess.LOCAL_ONLY)) {
-            NativeMemory.fill(staging.address(), staging.length(), value);
-            for (long done = 0; done < length; done += staging.length()) {
-                engine.write(self, staging.address(), device + done, Math.min(staging.length(), length - done));
-            }
+    /** Sets {@code length} bytes of device memory to {@code value} ({@link TransferEngine#copyIn}, piece by piece). */
+    private static void fill(TransferEngine engine, long device, long length, int value) {
+        byte[] piece = new byte[(int) Math.min(length, FILL_CHUNK)];
+        Arrays.fill(piece, (byte) value);
+        for (long done = 0; done < length; done += piece.length) {
+            engine.copyIn(device + done, ByteBuffer.wrap(piece, 0, (int) Math.min(piece.length, length - done)));
         }
     }
 
