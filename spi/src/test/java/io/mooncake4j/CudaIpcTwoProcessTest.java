@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.testkit.Bytes;
 import io.mooncake4j.testkit.DeviceTargetProcess;
 import io.mooncake4j.testkit.FakeGpu;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
@@ -83,12 +84,6 @@ class CudaIpcTwoProcessTest {
         return Long.parseLong(answer.substring(4));
     }
 
-    private static byte[] bytes(long address, int length) {
-        byte[] b = new byte[length];
-        NativeMemory.wrap(address, length).get(b);
-        return b;
-    }
-
     @Test
     void shouldReadAndWriteThePeersGpuBufferThroughIpcWhenItIsOnThisHost() throws Exception {
         TargetProcessHandle child = child();
@@ -113,15 +108,15 @@ class CudaIpcTwoProcessTest {
             for (int i = 0; i < 4; i++) {
                 assertEquals(TransferStatus.COMPLETED, b.status(i), "request " + i + ": " + b.failureReason(i));
             }
-            assertArrayEquals(DeviceTargetProcess.pattern(7, 0, N), bytes(host.address() + N, N), "READ into host memory");
-            assertArrayEquals(DeviceTargetProcess.pattern(7, N, N), bytes(gpu.address() + N, N), "READ into GPU memory");
+            assertArrayEquals(DeviceTargetProcess.pattern(7, 0, N), Bytes.at(host.address() + N, N), "READ into host memory");
+            assertArrayEquals(DeviceTargetProcess.pattern(7, N, N), Bytes.at(gpu.address() + N, N), "READ into GPU memory");
             long written = DeviceTargetProcess.crc(java.util.Arrays.copyOf(up, N));
             assertEquals(written, childCrc(child, 2 * N, N), "WRITE from host memory, as the peer sees it");
             assertEquals(written, childCrc(child, 3 * N, N), "WRITE from GPU memory, as the peer sees it");
 
             // a second round uses the same mapping: opened once per buffer
             engine.read(peer, host.address(), remote + 3 * N, N);
-            assertArrayEquals(java.util.Arrays.copyOf(up, N), bytes(host.address(), N));
+            assertArrayEquals(java.util.Arrays.copyOf(up, N), Bytes.at(host.address(), N));
             Map<String, Long> counters = engine.counters();
             assertEquals(5, counters.get("cuda_ipc.requests"), counters.toString());
             assertEquals(5L * N, counters.get("cuda_ipc.bytes"));
@@ -148,7 +143,7 @@ class CudaIpcTwoProcessTest {
         try (TransferEngine engine = engine(Map.of()); HostMemory host = engine.allocate(N)) {
             Segment peer = engine.openSegment(child.segment);
             engine.read(peer, host.address(), child.address, N);
-            assertArrayEquals(DeviceTargetProcess.pattern(7, 0, N), bytes(host.address(), N));
+            assertArrayEquals(DeviceTargetProcess.pattern(7, 0, N), Bytes.at(host.address(), N));
             String[] moved = child.command("reallocate").split(" ");
             long fresh = Long.parseLong(moved[1]);
             assertEquals("OK", child.command("fill 9"));
@@ -156,7 +151,7 @@ class CudaIpcTwoProcessTest {
             Map<String, Long> counters = engine.counters();
             assertEquals(1, counters.get("cuda_ipc.closes"), "the old buffer's mapping closed at the re-fetch: " + counters);
             engine.read(peer, host.address(), fresh, N);
-            assertArrayEquals(DeviceTargetProcess.pattern(9, 0, N), bytes(host.address(), N));
+            assertArrayEquals(DeviceTargetProcess.pattern(9, 0, N), Bytes.at(host.address(), N));
             counters = engine.counters();
             assertEquals(2, counters.get("cuda_ipc.opens"), counters.toString());
             assertEquals(1, counters.get("cuda_ipc.closes"), counters.toString());

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.DeviceAllocation;
+import io.mooncake4j.testkit.Bytes;
 import io.mooncake4j.testkit.FakeGpu;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -160,9 +161,9 @@ class TransferEngineDeviceMemoryTest {
                 assertTrue(b.failureReason(2).contains("is not inside one registered region of the local segment"), b.failureReason(2));
                 assertEquals(TransferStatus.COMPLETED, b.status(3));
                 assertEquals(TransferStatus.COMPLETED, b.status(4));
-                assertArrayEquals(data, bytes(gpu.address() + 4096), "host to device");
-                assertArrayEquals(data, bytes(host.address() + 4096), "host to host");
-                assertArrayEquals(onDevice, bytes(host.address() + 2 * 4096), "device to host");
+                assertArrayEquals(data, Bytes.at(gpu.address() + 4096, 4096), "host to device");
+                assertArrayEquals(data, Bytes.at(host.address() + 4096, 4096), "host to host");
+                assertArrayEquals(onDevice, Bytes.at(host.address() + 2 * 4096, 4096), "device to host");
                 long leaked = DeviceMemory.leakedBytes();
                 gpu.close(); // unregisters once nothing of the round pins it, then frees
                 assertEquals(leaked, DeviceMemory.leakedBytes());
@@ -197,7 +198,7 @@ class TransferEngineDeviceMemoryTest {
             for (int i = 0; i < n; i++) {
                 DeviceMemory to = i % 2 == 0 ? gpu0 : gpu1;
                 assertArrayEquals(java.util.Arrays.copyOfRange(data, i * block, (i + 1) * block),
-                        bytes(to.address() + (long) i * block, block), "block " + i);
+                        Bytes.at(to.address() + (long) i * block, block), "block " + i);
             }
             long leaked = DeviceMemory.leakedBytes();
             gpu0.close(); // both copies reported: nothing of the round pins either region
@@ -258,7 +259,7 @@ class TransferEngineDeviceMemoryTest {
                 }
                 assertTrue(completed > 0, "completed " + completed);
                 assertEquals(rounds / 5, canceled, "closed rounds");
-                assertArrayEquals(data, bytes(gpu.address(), n * block));
+                assertArrayEquals(data, Bytes.at(gpu.address(), n * block));
                 long leaked = DeviceMemory.leakedBytes();
                 gpu.close(); // every round's pins were released: unregisters at once and frees
                 assertEquals(leaked, DeviceMemory.leakedBytes());
@@ -267,16 +268,6 @@ class TransferEngineDeviceMemoryTest {
                 gpu.close();
             }
         }
-    }
-
-    private static byte[] bytes(long address) {
-        return bytes(address, 4096);
-    }
-
-    private static byte[] bytes(long address, int length) {
-        byte[] b = new byte[length];
-        NativeMemory.wrap(address, length).get(b);
-        return b;
     }
 
     @Test

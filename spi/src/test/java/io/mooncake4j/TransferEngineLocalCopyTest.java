@@ -6,10 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.testkit.Bytes;
 import io.mooncake4j.testkit.FakeGpu;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.Random;
 import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -25,27 +25,15 @@ class TransferEngineLocalCopyTest {
         return FakeGpu.installedFor(() -> TransferEngine.create(TransferEngineTest.config().transferTimeout(timeout).build()));
     }
 
-    private static byte[] random(int n, int seed) {
-        byte[] b = new byte[n];
-        new Random(seed).nextBytes(b);
-        return b;
-    }
-
-    private static byte[] raw(long address, int n) {
-        byte[] b = new byte[n];
-        NativeMemory.wrap(address, n).get(b);
-        return b;
-    }
-
     @Test
     void shouldCopyHeapAndDirectBuffersIntoAndOutOfHostMemoryAtAnOffset() {
         try (TransferEngine engine = engine(Duration.ofSeconds(10)); HostMemory host = engine.allocate(1 << 16)) {
             int copiesBefore = FakeGpu.COPY_CALLS.get();
-            byte[] data = random(5000, 1);
+            byte[] data = Bytes.random(5000, 1);
             ByteBuffer src = ByteBuffer.wrap(data, 100, 4900);
             engine.copyIn(host.address() + 3, src);
             assertEquals(5000, src.position(), "the source's position advances");
-            assertArrayEquals(java.util.Arrays.copyOfRange(data, 100, 5000), raw(host.address() + 3, 4900));
+            assertArrayEquals(java.util.Arrays.copyOfRange(data, 100, 5000), Bytes.at(host.address() + 3, 4900));
 
             ByteBuffer dst = ByteBuffer.allocateDirect(4900);
             engine.copyOut(host.address() + 3, dst);
@@ -62,11 +50,11 @@ class TransferEngineLocalCopyTest {
         int n = 2 * LocalCopies.CHUNK_BYTES + 12345; // three pieces, the last one partial
         try (TransferEngine engine = engine(Duration.ofSeconds(10));
                 DeviceMemory gpu = engine.allocate(n + 64, MemoryLocation.cuda(0))) {
-            byte[] data = random(n, 2);
+            byte[] data = Bytes.random(n, 2);
             int copiesBefore = FakeGpu.COPY_CALLS.get();
             engine.copyIn(gpu.address() + 64, ByteBuffer.wrap(data));
             assertEquals(copiesBefore + 3, FakeGpu.COPY_CALLS.get(), "one device copy per 4 MiB piece");
-            assertArrayEquals(data, raw(gpu.address() + 64, n), "the bytes are in device memory");
+            assertArrayEquals(data, Bytes.at(gpu.address() + 64, n), "the bytes are in device memory");
 
             byte[] back = new byte[n];
             engine.copyOut(gpu.address() + 64, ByteBuffer.wrap(back));
@@ -82,7 +70,7 @@ class TransferEngineLocalCopyTest {
             io.mooncake4j.spi.DeviceAllocation a = FakeGpu.allocateDevice(8192);
             try {
                 engine.registerMemory(a.address(), 8192, MemoryLocation.cuda(0), RegionAccess.LOCAL_ONLY);
-                byte[] data = random(8192, 3);
+                byte[] data = Bytes.random(8192, 3);
                 engine.copyIn(a.address(), ByteBuffer.wrap(data));
                 byte[] back = new byte[8192];
                 engine.copyOut(a.address(), ByteBuffer.wrap(back));
@@ -119,8 +107,8 @@ class TransferEngineLocalCopyTest {
         long leaked = HostMemory.leakedBytes();
         try (TransferEngine engine = engine(Duration.ofMillis(300));
                 DeviceMemory gpu = engine.allocate(8192, MemoryLocation.cuda(0))) {
-            byte[] x = random(4096, 4);
-            byte[] y = random(4096, 5);
+            byte[] x = Bytes.random(4096, 4);
+            byte[] y = Bytes.random(4096, 5);
             CountDownLatch gate = new CountDownLatch(1);
             FakeGpu.gate = gate; // device copies wait
             MooncakeException e = assertThrows(MooncakeException.class,

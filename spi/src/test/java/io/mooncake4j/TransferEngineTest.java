@@ -8,12 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.mooncake4j.testkit.Bytes;
 import io.mooncake4j.testkit.InMemoryTransportProvider;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -51,12 +51,6 @@ class TransferEngineTest {
         InMemoryTransportProvider.STALLED.clear();
     }
 
-    private static byte[] random(int n, long seed) {
-        byte[] data = new byte[n];
-        new Random(seed).nextBytes(data);
-        return data;
-    }
-
     private static byte[] read(HostMemory m, long offset, int n) {
         byte[] out = new byte[n];
         m.buffer(offset, n).get(out);
@@ -66,7 +60,7 @@ class TransferEngineTest {
     @Test
     void shouldWriteAndReadBackBetweenTwoEngines() {
         try (HostMemory src = a.allocate(1 << 20); HostMemory dst = b.allocate(1 << 20)) {
-            byte[] data = random(1 << 20, 1);
+            byte[] data = Bytes.random(1 << 20, 1);
             src.buffer(0, data.length).put(data);
             Segment seg = a.openSegment(b.localSegmentName());
             assertEquals(b.localSegmentName(), seg.name());
@@ -81,7 +75,7 @@ class TransferEngineTest {
     @Test
     void shouldCopyWithinTheLocalSegment() {
         try (HostMemory m = a.allocate(8192)) {
-            byte[] data = random(4096, 2);
+            byte[] data = Bytes.random(4096, 2);
             m.buffer(0, 4096).put(data);
             Segment self = a.openSegment(a.localSegmentName());
             assertTrue(self.isLocal());

@@ -79,9 +79,7 @@ public final class TransportSelector {
     /** The available provider of {@code protocol} with the highest priority (ties: class name), or null. */
     private static TransportProvider best(EngineConfig config, List<TransportProvider> providers, String protocol, boolean autoOnly) {
         return providers.stream()
-                .filter(p -> p.protocol().toLowerCase(Locale.ROOT).equals(protocol)
-                        && (!autoOnly || safeAutoSelectable(p, config))
-                        && safeCause(p, config) == null)
+                .filter(p -> p.protocol().toLowerCase(Locale.ROOT).equals(protocol) && usable(p, config, autoOnly))
                 .max(PRIORITY)
                 .orElse(null);
     }
@@ -117,7 +115,7 @@ public final class TransportSelector {
                             + ". Put the plugin jar on the classpath or set MOONCAKE_PROTOCOL to a known one");
         }
         return providers.stream()
-                .filter(p -> safeAutoSelectable(p, config) && safeCause(p, config) == null)
+                .filter(p -> usable(p, config, true))
                 .max(PRIORITY)
                 .orElseThrow(() -> new MooncakeException(
                         ErrorCode.TRANSPORT_UNAVAILABLE,
@@ -145,6 +143,11 @@ public final class TransportSelector {
             sb.append(')');
         }
         return sb.toString();
+    }
+
+    /** Whether {@code p} can serve an engine with {@code config}; with {@code autoOnly}, also unnamed. */
+    private static boolean usable(TransportProvider p, EngineConfig config, boolean autoOnly) {
+        return (!autoOnly || safeAutoSelectable(p, config)) && safeCause(p, config) == null;
     }
 
     /** Why {@code p} cannot serve an engine with {@code config}, or null; a provider that throws is unavailable. */

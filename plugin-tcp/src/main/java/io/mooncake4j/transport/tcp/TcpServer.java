@@ -81,7 +81,7 @@ final class TcpServer implements AutoCloseable {
     private final ServerSocketChannel server;
     private final ThreadPoolExecutor threads;
     /** The pool's threads, dead ones pruned as new ones start: joined on close. */
-    private final Set<Thread> servingThreads;
+    private final Set<Thread> servingThreads = ConcurrentHashMap.newKeySet();
     private final StagingPool staging = new StagingPool(MAX_IDLE_STAGING, MAX_IOV);
     private final DeviceStaging deviceStaging;
     private final Set<Served> connections = ConcurrentHashMap.newKeySet();
@@ -113,7 +113,6 @@ final class TcpServer implements AutoCloseable {
         }
         this.server = ch;
         AtomicInteger serial = new AtomicInteger();
-        this.servingThreads = ConcurrentHashMap.newKeySet();
         // one thread per connection plus the accepting one, kept a while for the next connection;
         // killed connections end promptly, so twice the cap leaves room for those still ending
         this.threads =

@@ -11,12 +11,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.mooncake4j.nativeio.NativeMemory;
 import io.mooncake4j.spi.DeviceAllocation;
 import io.mooncake4j.spi.Submission;
+import io.mooncake4j.testkit.Bytes;
 import io.mooncake4j.testkit.FakeGpu;
 import java.io.IOException;
 import java.lang.reflect.Proxy;
 import java.nio.ByteBuffer;
 import java.nio.channels.Pipe;
-import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -59,14 +59,14 @@ class DevicePipeTest {
 
     @Test
     void shouldReceiveAPayloadIntoDeviceMemoryAndLeaveTheNextFrameUnread() throws Exception {
-        byte[] payload = random(LEN, 1);
+        byte[] payload = Bytes.random(LEN, 1);
         Pipe p = Pipe.open();
         CompletableFuture<Void> writer = writeAsync(p, payload, TRAILER);
         in.fill(p.source(), 1000, 1000, watch); // part of the payload already staged, as after a status frame
         long copies = FakeGpu.STAGED_COPIES.get();
         assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, null, 0));
         assertEquals(copies + 4, FakeGpu.STAGED_COPIES.get(), "one copy per chunk");
-        assertArrayEquals(payload, bytes(device.address(), LEN));
+        assertArrayEquals(payload, Bytes.at(device.address(), LEN));
         assertTrailerNext(p);
         writer.get(10, TimeUnit.SECONDS);
     }
@@ -74,7 +74,7 @@ class DevicePipeTest {
     @Test
     void shouldDropTheRestOfThePayloadOnceTheRequestEnded() throws Exception {
         fill(device.address(), LEN, (byte) 0x5A);
-        byte[] payload = random(LEN, 2);
+        byte[] payload = Bytes.random(LEN, 2);
         Pipe p = Pipe.open();
         CompletableFuture<Void> writer = writeAsync(p, payload, TRAILER);
         // ends after two chunks were taken: isDone is asked before the payload and after each chunk
@@ -87,7 +87,7 @@ class DevicePipeTest {
                     return asked.incrementAndGet() > 2;
                 });
         assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, ending, 0));
-        byte[] got = bytes(device.address(), LEN);
+        byte[] got = Bytes.at(device.address(), LEN);
         for (int i = 0; i < LEN; i++) {
             assertEquals(i < 2 * CHUNK ? payload[i] : (byte) 0x5A, got[i], "byte " + i);
         }
@@ -97,7 +97,7 @@ class DevicePipeTest {
 
     @Test
     void shouldReportAFailedCopyKeepTheStreamInStepAndWorkAgain() throws Exception {
-        byte[] payload = random(LEN, 3);
+        byte[] payload = Bytes.random(LEN, 3);
         Pipe p = Pipe.open();
         CompletableFuture<Void> writer = writeAsync(p, payload, TRAILER, payload, TRAILER);
         FakeGpu.STAGED_COPIES_BEFORE_FAILURE.set(1);
@@ -107,14 +107,14 @@ class DevicePipeTest {
         assertTrue(failure.contains("injected copy failure"), failure);
         assertTrailerNext(p);
         assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, null, 0), "a new stager after the failure");
-        assertArrayEquals(payload, bytes(device.address(), LEN));
+        assertArrayEquals(payload, Bytes.at(device.address(), LEN));
         assertTrailerNext(p);
         writer.get(10, TimeUnit.SECONDS);
     }
 
     @Test
     void shouldSendExactlyThePayloadFromDeviceMemory() throws Exception {
-        byte[] payload = random(LEN, 4);
+        byte[] payload = Bytes.random(LEN, 4);
         NativeMemory.wrap(device.address(), LEN).put(payload);
         Pipe p = Pipe.open();
         CompletableFuture<byte[]> reader = CompletableFuture.supplyAsync(() -> readFully(p, LEN + 1));
@@ -131,8 +131,8 @@ class DevicePipeTest {
     @Test
     void shouldSendAPrefetchedPayloadAndRedoOneThatWasNotTheNext() throws Exception {
         try (DeviceAllocation second = FakeGpu.allocateDevice(LEN)) {
-            byte[] a = random(LEN, 5);
-            byte[] b = random(LEN, 6);
+            byte[] a = Bytes.random(LEN, 5);
+            byte[] b = Bytes.random(LEN, 6);
             NativeMemory.wrap(device.address(), LEN).put(a);
             NativeMemory.wrap(second.address(), LEN).put(b);
             Pipe p = Pipe.open();
@@ -165,17 +165,17 @@ class DevicePipeTest {
     @Test
     void shouldReadTheNextPayloadBeforeTheLastCopiesOfOneAreSettled() throws Exception {
         try (DeviceAllocation second = FakeGpu.allocateDevice(LEN)) {
-            byte[] a = random(LEN, 7);
-            byte[] b = random(LEN, 8);
+            byte[] a = Bytes.random(LEN, 7);
+            byte[] b = Bytes.random(LEN, 8);
             Pipe p = Pipe.open();
             CompletableFuture<Void> writer = writeAsync(p, a, b, TRAILER);
             pipe.receiveUnsettled(p.source(), in, watch, device.address(), LEN, null, 0);
             assertTrue(pipe.hasUnsettled());
             pipe.receiveUnsettled(p.source(), in, watch, second.address(), LEN, null, 0);
             assertNull(pipe.settle(), "the first payload");
-            assertArrayEquals(a, bytes(device.address(), LEN));
+            assertArrayEquals(a, Bytes.at(device.address(), LEN));
             assertNull(pipe.settle(), "the second payload");
-            assertArrayEquals(b, bytes(second.address(), LEN));
+            assertArrayEquals(b, Bytes.at(second.address(), LEN));
             assertFalse(pipe.hasUnsettled());
             assertTrailerNext(p);
             assertTrue(pipe.isReusable());
@@ -186,7 +186,7 @@ class DevicePipeTest {
     @Test
     void shouldFailBothUnsettledPayloadsWhenTheOlderOnesLastCopyFailsAndKeepTheStreamInStep() throws Exception {
         try (DeviceAllocation second = FakeGpu.allocateDevice(LEN)) {
-            byte[] a = random(LEN, 9);
+            byte[] a = Bytes.random(LEN, 9);
             Pipe p = Pipe.open();
             CompletableFuture<Void> writer = writeAsync(p, a, a, TRAILER, a, TRAILER);
             FakeGpu.STAGED_COPIES_BEFORE_FAILURE.set(3); // the first payload's fourth (last) copy fails
@@ -200,7 +200,7 @@ class DevicePipeTest {
             assertNotNull(next, "the payload read behind it, whose copies went with the stager");
             assertTrailerNext(p);
             assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, null, 0), "a new stager after the failure");
-            assertArrayEquals(a, bytes(device.address(), LEN));
+            assertArrayEquals(a, Bytes.at(device.address(), LEN));
             assertTrailerNext(p);
             writer.get(10, TimeUnit.SECONDS);
         }
@@ -208,7 +208,7 @@ class DevicePipeTest {
 
     @Test
     void shouldLeaveNothingToSettleWhenThePeerClosesInsideAPayloadAndReceiveAgain() throws Exception {
-        byte[] payload = random(LEN, 10);
+        byte[] payload = Bytes.random(LEN, 10);
         Pipe cut = Pipe.open();
         CompletableFuture<Void> closing = writeAsync(cut, java.util.Arrays.copyOf(payload, 2 * CHUNK + 10))
                 .thenRun(() -> TcpServer.closeQuietly(cut.sink()));
@@ -220,7 +220,7 @@ class DevicePipeTest {
         Pipe p = Pipe.open();
         CompletableFuture<Void> writer = writeAsync(p, payload, TRAILER);
         assertNull(pipe.receive(p.source(), in, watch, device.address(), LEN, null, 0), "the next connection's payload");
-        assertArrayEquals(payload, bytes(device.address(), LEN));
+        assertArrayEquals(payload, Bytes.at(device.address(), LEN));
         assertTrailerNext(p);
         writer.get(10, TimeUnit.SECONDS);
     }
@@ -260,18 +260,6 @@ class DevicePipeTest {
             throw new java.io.UncheckedIOException(e);
         }
         return b.array();
-    }
-
-    private static byte[] random(int n, long seed) {
-        byte[] b = new byte[n];
-        new SplittableRandom(seed).nextBytes(b);
-        return b;
-    }
-
-    private static byte[] bytes(long address, int n) {
-        byte[] b = new byte[n];
-        NativeMemory.wrap(address, n).get(b);
-        return b;
     }
 
     private static void fill(long address, int n, byte v) {

@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.mooncake4j.MemoryLocation;
 import io.mooncake4j.Opcode;
 import io.mooncake4j.metadata.SegmentDescriptor;
-import io.mooncake4j.nativeio.NativeMemory;
+import io.mooncake4j.testkit.Bytes;
 import io.mooncake4j.transport.tcp.TcpTestKit.FakeContext;
 import io.mooncake4j.transport.tcp.TcpTestKit.FakeSubmission;
 import io.mooncake4j.transport.tcp.TcpTestKit.Mapped;
@@ -197,7 +197,7 @@ class TcpServerLimitsIntegrationTest {
                 initiator.submit(peer, w);
                 assertTrue(w.await(20_000), "round " + round + " did not end");
                 assertEquals("", w.failures(), "round " + round);
-                assertArrayEquals(bytes(local.address, (int) local.length), memory(0, (int) local.length));
+                assertArrayEquals(Bytes.at(local.address, (int) local.length), memory(0, (int) local.length));
                 long closed = counter("idle_timeouts");
                 await(() -> counter("idle_timeouts") > closed, "the target closes the idle lanes");
                 await(() -> counter("served_connections_open") == 0, "the lanes' connections ended");
@@ -206,12 +206,6 @@ class TcpServerLimitsIntegrationTest {
     }
 
     // ---------------------------------------------------------------- helpers
-
-    private static byte[] bytes(long address, int size) {
-        byte[] b = new byte[size];
-        NativeMemory.wrap(address, size).get(b);
-        return b;
-    }
 
     private Socket connect() throws IOException {
         Socket s = new Socket();
@@ -257,7 +251,7 @@ class TcpServerLimitsIntegrationTest {
     }
 
     private byte[] memory(long offset, int size) {
-        return bytes(mem.address + offset, size);
+        return Bytes.at(mem.address + offset, size);
     }
 
     private static byte[] randomBytes(SplittableRandom rnd, int size) {
